@@ -1,0 +1,15 @@
+//! Everything Calendly: the API client, its models and errors, webhook
+//! signatures, and the simulator that stands in for Calendly in tests and
+//! the demo.
+
+mod client;
+mod error;
+pub mod model;
+mod pacer;
+pub mod simulator;
+pub mod webhook;
+
+pub use client::{CalendlyClient, CallStats, ClientSettings, EventInvitees};
+pub use error::CalendlyError;
+pub use pacer::RateHeaders;
+pub use simulator::{Fault, SimStats, Simulator, SimulatorConfig};

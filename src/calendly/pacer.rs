@@ -1,0 +1,320 @@
+//! Pacing by Calendly's own rate-limit headers.
+//!
+//! Calendly sends `X-RateLimit-Limit`, `X-RateLimit-Remaining` and
+//! `X-RateLimit-Reset` (seconds until the window resets) on every answer. The
+//! pacer keeps the budget those headers describe and hands out one permit per
+//! request: while the window has budget, requests go at once (up to the
+//! client's concurrency); when it is spent, everyone waits for the reset
+//! instead of collecting 429s. A 429 blocks every request until its wait is
+//! over.
+//!
+//! Until the first answer the limit is unknown, so only one request may be in
+//! flight. All waiting uses tokio's clock, so tests can pause time.
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::header::HeaderMap;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// A reset value above this is an epoch timestamp, not a number of seconds
+/// (about 2001-09-09; no window lasts 31 years).
+const EPOCH_THRESHOLD: u64 = 1_000_000_000;
+
+/// Two answers whose computed resets differ by less than this belong to the
+/// same window (the header has whole-second resolution, plus latency).
+const SAME_WINDOW_SLACK: Duration = Duration::from_secs(2);
+
+/// The rate-limit headers of one answer, as far as they were present.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateHeaders {
+    pub limit: Option<u32>,
+    pub remaining: Option<u32>,
+    /// Time until the window resets.
+    pub reset: Option<Duration>,
+    /// `Retry-After`, on a 429.
+    pub retry_after: Option<Duration>,
+}
+
+impl RateHeaders {
+    /// Reads the headers, ignoring any that are missing or malformed.
+    pub fn parse(headers: &HeaderMap) -> Self {
+        let number = |name: &str| -> Option<u64> {
+            headers
+                .get(name)?
+                .to_str()
+                .ok()?
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .map(|v| v.ceil() as u64)
+        };
+        let clamp = |v: u64| u32::try_from(v).unwrap_or(u32::MAX);
+        Self {
+            limit: number("x-ratelimit-limit").map(clamp),
+            remaining: number("x-ratelimit-remaining").map(clamp),
+            reset: number("x-ratelimit-reset").map(seconds_or_epoch),
+            retry_after: headers
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(parse_retry_after),
+        }
+    }
+
+    /// How long a 429 asks to wait: `Retry-After`, else `X-RateLimit-Reset`.
+    pub fn wait_hint(&self) -> Option<Duration> {
+        self.retry_after.or(self.reset)
+    }
+}
+
+/// `X-RateLimit-Reset` is documented as seconds until the reset; some proxies
+/// and other APIs send an epoch instead. A value that can only be an epoch is
+/// read as one.
+fn seconds_or_epoch(value: u64) -> Duration {
+    if value < EPOCH_THRESHOLD {
+        return Duration::from_secs(value);
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Duration::from_secs(value.saturating_sub(now))
+}
+
+/// `Retry-After` is either delay-seconds or an HTTP date.
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(seconds_or_epoch(seconds));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+#[derive(Debug, Default)]
+struct Window {
+    /// Requests the current window still allows us, `None` before the first answer.
+    remaining: Option<u32>,
+    limit: Option<u32>,
+    /// When the current window ends (by our clock, never earlier than Calendly's).
+    reset_at: Option<Instant>,
+    /// Requests sent and not yet answered.
+    in_flight: u32,
+    /// After a 429: nobody sends before this.
+    blocked_until: Option<Instant>,
+}
+
+/// Shared by every request of one client.
+#[derive(Debug, Default)]
+pub struct Pacer {
+    window: Mutex<Window>,
+    changed: Notify,
+}
+
+/// Leave to send one request. Report its answer's headers with
+/// [`Permit::observe`]; dropping it frees the slot either way.
+#[derive(Debug)]
+pub struct Permit<'a> {
+    pacer: &'a Pacer,
+}
+
+impl Pacer {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Waits until one more request fits in the window.
+    pub async fn acquire(&self) -> Permit<'_> {
+        loop {
+            // Registered before the state is read, so no wake-up is missed.
+            let changed = self.changed.notified();
+            let deadline = {
+                let mut w = self.lock();
+                let now = Instant::now();
+                match w.blocked_until {
+                    Some(until) if until > now => Some(until),
+                    _ => {
+                        w.blocked_until = None;
+                        if w.reset_at.is_some_and(|at| at <= now) {
+                            // The window is over: the full limit is ours again
+                            // until an answer says otherwise.
+                            w.reset_at = None;
+                            w.remaining = w.limit;
+                        }
+                        match w.remaining {
+                            None if w.in_flight == 0 => {
+                                w.in_flight += 1;
+                                return Permit { pacer: self };
+                            }
+                            Some(n) if n > 0 => {
+                                w.remaining = Some(n - 1);
+                                w.in_flight += 1;
+                                return Permit { pacer: self };
+                            }
+                            _ => w.reset_at,
+                        }
+                    }
+                }
+            };
+            match deadline {
+                Some(at) => {
+                    tokio::select! {
+                        _ = changed => {}
+                        _ = tokio::time::sleep_until(at) => {}
+                    }
+                }
+                None => changed.await,
+            }
+        }
+    }
+
+    /// Stops every request for `wait` (after a 429).
+    pub fn block_for(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut w = self.lock();
+        w.blocked_until = Some(w.blocked_until.map_or(until, |u| u.max(until)));
+        w.remaining = Some(0);
+        w.reset_at = Some(w.reset_at.map_or(until, |r| r.max(until)));
+        drop(w);
+        self.changed.notify_waiters();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Window> {
+        // A panic while holding this lock cannot leave the window inconsistent
+        // (every update is a few assignments), so a poisoned lock is usable.
+        self.window.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Permit<'_> {
+    /// Takes the budget from an answer's headers.
+    pub fn observe(&self, headers: &RateHeaders) {
+        let (Some(server_remaining), Some(reset)) = (headers.remaining, headers.reset) else {
+            return;
+        };
+        let mut w = self.pacer.lock();
+        if headers.limit.is_some() {
+            w.limit = headers.limit;
+        }
+        // Requests of ours still in flight may not be counted in this answer yet.
+        let others = w.in_flight.saturating_sub(1);
+        let budget = server_remaining.saturating_sub(others);
+        // Rounded up by a second: the header is whole seconds, and sending a
+        // moment late costs little while sending early costs a 429.
+        let reset_at = Instant::now() + reset + Duration::from_secs(1);
+        let same_window = w
+            .reset_at
+            .is_some_and(|at| reset_at <= at + SAME_WINDOW_SLACK);
+        if same_window {
+            // Answers arrive out of order: within one window the lowest count wins.
+            w.remaining = Some(w.remaining.map_or(budget, |r| r.min(budget)));
+            w.reset_at = w.reset_at.map(|at| at.max(reset_at));
+        } else {
+            w.remaining = Some(budget);
+            w.reset_at = Some(reset_at);
+        }
+        drop(w);
+        self.pacer.changed.notify_waiters();
+    }
+}
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let mut w = self.pacer.lock();
+        w.in_flight = w.in_flight.saturating_sub(1);
+        drop(w);
+        self.pacer.changed.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn reset_is_read_as_seconds_and_an_epoch_as_a_point_in_time() {
+        let h = RateHeaders::parse(&headers(&[
+            ("x-ratelimit-limit", "500"),
+            ("x-ratelimit-remaining", "0"),
+            ("x-ratelimit-reset", "60"),
+        ]));
+        assert_eq!(h.limit, Some(500));
+        assert_eq!(h.remaining, Some(0));
+        assert_eq!(h.reset, Some(Duration::from_secs(60)));
+
+        let in_30s = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 30;
+        let h = RateHeaders::parse(&headers(&[("x-ratelimit-reset", &in_30s.to_string())]));
+        let reset = h.reset.unwrap();
+        assert!(reset <= Duration::from_secs(30) && reset >= Duration::from_secs(28));
+    }
+
+    #[test]
+    fn retry_after_wins_over_reset_and_accepts_an_http_date() {
+        let h = RateHeaders::parse(&headers(&[("retry-after", "7"), ("x-ratelimit-reset", "60")]));
+        assert_eq!(h.wait_hint(), Some(Duration::from_secs(7)));
+        let date = (chrono::Utc::now() + chrono::Duration::seconds(20)).to_rfc2822();
+        let h = RateHeaders::parse(&headers(&[("retry-after", &date)]));
+        assert!(h.wait_hint().unwrap() <= Duration::from_secs(20));
+        let h = RateHeaders::parse(&headers(&[("retry-after", "soon"), ("x-ratelimit-reset", "x")]));
+        assert_eq!(h.wait_hint(), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_window_holds_requests_until_it_resets() {
+        let pacer = Pacer::new();
+        let first = pacer.acquire().await;
+        first.observe(&RateHeaders {
+            limit: Some(2),
+            remaining: Some(1),
+            reset: Some(Duration::from_secs(10)),
+            retry_after: None,
+        });
+        drop(first);
+        let start = Instant::now();
+        drop(pacer.acquire().await); // the one request left in this window
+        drop(pacer.acquire().await); // waits for the reset
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_secs(10), "waited {waited:?}");
+        assert!(waited <= Duration::from_secs(12), "waited {waited:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_one_request_flies_before_the_limit_is_known() {
+        let pacer = Pacer::new();
+        let first = pacer.acquire().await;
+        let second = tokio::time::timeout(Duration::from_secs(5), pacer.acquire()).await;
+        assert!(second.is_err(), "a second permit was granted blind");
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_secs(5), pacer.acquire()).await;
+        assert!(second.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_429_blocks_everyone_for_its_wait() {
+        let pacer = Pacer::new();
+        let p = pacer.acquire().await;
+        p.observe(&RateHeaders {
+            limit: Some(100),
+            remaining: Some(99),
+            reset: Some(Duration::from_secs(60)),
+            retry_after: None,
+        });
+        drop(p);
+        pacer.block_for(Duration::from_secs(30));
+        let start = Instant::now();
+        drop(pacer.acquire().await);
+        assert!(start.elapsed() >= Duration::from_secs(30));
+    }
+}
