@@ -38,7 +38,11 @@ pub struct CalendlyArgs {
     pub calendly_org_uri: Option<String>,
 
     /// Where the Calendly API is (tests point it at a simulator).
-    #[arg(long, env = "CALENDLY_API_BASE", default_value = "https://api.calendly.com")]
+    #[arg(
+        long,
+        env = "CALENDLY_API_BASE",
+        default_value = "https://api.calendly.com"
+    )]
     pub calendly_api_base: Url,
 
     /// Events whose invitees are fetched at the same time.
@@ -84,7 +88,12 @@ pub struct SimulateArgs {
     pub bind: SocketAddr,
 
     /// The bearer token the simulator accepts (the organization owner's).
-    #[arg(long, env = "CALSCAN_SIM_TOKEN", default_value = "demo-token", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CALSCAN_SIM_TOKEN",
+        default_value = "demo-token",
+        hide_env_values = true
+    )]
     pub token: String,
 
     /// A second token, of a member who is not an admin (gets 403 on
@@ -154,14 +163,32 @@ mod tests {
     #[test]
     fn simulate_takes_the_flags_the_spec_names() {
         let cli = Cli::try_parse_from([
-            "calscan", "simulate", "--bind", "127.0.0.1:0", "--token", "t", "--events", "10",
-            "--seed", "3", "--latency-ms", "5", "--rate-limit", "100", "--rate-window-s", "10",
-            "--fail-rate", "0.1",
+            "calscan",
+            "simulate",
+            "--bind",
+            "127.0.0.1:0",
+            "--token",
+            "t",
+            "--events",
+            "10",
+            "--seed",
+            "3",
+            "--latency-ms",
+            "5",
+            "--rate-limit",
+            "100",
+            "--rate-window-s",
+            "10",
+            "--fail-rate",
+            "0.1",
         ])
         .unwrap();
         let Command::Simulate(args) = cli.command;
         let config = args.simulator_config();
-        assert_eq!((config.events, config.seed, config.rate_limit), (10, 3, 100));
+        assert_eq!(
+            (config.events, config.seed, config.rate_limit),
+            (10, 3, 100)
+        );
         assert_eq!(config.rate_window, Duration::from_secs(10));
         assert_eq!(config.latency, Duration::from_millis(5));
         assert!((config.fail_rate - 0.1).abs() < f64::EPSILON);

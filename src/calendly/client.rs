@@ -315,10 +315,7 @@ impl CalendlyClient {
     /// Every invitee of every event of the organization; a convenience for
     /// callers that need no progress.
     pub async fn all_invitees(&self, organization: &str) -> Result<Vec<Invitee>, CalendlyError> {
-        let events: Vec<Event> = self
-            .events(organization, None)
-            .try_concat()
-            .await?;
+        let events: Vec<Event> = self.events(organization, None).try_concat().await?;
         self.invitees_of(events)
             .map_ok(|e| e.invitees)
             .try_concat()
@@ -400,7 +397,10 @@ impl CalendlyClient {
             };
             match failure {
                 Attempt::RateLimited(hint) => {
-                    self.inner.counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    self.inner
+                        .counters
+                        .rate_limited
+                        .fetch_add(1, Ordering::Relaxed);
                     rate_waits += 1;
                     attempts -= 1; // a 429 is Calendly pacing us, not failing
                     let wait = match hint {
@@ -419,7 +419,10 @@ impl CalendlyClient {
                             last: "HTTP 429 Too Many Requests, again and again".into(),
                         }));
                     }
-                    tracing::warn!(wait_ms = wait.as_millis() as u64, "Calendly rate limit reached; waiting");
+                    tracing::warn!(
+                        wait_ms = wait.as_millis() as u64,
+                        "Calendly rate limit reached; waiting"
+                    );
                     self.inner.pacer.block_for(wait);
                 }
                 Attempt::Transient(last) => match backoff.next() {
@@ -428,7 +431,12 @@ impl CalendlyClient {
                         tracing::warn!(attempts, delay_ms = delay.as_millis() as u64, error = %last, "Calendly request failed; retrying");
                         tokio::time::sleep(delay).await;
                     }
-                    None => return Err(Attempt::Fatal(CalendlyError::Unavailable { attempts, last })),
+                    None => {
+                        return Err(Attempt::Fatal(CalendlyError::Unavailable {
+                            attempts,
+                            last,
+                        }));
+                    }
                 },
                 final_failure => return Err(final_failure),
             }
@@ -451,7 +459,10 @@ impl CalendlyClient {
             .map_err(|e| Attempt::Transient(describe_transport_error(&e)))?;
         let status = response.status();
         let rate = RateHeaders::parse(response.headers());
-        permit.observe(&rate);
+        if status != StatusCode::TOO_MANY_REQUESTS {
+            // A 429's wait is handled by the retry loop (Retry-After first).
+            permit.observe(&rate);
+        }
         drop(permit);
         // A connection reset mid-body shows up here.
         let body = response
@@ -478,7 +489,11 @@ impl CalendlyClient {
         }
         let error = error.unwrap_or_default();
         let text = |s: &str, fallback: &str| {
-            if s.is_empty() { fallback.to_owned() } else { s.to_owned() }
+            if s.is_empty() {
+                fallback.to_owned()
+            } else {
+                s.to_owned()
+            }
         };
         let title = text(&error.title, status.canonical_reason().unwrap_or("error"));
         let message = text(&error.message, "no message");
@@ -502,13 +517,7 @@ impl CalendlyClient {
                 details: error
                     .details
                     .iter()
-                    .map(|d| {
-                        format!(
-                            "; {}: {}",
-                            d.parameter.as_deref().unwrap_or("?"),
-                            d.message
-                        )
-                    })
+                    .map(|d| format!("; {}: {}", d.parameter.as_deref().unwrap_or("?"), d.message))
                     .collect(),
             }),
         })

@@ -257,9 +257,10 @@ mod tests {
         )
         .unwrap();
         assert!(body.is_page_token_error());
-        let body: ErrorBody =
-            serde_json::from_str(r#"{"title":"Unauthenticated","message":"The access token is invalid"}"#)
-                .unwrap();
+        let body: ErrorBody = serde_json::from_str(
+            r#"{"title":"Unauthenticated","message":"The access token is invalid"}"#,
+        )
+        .unwrap();
         assert!(!body.is_page_token_error());
     }
 }

@@ -171,13 +171,15 @@ impl Pacer {
         }
     }
 
-    /// Stops every request for `wait` (after a 429).
+    /// Stops every request for `wait` (after a 429). The 429's wait is
+    /// authoritative: when it is over, the window counts as reset.
     pub fn block_for(&self, wait: Duration) {
         let until = Instant::now() + wait;
         let mut w = self.lock();
-        w.blocked_until = Some(w.blocked_until.map_or(until, |u| u.max(until)));
+        let until = w.blocked_until.map_or(until, |u| u.max(until));
+        w.blocked_until = Some(until);
         w.remaining = Some(0);
-        w.reset_at = Some(w.reset_at.map_or(until, |r| r.max(until)));
+        w.reset_at = Some(until);
         drop(w);
         self.changed.notify_waiters();
     }
@@ -254,7 +256,11 @@ mod tests {
         assert_eq!(h.remaining, Some(0));
         assert_eq!(h.reset, Some(Duration::from_secs(60)));
 
-        let in_30s = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 30;
+        let in_30s = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 30;
         let h = RateHeaders::parse(&headers(&[("x-ratelimit-reset", &in_30s.to_string())]));
         let reset = h.reset.unwrap();
         assert!(reset <= Duration::from_secs(30) && reset >= Duration::from_secs(28));
@@ -262,12 +268,18 @@ mod tests {
 
     #[test]
     fn retry_after_wins_over_reset_and_accepts_an_http_date() {
-        let h = RateHeaders::parse(&headers(&[("retry-after", "7"), ("x-ratelimit-reset", "60")]));
+        let h = RateHeaders::parse(&headers(&[
+            ("retry-after", "7"),
+            ("x-ratelimit-reset", "60"),
+        ]));
         assert_eq!(h.wait_hint(), Some(Duration::from_secs(7)));
         let date = (chrono::Utc::now() + chrono::Duration::seconds(20)).to_rfc2822();
         let h = RateHeaders::parse(&headers(&[("retry-after", &date)]));
         assert!(h.wait_hint().unwrap() <= Duration::from_secs(20));
-        let h = RateHeaders::parse(&headers(&[("retry-after", "soon"), ("x-ratelimit-reset", "x")]));
+        let h = RateHeaders::parse(&headers(&[
+            ("retry-after", "soon"),
+            ("x-ratelimit-reset", "x"),
+        ]));
         assert_eq!(h.wait_hint(), None);
     }
 

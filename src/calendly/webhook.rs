@@ -32,7 +32,10 @@ pub enum SignatureError {
 
 /// The header value for `body` signed with `key` at unix time `timestamp`.
 pub fn sign(key: &[u8], timestamp: i64, body: &[u8]) -> String {
-    format!("t={timestamp},v1={}", hex::encode(signed_mac(key, timestamp, body).finalize().into_bytes()))
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(signed_mac(key, timestamp, body).finalize().into_bytes())
+    )
 }
 
 /// Checks `header` against `body`: well-formed, no further than `tolerance`
@@ -66,16 +69,23 @@ fn parse_header(header: &str) -> Result<(i64, Vec<Vec<u8>>), SignatureError> {
     let mut timestamp = None;
     let mut signatures = Vec::new();
     for part in header.split(',') {
-        let (key, value) = part.trim().split_once('=').ok_or(SignatureError::Malformed)?;
+        let (key, value) = part
+            .trim()
+            .split_once('=')
+            .ok_or(SignatureError::Malformed)?;
         match key.trim() {
             "t" => {
-                let t: i64 = value.trim().parse().map_err(|_| SignatureError::Malformed)?;
+                let t: i64 = value
+                    .trim()
+                    .parse()
+                    .map_err(|_| SignatureError::Malformed)?;
                 if timestamp.replace(t).is_some() {
                     return Err(SignatureError::Malformed);
                 }
             }
-            "v1" => signatures
-                .push(hex::decode(value.trim()).map_err(|_| SignatureError::Malformed)?),
+            "v1" => {
+                signatures.push(hex::decode(value.trim()).map_err(|_| SignatureError::Malformed)?)
+            }
             _ => {} // future schemes are ignored, as Calendly's docs advise
         }
     }
@@ -88,8 +98,7 @@ fn parse_header(header: &str) -> Result<(i64, Vec<Vec<u8>>), SignatureError> {
 /// The HMAC state after `"<t>." + body`, ready to finalize or verify.
 fn signed_mac(key: &[u8], timestamp: i64, body: &[u8]) -> HmacSha256 {
     // HMAC accepts keys of any length, so this cannot fail.
-    let mut mac =
-        <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
     mac.update(timestamp.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
@@ -107,7 +116,10 @@ mod tests {
     #[test]
     fn a_signed_body_verifies() {
         let header = sign(KEY, NOW, BODY);
-        assert_eq!(verify(KEY, &header, BODY, NOW + 10, DEFAULT_TOLERANCE), Ok(()));
+        assert_eq!(
+            verify(KEY, &header, BODY, NOW + 10, DEFAULT_TOLERANCE),
+            Ok(())
+        );
     }
 
     #[test]
@@ -139,7 +151,15 @@ mod tests {
 
     #[test]
     fn malformed_headers_are_refused() {
-        for header in ["", "t=1", "v1=abcd", "t=x,v1=ab", "t=1,v1=zz", "t=1;v1=ab", "t=1,t=2,v1=ab"] {
+        for header in [
+            "",
+            "t=1",
+            "v1=abcd",
+            "t=x,v1=ab",
+            "t=1,v1=zz",
+            "t=1;v1=ab",
+            "t=1,t=2,v1=ab",
+        ] {
             assert_eq!(
                 verify(KEY, header, BODY, 1, DEFAULT_TOLERANCE),
                 Err(SignatureError::Malformed),

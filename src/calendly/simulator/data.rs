@@ -19,12 +19,28 @@ use crate::calendly::model::normalize_email;
 const BIG_GROUP_SIZE: usize = 130;
 
 const FIRST_NAMES: &[&str] = &[
-    "Anna", "Ben", "Clara", "David", "Elif", "Felix", "Greta", "Hannah", "Jonas", "Jürgen", "Leonie",
-    "Lukas", "Mara", "Noah", "Özlem", "Paul", "Sophie", "Tim", "Zoë", "Emma",
+    "Anna", "Ben", "Clara", "David", "Elif", "Felix", "Greta", "Hannah", "Jonas", "Jürgen",
+    "Leonie", "Lukas", "Mara", "Noah", "Özlem", "Paul", "Sophie", "Tim", "Zoë", "Emma",
 ];
 const LAST_NAMES: &[&str] = &[
-    "Müller", "Schmidt", "Schneider", "Fischer", "Weber", "Meyer", "Wagner", "Becker", "Schulz",
-    "Hoffmann", "Koch", "Richter", "Klein", "Wolf", "Schröder", "Neumann", "Yılmaz", "O'Brien",
+    "Müller",
+    "Schmidt",
+    "Schneider",
+    "Fischer",
+    "Weber",
+    "Meyer",
+    "Wagner",
+    "Becker",
+    "Schulz",
+    "Hoffmann",
+    "Koch",
+    "Richter",
+    "Klein",
+    "Wolf",
+    "Schröder",
+    "Neumann",
+    "Yılmaz",
+    "O'Brien",
 ];
 /// The organization's users: the owner (an admin, whose token the simulator
 /// accepts) and members who host events.
@@ -34,7 +50,12 @@ const USERS: &[(&str, bool)] = &[
     ("Lea Lehrer", false),
     ("Tom Tutor", false),
 ];
-const DOMAINS: &[&str] = &["example.org", "mail.example.com", "schule.example.de", "web.example.net"];
+const DOMAINS: &[&str] = &[
+    "example.org",
+    "mail.example.com",
+    "schule.example.de",
+    "web.example.net",
+];
 const EVENT_NAMES: &[&str] = &[
     "Nachhilfe Mathematik (60 Min)",
     "Deutsch Einzelstunde",
@@ -116,17 +137,17 @@ impl OrgData {
         let users: Vec<SimUser> = USERS
             .iter()
             .copied()
-        .map(|(name, admin)| {
-            let slug = name.to_lowercase().replace(' ', "-");
-            SimUser {
-                uuid: uuid(),
-                name: name.into(),
-                email: format!("{}@tutoring.example.com", slug.replace('-', ".")),
-                slug,
-                admin,
-            }
-        })
-        .collect();
+            .map(|(name, admin)| {
+                let slug = name.to_lowercase().replace(' ', "-");
+                SimUser {
+                    uuid: uuid(),
+                    name: name.into(),
+                    email: format!("{}@tutoring.example.com", slug.replace('-', ".")),
+                    slug,
+                    admin,
+                }
+            })
+            .collect();
         let event_types: Vec<String> = (0..EVENT_NAMES.len()).map(|_| uuid()).collect();
 
         let mut maker = Generator {
@@ -140,7 +161,10 @@ impl OrgData {
             maker.people.push(person);
         }
 
-        let epoch = Utc.with_ymd_and_hms(2025, 1, 6, 8, 0, 0).single().unwrap_or_default();
+        let epoch = Utc
+            .with_ymd_and_hms(2025, 1, 6, 8, 0, 0)
+            .single()
+            .unwrap_or_default();
         let mut list: Vec<SimEvent> = Vec::with_capacity(events);
         let mut start = epoch;
         let big_group = (events >= 3).then_some(events / 2);
@@ -233,7 +257,9 @@ fn uuid_source(rng: &mut StdRng) -> impl FnMut() -> String + '_ {
 }
 
 fn uuid_from(rng: &mut StdRng) -> String {
-    uuid::Builder::from_random_bytes(rng.random()).into_uuid().to_string()
+    uuid::Builder::from_random_bytes(rng.random())
+        .into_uuid()
+        .to_string()
 }
 
 struct Generator {
@@ -294,7 +320,10 @@ impl Generator {
             _ => Some(json!({"type": "ask_invitee", "location": "+49 30 1234567"})),
         };
         let guests = if self.rng.random_bool(0.05) {
-            vec![format!("guest{}@partner.example.net", self.rng.random_range(0..1000))]
+            vec![format!(
+                "guest{}@partner.example.net",
+                self.rng.random_range(0..1000)
+            )]
         } else {
             Vec::new()
         };
@@ -383,17 +412,48 @@ mod tests {
         let org = OrgData::generate(42, 300);
         assert_eq!(org.events.len(), 300);
         let invitees = || org.events.iter().flat_map(|e| &e.invitees);
-        assert!(org.events.iter().any(|e| e.invitees.len() > 100), "a group event over one page");
-        assert!(org.events.iter().any(|e| (2..=8).contains(&e.invitees.len())), "small group events");
-        assert!(org.events.iter().any(|e| e.canceled && !e.invitees.is_empty()), "canceled events keep invitees");
-        assert!(org.events.iter().any(|e| e.location.is_none()), "location: null");
+        assert!(
+            org.events.iter().any(|e| e.invitees.len() > 100),
+            "a group event over one page"
+        );
+        assert!(
+            org.events
+                .iter()
+                .any(|e| (2..=8).contains(&e.invitees.len())),
+            "small group events"
+        );
+        assert!(
+            org.events
+                .iter()
+                .any(|e| e.canceled && !e.invitees.is_empty()),
+            "canceled events keep invitees"
+        );
+        assert!(
+            org.events.iter().any(|e| e.location.is_none()),
+            "location: null"
+        );
         assert!(org.events.iter().any(|e| !e.guests.is_empty()), "guests");
-        assert!(invitees().any(|i| i.rescheduled && i.new_invitee.is_some()), "rescheduled old half");
-        assert!(invitees().any(|i| i.old_invitee.is_some()), "rescheduled new half");
-        assert!(invitees().any(|i| i.first_name.is_none()), "null first names");
+        assert!(
+            invitees().any(|i| i.rescheduled && i.new_invitee.is_some()),
+            "rescheduled old half"
+        );
+        assert!(
+            invitees().any(|i| i.old_invitee.is_some()),
+            "rescheduled new half"
+        );
+        assert!(
+            invitees().any(|i| i.first_name.is_none()),
+            "null first names"
+        );
         assert!(invitees().any(|i| i.first_name.is_some()), "split names");
-        assert!(invitees().any(|i| i.email != i.email.trim()), "padded emails");
-        assert!(invitees().any(|i| i.email != i.email.to_lowercase()), "mixed-case emails");
+        assert!(
+            invitees().any(|i| i.email != i.email.trim()),
+            "padded emails"
+        );
+        assert!(
+            invitees().any(|i| i.email != i.email.to_lowercase()),
+            "mixed-case emails"
+        );
         assert!(
             org.events.windows(2).any(|w| w[0].start == w[1].start),
             "events sharing a start time"
@@ -403,6 +463,11 @@ mod tests {
         // Hosts and guests are not customers.
         let expected = org.expected_emails();
         assert!(org.users.iter().all(|u| !expected.contains(&u.email)));
-        assert!(org.events.iter().flat_map(|e| &e.guests).all(|g| !expected.contains(g)));
+        assert!(
+            org.events
+                .iter()
+                .flat_map(|e| &e.guests)
+                .all(|g| !expected.contains(g))
+        );
     }
 }

@@ -93,8 +93,11 @@ pub struct SimStats {
     pub rate_limited: u64,
     /// Injected faults and random 5xx served.
     pub faults: u64,
-    /// The most requests admitted in any one window.
+    /// The most requests that arrived in any one window, refused ones included:
+    /// a client that paces itself keeps this at or below the limit.
     pub max_in_window: u32,
+    /// The most requests being answered at the same time.
+    pub max_in_flight: u32,
     /// `requests` made to an invitee listing.
     pub invitee_requests: u64,
     /// `requests` made to the event listing.
@@ -104,7 +107,10 @@ pub struct SimStats {
 #[derive(Debug)]
 struct RateWindow {
     started: tokio::time::Instant,
+    /// Requests answered normally in this window.
     admitted: u32,
+    /// Every authenticated request that arrived in this window, refused or not.
+    arrived: u32,
 }
 
 #[derive(Debug)]
@@ -114,6 +120,8 @@ struct Mutable {
     windows: HashMap<String, RateWindow>,
     faults: VecDeque<Fault>,
     rng: StdRng,
+    /// Requests being answered right now.
+    in_flight: u32,
 }
 
 pub(crate) struct Shared {
@@ -180,6 +188,7 @@ impl Simulator {
                     windows: HashMap::new(),
                     faults: VecDeque::new(),
                     rng,
+                    in_flight: 0,
                 }),
                 config,
             }),

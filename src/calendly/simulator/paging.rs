@@ -96,7 +96,13 @@ impl Filters {
     /// The pagination object of the page `span`, with links on `endpoint`
     /// (an absolute URL without query).
     pub fn pagination(&self, endpoint: &str, span: PageSpan, now_ms: i64) -> Value {
-        let PageSpan { offset, count, len, total, descending } = span;
+        let PageSpan {
+            offset,
+            count,
+            len,
+            total,
+            descending,
+        } = span;
         let next = (offset + len < total).then(|| self.token(offset + count, descending, now_ms));
         let previous =
             (offset > 0).then(|| self.token(offset.saturating_sub(count), descending, now_ms));
@@ -123,7 +129,13 @@ mod tests {
     }
 
     fn span(offset: usize, len: usize) -> PageSpan {
-        PageSpan { offset, count: 2, len, total: 5, descending: false }
+        PageSpan {
+            offset,
+            count: 2,
+            len,
+            total: 5,
+            descending: false,
+        }
     }
 
     #[test]
@@ -134,7 +146,11 @@ mod tests {
         let ttl = Duration::from_secs(60);
         let cursor = f.redeem(token, 2_000, ttl).unwrap();
         assert_eq!((cursor.offset, cursor.descending), (2, false));
-        assert!(filters("https://x/organizations/2").redeem(token, 2_000, ttl).is_none());
+        assert!(
+            filters("https://x/organizations/2")
+                .redeem(token, 2_000, ttl)
+                .is_none()
+        );
         assert!(f.redeem(token, 61_001, ttl).is_none());
         assert!(f.redeem("garbage!", 2_000, ttl).is_none());
     }

@@ -31,7 +31,10 @@ pub(super) fn router(shared: Sim) -> Router {
         .route("/scheduled_events", get(list_events))
         .route("/scheduled_events/{uuid}", get(one_event))
         .route("/scheduled_events/{uuid}/invitees", get(list_invitees))
-        .route("/scheduled_events/{uuid}/invitees/{invitee}", get(one_invitee))
+        .route(
+            "/scheduled_events/{uuid}/invitees/{invitee}",
+            get(one_invitee),
+        )
         .fallback(|| async { not_found() })
         .layer(middleware::from_fn_with_state(shared.clone(), gate))
         .with_state(shared)
@@ -78,18 +81,21 @@ async fn gate(State(sim): State<Sim>, mut request: Request, next: Next) -> Respo
             state.stats.invitee_requests += 1;
         }
         let now = tokio::time::Instant::now();
-        let window = state
-            .windows
-            .entry(token)
-            .or_insert(super::RateWindow { started: now, admitted: 0 });
+        let window = state.windows.entry(token).or_insert(super::RateWindow {
+            started: now,
+            admitted: 0,
+            arrived: 0,
+        });
         if now.duration_since(window.started) >= sim.config.rate_window {
             window.started = now;
             window.admitted = 0;
+            window.arrived = 0;
         }
+        window.arrived += 1;
+        state.stats.max_in_window = state.stats.max_in_window.max(window.arrived);
         let throttled = window.admitted >= sim.config.rate_limit;
         if !throttled {
             window.admitted += 1;
-            state.stats.max_in_window = state.stats.max_in_window.max(window.admitted);
         }
         let reset = (window.started + sim.config.rate_window).saturating_duration_since(now);
         let rate = RateState {
@@ -104,16 +110,28 @@ async fn gate(State(sim): State<Sim>, mut request: Request, next: Next) -> Respo
             let applies = |f: &Fault| has_page_token || *f != Fault::RejectPageToken;
             if state.faults.front().is_some_and(applies) {
                 state.stats.faults += 1;
-                state.faults.pop_front().map_or(Verdict::Pass, Verdict::Fault)
-            } else if sim.config.fail_rate > 0.0 && state.rng.random_bool(sim.config.fail_rate.min(1.0)) {
+                state
+                    .faults
+                    .pop_front()
+                    .map_or(Verdict::Pass, Verdict::Fault)
+            } else if sim.config.fail_rate > 0.0
+                && state.rng.random_bool(sim.config.fail_rate.min(1.0))
+            {
                 state.stats.faults += 1;
-                Verdict::Fault(Fault::ServerError(if state.rng.random_bool(0.5) { 500 } else { 503 }))
+                Verdict::Fault(Fault::ServerError(if state.rng.random_bool(0.5) {
+                    500
+                } else {
+                    503
+                }))
             } else {
                 Verdict::Pass
             }
         };
+        state.in_flight += 1;
+        state.stats.max_in_flight = state.stats.max_in_flight.max(state.in_flight);
         (verdict, rate)
     };
+    let _answering = InFlight(&sim);
 
     if !sim.config.latency.is_zero() {
         tokio::time::sleep(sim.config.latency).await;
@@ -133,6 +151,15 @@ async fn gate(State(sim): State<Sim>, mut request: Request, next: Next) -> Respo
     };
     rate.apply(response.headers_mut());
     response
+}
+
+/// Counts a request as being answered until it is dropped.
+struct InFlight<'a>(&'a Shared);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.lock().in_flight -= 1;
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -199,7 +226,7 @@ async fn fault_response(fault: Fault, rate: &RateState) -> Response {
             return response;
         }
         Fault::Unauthenticated => return unauthenticated(),
-        Fault::RejectPageToken => invalid(&[("page_token", "is invalid")]),
+        Fault::RejectPageToken => Refusal::Invalid("page_token", "is invalid").into_response(),
     };
     rate.apply(response.headers_mut());
     response
@@ -207,7 +234,11 @@ async fn fault_response(fault: Fault, rate: &RateState) -> Response {
 
 // ---- resources -------------------------------------------------------------
 
-async fn user(State(sim): State<Sim>, axum::Extension(caller): axum::Extension<Caller>, Path(uuid): Path<String>) -> Response {
+async fn user(
+    State(sim): State<Sim>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(uuid): Path<String>,
+) -> Response {
     let org = sim.read_org();
     let found = if uuid == "me" {
         org.users.get(caller.0)
@@ -224,46 +255,61 @@ async fn list_events(
     State(sim): State<Sim>,
     axum::Extension(caller): axum::Extension<Caller>,
     Query(params): Params,
-) -> Response {
+) -> Result<Response, Refusal> {
     let org = sim.read_org();
-    let get = |key: &str| params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
-    let listing = match Listing::parse(&params, "start_time", &sim, &["organization", "user", "group", "invitee_email", "status", "min_start_time", "max_start_time"]) {
-        Ok(l) => l,
-        Err(response) => return response,
-    };
+    let get = |key: &str| param(&params, key);
+    let listing = Listing::parse(
+        &params,
+        "start_time",
+        &sim,
+        &[
+            "organization",
+            "user",
+            "group",
+            "invitee_email",
+            "status",
+            "min_start_time",
+            "max_start_time",
+        ],
+    )?;
     let caller_user = &org.users[caller.0];
     let org_uri = sim.org_uri(&org);
     let organization = get("organization");
     let user = get("user");
     if organization.is_none() && user.is_none() && get("group").is_none() {
-        return invalid(&[("organization", "one of organization, user or group is required")]);
+        return Err(Refusal::Invalid(
+            "organization",
+            "one of organization, user or group is required",
+        ));
     }
     if let Some(o) = organization
         && (o != org_uri || !caller_user.admin)
     {
-        return forbidden("You do not have permission to access this resource.");
+        return Err(Refusal::Forbidden(
+            "You do not have permission to access this resource.",
+        ));
     }
     let host = match user {
         None => None,
         Some(uri) => match org.users.iter().position(|u| sim.user_uri(u) == uri) {
-            None => return forbidden("This user is not in your organization"),
+            None => return Err(Refusal::Forbidden("This user is not in your organization")),
             Some(i) if i != caller.0 && organization.is_none() => {
-                return forbidden("Please also specify organization when requesting events for a user within your organization.");
+                return Err(Refusal::Forbidden(
+                    "Please also specify organization when requesting events for a user within your organization.",
+                ));
             }
             Some(i) => Some(i),
         },
     };
     if get("group").is_some() {
-        return not_found(); // the simulated organization has no groups
+        return Err(Refusal::NotFound); // the simulated organization has no groups
     }
     // Without organization a member sees only their own events.
     let host = host.or((organization.is_none()).then_some(caller.0));
     let status = get("status");
     let invitee_email = get("invitee_email").map(|e| e.trim().to_lowercase());
-    let (min, max) = match (parse_time(get("min_start_time"), "min_start_time"), parse_time(get("max_start_time"), "max_start_time")) {
-        (Ok(min), Ok(max)) => (min, max),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
+    let min = parse_time(get("min_start_time"), "min_start_time")?;
+    let max = parse_time(get("max_start_time"), "max_start_time")?;
     let mut events: Vec<&SimEvent> = org
         .events
         .iter()
@@ -272,11 +318,19 @@ async fn list_events(
         .filter(|e| min.is_none_or(|m| e.start >= m) && max.is_none_or(|m| e.start <= m))
         .filter(|e| {
             invitee_email.as_ref().is_none_or(|want| {
-                e.invitees.iter().any(|i| i.email.trim().to_lowercase() == *want)
+                e.invitees
+                    .iter()
+                    .any(|i| i.email.trim().to_lowercase() == *want)
             })
         })
         .collect();
-    listing.page(&sim, "scheduled_events", &mut events, |e| e.start, |e| event_json(&sim, &org, e))
+    Ok(listing.page(
+        &sim,
+        "scheduled_events",
+        &mut events,
+        |e| e.start,
+        |e| event_json(&sim, &org, e),
+    ))
 }
 
 async fn one_event(State(sim): State<Sim>, Path(uuid): Path<String>) -> Response {
@@ -292,38 +346,51 @@ async fn list_invitees(
     axum::Extension(caller): axum::Extension<Caller>,
     Path(uuid): Path<String>,
     Query(params): Params,
-) -> Response {
+) -> Result<Response, Refusal> {
     let org = sim.read_org();
-    let Some(event) = org.events.iter().find(|e| e.uuid == uuid) else {
-        return not_found();
-    };
+    let event = org
+        .events
+        .iter()
+        .find(|e| e.uuid == uuid)
+        .ok_or(Refusal::NotFound)?;
     if !org.users[caller.0].admin && event.host != caller.0 {
-        return forbidden("You are not allowed to view this event");
+        return Err(Refusal::Forbidden("You are not allowed to view this event"));
     }
-    let listing = match Listing::parse(&params, "created_at", &sim, &["email", "status"]) {
-        Ok(l) => l,
-        Err(response) => return response,
-    };
-    let get = |key: &str| params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    let listing = Listing::parse(&params, "created_at", &sim, &["email", "status"])?;
+    let get = |key: &str| param(&params, key);
     let status = get("status");
     let email = get("email").map(|e| e.trim().to_lowercase());
     let mut invitees: Vec<&SimInvitee> = event
         .invitees
         .iter()
         .filter(|i| status.is_none_or(|s| (s == "canceled") == i.canceled))
-        .filter(|i| email.as_ref().is_none_or(|want| i.email.trim().to_lowercase() == *want))
+        .filter(|i| {
+            email
+                .as_ref()
+                .is_none_or(|want| i.email.trim().to_lowercase() == *want)
+        })
         .collect();
     let endpoint = format!("scheduled_events/{uuid}/invitees");
-    listing.page(&sim, &endpoint, &mut invitees, |i| i.created, |i| invitee_json(&sim, event, i))
+    Ok(listing.page(
+        &sim,
+        &endpoint,
+        &mut invitees,
+        |i| i.created,
+        |i| invitee_json(&sim, event, i),
+    ))
 }
 
-async fn one_invitee(State(sim): State<Sim>, Path((uuid, invitee)): Path<(String, String)>) -> Response {
+async fn one_invitee(
+    State(sim): State<Sim>,
+    Path((uuid, invitee)): Path<(String, String)>,
+) -> Response {
     let org = sim.read_org();
-    let found = org
-        .events
-        .iter()
-        .find(|e| e.uuid == uuid)
-        .and_then(|e| e.invitees.iter().find(|i| i.uuid == invitee).map(|i| (e, i)));
+    let found = org.events.iter().find(|e| e.uuid == uuid).and_then(|e| {
+        e.invitees
+            .iter()
+            .find(|i| i.uuid == invitee)
+            .map(|i| (e, i))
+    });
     match found {
         Some((e, i)) => resource(invitee_json(&sim, e, i)),
         None => not_found(),
@@ -343,23 +410,31 @@ struct Listing {
 impl Listing {
     /// Validates `count`, `sort` (on `sort_field`), `status` and the page
     /// token against the other filters (`filter_keys`).
-    fn parse(params: &[(String, String)], sort_field: &str, sim: &Shared, filter_keys: &[&str]) -> Result<Self, Response> {
-        let get = |key: &str| params.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    fn parse(
+        params: &[(String, String)],
+        sort_field: &str,
+        sim: &Shared,
+        filter_keys: &[&str],
+    ) -> Result<Self, Refusal> {
+        let get = |key: &str| param(params, key);
         let count = match get("count") {
             None => DEFAULT_COUNT,
             Some(c) => match c.parse::<usize>() {
                 Ok(n) if (1..=MAX_COUNT).contains(&n) => n,
-                _ => return Err(invalid(&[("count", "must be between 1 and 100")])),
+                _ => return Err(Refusal::Invalid("count", "must be between 1 and 100")),
             },
         };
         let mut descending = match get("sort") {
             None => false,
             Some(s) if s == format!("{sort_field}:asc") => false,
             Some(s) if s == format!("{sort_field}:desc") => true,
-            Some(_) => return Err(invalid(&[("sort", "is invalid")])),
+            Some(_) => return Err(Refusal::Invalid("sort", "is invalid")),
         };
         if get("status").is_some_and(|s| s != "active" && s != "canceled") {
-            return Err(invalid(&[("status", "must be one of active, canceled")]));
+            return Err(Refusal::Invalid(
+                "status",
+                "must be one of active, canceled",
+            ));
         }
         let mut pairs: Vec<(String, String)> = params
             .iter()
@@ -375,10 +450,15 @@ impl Listing {
                     offset = cursor.offset;
                     descending = cursor.descending;
                 }
-                None => return Err(invalid(&[("page_token", "is invalid")])),
+                None => return Err(Refusal::Invalid("page_token", "is invalid")),
             }
         }
-        Ok(Self { count, descending, offset, filters })
+        Ok(Self {
+            count,
+            descending,
+            offset,
+            filters,
+        })
     }
 
     /// Sorts `items` by `key` (then by position, which is stable), cuts this
@@ -395,7 +475,12 @@ impl Listing {
         if self.descending {
             items.reverse();
         }
-        let page: Vec<Value> = items.iter().skip(self.offset).take(self.count).map(|i| render(i)).collect();
+        let page: Vec<Value> = items
+            .iter()
+            .skip(self.offset)
+            .take(self.count)
+            .map(|i| render(i))
+            .collect();
         let span = PageSpan {
             offset: self.offset,
             count: self.count,
@@ -409,12 +494,20 @@ impl Listing {
     }
 }
 
-fn parse_time(value: Option<&str>, name: &str) -> Result<Option<DateTime<Utc>>, Response> {
+/// The first value of query parameter `key`.
+fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn parse_time(value: Option<&str>, name: &'static str) -> Result<Option<DateTime<Utc>>, Refusal> {
     value
         .map(|v| {
             DateTime::parse_from_rfc3339(v)
                 .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| invalid(&[(name, "is invalid")]))
+                .map_err(|_| Refusal::Invalid(name, "is invalid"))
         })
         .transpose()
 }
@@ -486,7 +579,10 @@ pub(super) fn event_json(sim: &Shared, org: &OrgData, e: &SimEvent) -> Value {
 pub(super) fn invitee_json(sim: &Shared, e: &SimEvent, i: &SimInvitee) -> Value {
     let event_uri = format!("{}/scheduled_events/{}", sim.base_url, e.uuid);
     let invitee_uri = |(event, invitee): &(String, String)| {
-        format!("{}/scheduled_events/{event}/invitees/{invitee}", sim.base_url)
+        format!(
+            "{}/scheduled_events/{event}/invitees/{invitee}",
+            sim.base_url
+        )
     };
     let created = timestamp(i.created);
     let mut invitee = json!({
@@ -541,25 +637,40 @@ fn error(status: StatusCode, title: &str, message: &str, details: Option<Value>)
     (status, axum::Json(body)).into_response()
 }
 
-fn invalid(details: &[(&str, &str)]) -> Response {
-    let details = details
-        .iter()
-        .map(|(parameter, message)| json!({"parameter": parameter, "message": message}))
-        .collect();
-    error(
-        StatusCode::BAD_REQUEST,
-        "Invalid Argument",
-        "The supplied parameters are invalid.",
-        Some(Value::Array(details)),
-    )
+/// Why a request was refused, rendered as Calendly's error body.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// 400 naming the parameter.
+    Invalid(&'static str, &'static str),
+    /// 403 with Calendly's text.
+    Forbidden(&'static str),
+    NotFound,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::Invalid(parameter, message) => error(
+                StatusCode::BAD_REQUEST,
+                "Invalid Argument",
+                "The supplied parameters are invalid.",
+                Some(json!([{"parameter": parameter, "message": message}])),
+            ),
+            Refusal::Forbidden(message) => {
+                error(StatusCode::FORBIDDEN, "Permission Denied", message, None)
+            }
+            Refusal::NotFound => not_found(),
+        }
+    }
 }
 
 fn unauthenticated() -> Response {
-    error(StatusCode::UNAUTHORIZED, "Unauthenticated", "The access token is invalid", None)
-}
-
-fn forbidden(message: &str) -> Response {
-    error(StatusCode::FORBIDDEN, "Permission Denied", message, None)
+    error(
+        StatusCode::UNAUTHORIZED,
+        "Unauthenticated",
+        "The access token is invalid",
+        None,
+    )
 }
 
 fn not_found() -> Response {

@@ -1,0 +1,8 @@
+//! calscan's integration tests: one binary, one file per feature. Everything
+//! talks HTTP on 127.0.0.1; Calendly is the built-in simulator.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod calendly_client;
+mod helpers;
+mod parsing;
+mod simulator;
