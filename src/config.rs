@@ -9,19 +9,147 @@ use secrecy::SecretString;
 use url::Url;
 
 use crate::calendly::{ClientSettings, SimulatorConfig};
+use crate::i18n::Lang;
 
 /// calscan: imports a Calendly organization's invitees as customers.
+///
+/// Without a command it runs the server (`calscan serve`).
 #[derive(Debug, Parser)]
-#[command(name = "calscan", version, about)]
+#[command(
+    name = "calscan",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the server (the default).
+    Serve(ServeArgs),
+    /// Run the server on SQLite with the built-in Calendly simulator and a
+    /// demo organization; prints the URL and the login.
+    Demo(DemoArgs),
     /// Run only the Calendly simulator, a faithful fake of Calendly API v2.
     Simulate(SimulateArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Read a password (from the terminal or standard input) and print its
+    /// Argon2id hash for CALSCAN_ADMIN_PASSWORD_HASH.
+    HashPassword,
+    /// Exit 0 when the server at CALSCAN_BIND answers /healthz (for Docker).
+    Healthcheck(HealthcheckArgs),
+}
+
+/// Where the database is.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// sqlite://path (created if missing); postgres:// and mysql:// follow.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://calscan.db")]
+    pub database_url: String,
+}
+
+/// How the server is reached and guarded.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Listen address.
+    #[arg(long, env = "CALSCAN_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Admin login name.
+    #[arg(long, env = "CALSCAN_ADMIN_USER", default_value = "admin")]
+    pub admin_user: String,
+
+    /// Optional bearer token for non-browser API clients.
+    #[arg(long, env = "CALSCAN_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<SecretString>,
+
+    /// Language when the browser's Accept-Language names neither de nor en
+    /// (and of scan log lines).
+    #[arg(long, env = "CALSCAN_LANG", default_value = "de")]
+    pub lang: Lang,
+
+    /// Mark the session cookie Secure (set it when calscan is served over HTTPS).
+    #[arg(long, env = "CALSCAN_COOKIE_SECURE", default_value_t = false)]
+    pub cookie_secure: bool,
+
+    /// Minutes of inactivity after which a session ends.
+    #[arg(long, env = "CALSCAN_SESSION_IDLE_MIN", default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=43_200))]
+    pub session_idle_min: u64,
+
+    /// Failed logins a client may make per window before it gets 429.
+    #[arg(long, env = "CALSCAN_LOGIN_ATTEMPTS", default_value_t = 5,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub login_attempts: u32,
+
+    /// Seconds a scan's lease holds without a heartbeat; a scan whose process
+    /// died is marked interrupted after this.
+    #[arg(long, env = "CALSCAN_LEASE_S", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub lease_s: u64,
+}
+
+/// `calscan serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub calendly: CalendlyArgs,
+
+    /// The admin password; hashed (Argon2id) at start and never kept.
+    #[arg(long, env = "CALSCAN_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<SecretString>,
+
+    /// The admin password as an Argon2id PHC string (see `calscan hash-password`).
+    #[arg(
+        long,
+        env = "CALSCAN_ADMIN_PASSWORD_HASH",
+        hide_env_values = true,
+        conflicts_with = "admin_password"
+    )]
+    pub admin_password_hash: Option<String>,
+}
+
+/// `calscan demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    /// The demo database (a file of its own, so the demo never touches real data).
+    #[arg(
+        long,
+        env = "CALSCAN_DEMO_DATABASE_URL",
+        default_value = "sqlite://calscan-demo.db"
+    )]
+    pub database_url: String,
+
+    /// Scheduled events in the demo organization.
+    #[arg(long, default_value_t = 300)]
+    pub events: usize,
+
+    /// Milliseconds of simulated Calendly latency, so the progress is visible.
+    #[arg(long, default_value_t = 150)]
+    pub latency_ms: u64,
+}
+
+/// `calscan healthcheck`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// The server's listen address.
+    #[arg(long, env = "CALSCAN_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
 }
 
 /// How calscan reaches Calendly.
@@ -183,7 +311,9 @@ mod tests {
             "0.1",
         ])
         .unwrap();
-        let Command::Simulate(args) = cli.command;
+        let Some(Command::Simulate(args)) = cli.command else {
+            panic!("not simulate")
+        };
         let config = args.simulator_config();
         assert_eq!(
             (config.events, config.seed, config.rate_limit),
@@ -192,6 +322,17 @@ mod tests {
         assert_eq!(config.rate_window, Duration::from_secs(10));
         assert_eq!(config.latency, Duration::from_millis(5));
         assert!((config.fail_rate - 0.1).abs() < f64::EPSILON);
+    }
+
+    #[test]
+    fn without_a_command_the_server_runs_with_its_flags() {
+        let cli =
+            Cli::try_parse_from(["calscan", "--bind", "127.0.0.1:9999", "--lang", "en"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.serve.server.bind.port(), 9999);
+        assert_eq!(cli.serve.server.lang, Lang::En);
+        let err = Cli::try_parse_from(["calscan", "--lang", "fr"]).unwrap_err();
+        assert!(err.to_string().contains("use de or en"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,15 @@
 //! calscan imports a Calendly organization's invitees as customers and shows
 //! the scan's progress live.
 
+pub mod app;
+pub mod auth;
 pub mod calendly;
 pub mod config;
+pub mod error;
+pub mod i18n;
+pub mod routes;
+pub mod scan;
+pub mod store;
 pub mod telemetry;
+pub mod time;
+pub mod views;

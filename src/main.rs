@@ -1,9 +1,17 @@
 //! The `calscan` binary: parse the command line, set up logging, run.
 
+use std::io::IsTerminal;
+use std::time::Duration;
+
 use anyhow::Context;
-use calscan::calendly::Simulator;
-use calscan::config::{Cli, Command, SimulateArgs};
+use base64::Engine;
+use calscan::app::{Application, Settings};
+use calscan::auth::{AdminPassword, hash_password};
+use calscan::calendly::{ClientSettings, Simulator, SimulatorConfig};
+use calscan::config::{Cli, Command, DemoArgs, HealthcheckArgs, ServeArgs, SimulateArgs};
 use clap::Parser;
+use rand::RngExt;
+use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
@@ -11,8 +19,113 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     calscan::telemetry::init();
     match cli.command {
-        Command::Simulate(args) => simulate(args).await,
+        None => serve(cli.serve).await,
+        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Demo(args)) => demo(args).await,
+        Some(Command::Simulate(args)) => simulate(args).await,
+        Some(Command::Migrate(args)) => {
+            calscan::store::connect(&args.database_url)
+                .await
+                .context("migration failed")?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Some(Command::HashPassword) => print_hash().await,
+        Some(Command::Healthcheck(args)) => healthcheck(args).await,
     }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let admin_password = match (args.admin_password, args.admin_password_hash) {
+        (Some(plain), _) => AdminPassword::Plain(plain),
+        (None, Some(hash)) => AdminPassword::Hash(hash),
+        (None, None) => anyhow::bail!(
+            "set CALSCAN_ADMIN_PASSWORD, or CALSCAN_ADMIN_PASSWORD_HASH (made by `calscan hash-password`)"
+        ),
+    };
+    let server = args.server;
+    let settings = Settings {
+        bind: server.bind,
+        database_url: args.database.database_url,
+        calendly: args.calendly.client_settings(),
+        organization: args.calendly.calendly_org_uri,
+        admin_user: server.admin_user,
+        admin_password,
+        api_token: server.api_token,
+        lang: server.lang,
+        cookie_secure: server.cookie_secure,
+        session_idle: Duration::from_secs(server.session_idle_min * 60),
+        login_attempts: server.login_attempts,
+        lease: Duration::from_secs(server.lease_s),
+    };
+    run(settings, |addr| {
+        tracing::info!("calscan listening on http://{addr}");
+    })
+    .await
+}
+
+/// Runs the server until Ctrl-C or SIGTERM.
+async fn run(settings: Settings, ready: impl FnOnce(std::net::SocketAddr)) -> anyhow::Result<()> {
+    let shutdown = CancellationToken::new();
+    let app = Application::build(settings, shutdown.clone()).await?;
+    ready(app.local_addr()?);
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        stop.cancel();
+    });
+    app.run_until_stopped().await
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    let token = format!("demo-{}", random_text(12));
+    let (simulator, _stop_simulator) = Simulator::spawn(SimulatorConfig {
+        token: token.clone(),
+        events: args.events,
+        seed: 7,
+        latency: Duration::from_millis(args.latency_ms),
+        ..SimulatorConfig::default()
+    })
+    .await
+    .context("cannot start the Calendly simulator")?;
+    let password = random_text(16);
+    let server = args.server;
+    let calendly = ClientSettings::new(
+        simulator.base_url().parse().context("simulator URL")?,
+        SecretString::from(token),
+    );
+    let settings = Settings {
+        bind: server.bind,
+        database_url: args.database_url,
+        calendly: Some(calendly),
+        organization: None,
+        admin_user: server.admin_user.clone(),
+        admin_password: AdminPassword::Plain(SecretString::from(password.clone())),
+        api_token: server.api_token,
+        lang: server.lang,
+        cookie_secure: server.cookie_secure,
+        session_idle: Duration::from_secs(server.session_idle_min * 60),
+        login_attempts: server.login_attempts,
+        lease: Duration::from_secs(server.lease_s),
+    };
+    let user = server.admin_user;
+    run(settings, move |addr| {
+        println!("calscan demo: http://{addr}/login");
+        println!("  login:    {user}");
+        println!("  password: {password}");
+        println!(
+            "  Calendly: simulator at {} with {} events",
+            simulator.base_url(),
+            args.events
+        );
+    })
+    .await
+}
+
+fn random_text(bytes: usize) -> String {
+    let raw: Vec<u8> = (0..bytes).map(|_| rand::rng().random()).collect();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
 async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
@@ -36,6 +149,43 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
         result = task => result.context("simulator task failed")?.context("simulator failed")?,
         _ = shutdown_signal() => shutdown.cancel(),
     }
+    Ok(())
+}
+
+/// Reads a password without echo from a terminal, or a line from a pipe.
+async fn print_hash() -> anyhow::Result<()> {
+    let password = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("Password: ").context("cannot read the password")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password")?;
+        line.trim_end_matches(['\r', '\n']).to_owned()
+    };
+    anyhow::ensure!(!password.is_empty(), "the password is empty");
+    println!("{}", hash_password(SecretString::from(password)).await?);
+    Ok(())
+}
+
+/// Exits 0 when `/healthz` answers 200.
+async fn healthcheck(args: HealthcheckArgs) -> anyhow::Result<()> {
+    let mut addr = args.bind;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let response = reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()?
+        .get(format!("http://{addr}/healthz"))
+        .send()
+        .await
+        .with_context(|| format!("no answer from http://{addr}/healthz"))?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "/healthz answered {}",
+        response.status()
+    );
     Ok(())
 }
 

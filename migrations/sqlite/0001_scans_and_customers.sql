@@ -1,0 +1,83 @@
+-- The original's tables, kept by name, plus what resume, leases, history and
+-- exact counts need. Timestamps are RFC 3339 text in UTC; leases are unix ms.
+
+CREATE TABLE scan_progress (
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
+    scan_id          TEXT    NOT NULL UNIQUE,
+    status           TEXT    NOT NULL DEFAULT 'running'
+                     CHECK (status IN ('running', 'completed', 'error', 'cancelled', 'interrupted')),
+    mode             TEXT    NOT NULL DEFAULT 'full',
+    progress         INTEGER NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
+    current_step     TEXT    NOT NULL DEFAULT '',
+    events_scanned   INTEGER NOT NULL DEFAULT 0,
+    events_total     INTEGER,
+    emails_found     INTEGER NOT NULL DEFAULT 0,
+    new_count        INTEGER NOT NULL DEFAULT 0,
+    existing_count   INTEGER NOT NULL DEFAULT 0,
+    error_message    TEXT,
+    started_at       TEXT    NOT NULL,
+    completed_at     TEXT,
+    -- The instance running the scan and until when its lease holds.
+    owner            TEXT,
+    lease_until_ms   INTEGER,
+    -- The newest event id (log lines and progress events share the sequence).
+    last_event_id    INTEGER NOT NULL DEFAULT 0
+);
+
+-- One running scan at a time, whatever the number of processes.
+CREATE UNIQUE INDEX scan_progress_one_running ON scan_progress (status) WHERE status = 'running';
+CREATE INDEX scan_progress_started ON scan_progress (started_at);
+
+CREATE TABLE scan_logs (
+    scan_id     TEXT    NOT NULL REFERENCES scan_progress (scan_id) ON DELETE CASCADE,
+    id          INTEGER NOT NULL,
+    message     TEXT    NOT NULL,
+    created_at  TEXT    NOT NULL,
+    PRIMARY KEY (scan_id, id)
+) WITHOUT ROWID;
+
+-- The checkpoint: events a scan has fully recorded.
+CREATE TABLE scan_events_done (
+    scan_id    TEXT NOT NULL REFERENCES scan_progress (scan_id) ON DELETE CASCADE,
+    event_uri  TEXT NOT NULL,
+    PRIMARY KEY (scan_id, event_uri)
+) WITHOUT ROWID;
+
+-- Each distinct email a scan found, and whether it was new to the customers.
+CREATE TABLE scan_emails (
+    scan_id  TEXT    NOT NULL REFERENCES scan_progress (scan_id) ON DELETE CASCADE,
+    email    TEXT    NOT NULL,
+    is_new   INTEGER NOT NULL,
+    PRIMARY KEY (scan_id, email)
+) WITHOUT ROWID;
+
+CREATE TABLE customers (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    email             TEXT    NOT NULL UNIQUE,
+    name              TEXT,
+    bookings          INTEGER NOT NULL DEFAULT 0,
+    first_booking_at  TEXT,
+    last_booking_at   TEXT,
+    created_by_scan   TEXT,
+    created_at        TEXT    NOT NULL,
+    updated_at        TEXT    NOT NULL
+);
+CREATE INDEX customers_created ON customers (created_at);
+
+-- Every booking (Calendly invitee) seen, so a booking counts once however
+-- often it is scanned.
+CREATE TABLE bookings (
+    invitee_uri  TEXT    PRIMARY KEY,
+    email        TEXT    NOT NULL,
+    event_uri    TEXT    NOT NULL,
+    start_time   TEXT    NOT NULL,
+    canceled     INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX bookings_email ON bookings (email);
+
+-- Admin sessions; the id is stored as a digest of the cookie value.
+CREATE TABLE sessions (
+    id_hash     TEXT    PRIMARY KEY,
+    username    TEXT    NOT NULL,
+    expires_ms  INTEGER NOT NULL
+);

@@ -1,0 +1,162 @@
+//! The application: its state, the router that merges the feature routers,
+//! and the server that runs until it is told to stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware;
+use axum::response::IntoResponse;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{self, AdminPassword, Auth};
+use crate::calendly::{CalendlyClient, ClientSettings};
+use crate::error::AppError;
+use crate::i18n::Lang;
+use crate::routes;
+use crate::scan::{ScanSettings, Scans};
+use crate::store::{self, Store};
+
+/// Shared by every handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub scans: Scans,
+    pub auth: Arc<Auth>,
+    /// The fallback language.
+    pub lang: Lang,
+    pub shutdown: CancellationToken,
+}
+
+impl AppState {
+    /// The request's language: `Accept-Language`, else `CALSCAN_LANG`.
+    pub fn lang_for(&self, headers: &HeaderMap) -> Lang {
+        headers
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(Lang::from_accept_language)
+            .unwrap_or(self.lang)
+    }
+}
+
+/// Everything the server needs, resolved from the command line.
+#[derive(Debug)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub database_url: String,
+    pub calendly: Option<ClientSettings>,
+    pub organization: Option<String>,
+    pub admin_user: String,
+    pub admin_password: AdminPassword,
+    pub api_token: Option<secrecy::SecretString>,
+    pub lang: Lang,
+    pub cookie_secure: bool,
+    pub session_idle: Duration,
+    pub login_attempts: u32,
+    pub lease: Duration,
+}
+
+/// The router: feature routers merged, then the layers.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(routes::scans::routes())
+        .merge(routes::events::routes())
+        .merge(routes::customers::routes())
+        .merge(routes::compat::routes())
+        .merge(routes::health::routes())
+        .merge(auth::routes())
+        .fallback(|| async { AppError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|| async {
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                axum::Json(serde_json::json!({"error": "method not allowed"})),
+            )
+                .into_response()
+        })
+        .layer(middleware::from_fn(auth::same_origin_only))
+        .with_state(state)
+}
+
+/// A bound, ready server.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Binds, opens and migrates the database, recovers scans a dead process
+    /// left running, and prepares the routes. `shutdown` stops it.
+    pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.bind))?;
+        let store = store::connect(&settings.database_url)
+            .await
+            .context("cannot open the database")?;
+        let calendly = settings
+            .calendly
+            .map(CalendlyClient::new)
+            .transpose()
+            .context("invalid Calendly settings")?;
+        if calendly.is_none() {
+            tracing::warn!("CALENDLY_TOKEN is not set: scans will end with an error saying so");
+        }
+        let scans = Scans::new(
+            store.clone(),
+            calendly,
+            ScanSettings {
+                lang: settings.lang,
+                organization: settings.organization,
+                lease: settings.lease,
+            },
+            shutdown.clone(),
+        );
+        scans.recover().await.context("cannot recover scans")?;
+        scans.spawn_lease_sweeper();
+        let auth = Auth::new(
+            settings.admin_user,
+            settings.admin_password,
+            settings.api_token.as_ref(),
+            settings.cookie_secure,
+            settings.session_idle,
+            settings.login_attempts,
+        )
+        .await?;
+        Ok(Self {
+            listener,
+            state: AppState {
+                store,
+                scans,
+                auth: Arc::new(auth),
+                lang: settings.lang,
+                shutdown,
+            },
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until shutdown; then ends the streams, lets running scans
+    /// record `interrupted`, and returns.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let state = self.state.clone();
+        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, app)
+            .with_graceful_shutdown(state.shutdown.clone().cancelled_owned())
+            .await
+            .context("server failed")?;
+        state.scans.drain(Duration::from_secs(5)).await;
+        Ok(())
+    }
+}

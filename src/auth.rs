@@ -1,0 +1,314 @@
+//! Who may use calscan: the admin login (Argon2id), server-side sessions in
+//! the store, the optional API bearer token, the guard that refuses
+//! state-changing requests from other origins, and login throttling.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngExt;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::i18n::Lang;
+use crate::views;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "calscan_session";
+
+/// Failed logins are counted per client over this window.
+const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// The login settings, made once at start.
+pub struct Auth {
+    pub admin_user: String,
+    /// Argon2id PHC string.
+    password_hash: String,
+    /// SHA-256 of `CALSCAN_API_TOKEN`.
+    api_token_digest: Option<[u8; 32]>,
+    pub cookie_secure: bool,
+    pub session_idle: Duration,
+    login_attempts: u32,
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Auth")
+            .field("admin_user", &self.admin_user)
+            .field("cookie_secure", &self.cookie_secure)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the admin password is given.
+#[derive(Debug)]
+pub enum AdminPassword {
+    Plain(SecretString),
+    Hash(String),
+}
+
+impl Auth {
+    /// Hashes a plain password off the runtime (Argon2id is deliberately slow)
+    /// or checks a given hash.
+    pub async fn new(
+        admin_user: String,
+        password: AdminPassword,
+        api_token: Option<&SecretString>,
+        cookie_secure: bool,
+        session_idle: Duration,
+        login_attempts: u32,
+    ) -> anyhow::Result<Self> {
+        let password_hash = match password {
+            AdminPassword::Plain(plain) => hash_password(plain).await?,
+            AdminPassword::Hash(hash) => {
+                password_auth::is_hash_obsolete(&hash).map_err(|e| {
+                    anyhow::anyhow!(
+                        "CALSCAN_ADMIN_PASSWORD_HASH is not a PHC string ({e}); make one with \
+                         `calscan hash-password`"
+                    )
+                })?;
+                hash
+            }
+        };
+        Ok(Self {
+            admin_user,
+            password_hash,
+            api_token_digest: api_token.map(|t| digest(t.expose_secret())),
+            cookie_secure,
+            session_idle,
+            login_attempts,
+            failures: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Whether `username` and `password` are the admin's. Takes the same time
+    /// for an unknown user as for a wrong password.
+    async fn check(&self, username: &str, password: String) -> bool {
+        let hash = self.password_hash.clone();
+        let password_ok = tokio::task::spawn_blocking(move || {
+            password_auth::verify_password(password.as_bytes(), &hash).is_ok()
+        })
+        .await
+        .unwrap_or(false);
+        let user_ok = constant_time_eq(&digest(username), &digest(&self.admin_user));
+        password_ok && user_ok
+    }
+
+    fn lock_failures(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u32, Instant)>> {
+        self.failures.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `client` has used up its failed attempts.
+    fn throttled(&self, client: IpAddr) -> bool {
+        let mut failures = self.lock_failures();
+        let now = Instant::now();
+        failures.retain(|_, (_, since)| now.duration_since(*since) < LOGIN_WINDOW);
+        failures
+            .get(&client)
+            .is_some_and(|(count, _)| *count >= self.login_attempts)
+    }
+
+    fn record_failure(&self, client: IpAddr) {
+        let mut failures = self.lock_failures();
+        let entry = failures.entry(client).or_insert((0, Instant::now()));
+        entry.0 += 1;
+    }
+
+    fn forget_failures(&self, client: IpAddr) {
+        self.lock_failures().remove(&client);
+    }
+
+    fn idle_ms(&self) -> i64 {
+        i64::try_from(self.session_idle.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+/// Argon2id with the crate's recommended parameters, off the async runtime.
+pub async fn hash_password(password: SecretString) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || {
+        password_auth::generate_hash(password.expose_secret().as_bytes())
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
+}
+
+fn digest(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A logged-in admin or an API client with the token. Extracting it is
+/// what guards a route.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub username: String,
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let auth = &state.auth;
+        if let Some(expected) = &auth.api_token_digest
+            && let Some(token) = parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+            && constant_time_eq(&digest(token.trim()), expected)
+        {
+            return Ok(Admin {
+                username: "api".into(),
+            });
+        }
+        let jar = CookieJar::from_headers(&parts.headers);
+        let Some(cookie) = jar.get(SESSION_COOKIE) else {
+            return Err(AppError::Unauthorized);
+        };
+        let now = crate::time::now_ms();
+        let user = state
+            .store
+            .touch_session(&session_digest(cookie.value()), now, now + auth.idle_ms())
+            .await?;
+        user.map(|username| Admin { username })
+            .ok_or(AppError::Unauthorized)
+    }
+}
+
+/// Sessions are stored by digest: a copy of the database opens no session.
+fn session_digest(id: &str) -> String {
+    hex::encode(digest(id))
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+}
+
+async fn login_page(headers: HeaderMap, State(state): State<AppState>) -> Response {
+    views::login::page(state.lang_for(&headers), None).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let auth = &state.auth;
+    let lang: Lang = state.lang_for(&headers);
+    let client = peer.ip();
+    if auth.throttled(client) {
+        return (
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            views::login::page(lang, Some(views::login::Failure::Throttled)),
+        )
+            .into_response();
+    }
+    if !auth.check(&form.username, form.password).await {
+        auth.record_failure(client);
+        tracing::info!(%client, "failed admin login");
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            views::login::page(lang, Some(views::login::Failure::Wrong)),
+        )
+            .into_response();
+    }
+    auth.forget_failures(client);
+    // A new id at every login: a planted cookie never becomes a session.
+    let id = URL_SAFE_NO_PAD.encode(rand::rng().random::<[u8; 32]>());
+    let expires = crate::time::now_ms() + auth.idle_ms();
+    if let Err(error) = state
+        .store
+        .create_session(&session_digest(&id), &auth.admin_user, expires)
+        .await
+    {
+        return AppError::from(error).into_response();
+    }
+    let old = jar.get(SESSION_COOKIE).map(|c| session_digest(c.value()));
+    if let Some(old) = old {
+        let _ = state.store.delete_session(&old).await;
+    }
+    let cookie = Cookie::build((SESSION_COOKIE, id))
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(auth.cookie_secure)
+        .path("/")
+        .build();
+    (jar.add(cookie), Redirect::to("/admin/customer_search")).into_response()
+}
+
+async fn logout(State(state): State<AppState>, jar: CookieJar) -> Response {
+    if let Some(cookie) = jar.get(SESSION_COOKIE)
+        && let Err(error) = state
+            .store
+            .delete_session(&session_digest(cookie.value()))
+            .await
+    {
+        return AppError::from(error).into_response();
+    }
+    let gone = Cookie::build((SESSION_COOKIE, "")).path("/").build();
+    (jar.remove(gone), Redirect::to("/login")).into_response()
+}
+
+/// Refuses state-changing requests a browser sends from another origin:
+/// `Sec-Fetch-Site` other than same-origin/none, or an `Origin` that is not
+/// this host. Requests with neither header (curl, scripts) pass.
+pub async fn same_origin_only(request: Request, next: Next) -> Response {
+    let safe = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    if safe || request.uri().path().starts_with("/webhooks/") {
+        return next.run(request).await;
+    }
+    let headers = request.headers();
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if fetch_site.is_some_and(|site| site != "same-origin" && site != "none") {
+        return AppError::Forbidden("cross-site request refused".into()).into_response();
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+        let origin_host = origin
+            .to_str()
+            .ok()
+            .and_then(|o| url::Url::parse(o).ok())
+            .and_then(|u| {
+                u.host_str().map(|h| match u.port() {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_owned(),
+                })
+            });
+        if origin_host.is_none() || origin_host.as_deref() != host {
+            return AppError::Forbidden("cross-origin request refused".into()).into_response();
+        }
+    }
+    next.run(request).await
+}

@@ -1,0 +1,282 @@
+//! The users' words: every log line and step of a scan, in German (the
+//! original's wording, the default) and English.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A language calscan speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    De,
+    En,
+}
+
+impl FromStr for Lang {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "de" => Ok(Self::De),
+            "en" => Ok(Self::En),
+            other => Err(format!("unsupported language {other:?}: use de or en")),
+        }
+    }
+}
+
+impl fmt::Display for Lang {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::De => "de",
+            Self::En => "en",
+        })
+    }
+}
+
+impl Lang {
+    /// The first of `de`/`en` an `Accept-Language` header names, by quality.
+    pub fn from_accept_language(header: &str) -> Option<Self> {
+        let mut best: Option<(f32, Self)> = None;
+        for part in header.split(',') {
+            let mut pieces = part.split(';');
+            let tag = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+            let quality = pieces
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let primary = tag.split('-').next().unwrap_or("");
+            let Ok(lang) = primary.parse::<Self>() else {
+                continue;
+            };
+            if quality > 0.0 && best.is_none_or(|(q, _)| quality > q) {
+                best = Some((quality, lang));
+            }
+        }
+        best.map(|(_, lang)| lang)
+    }
+}
+
+/// Everything a scan says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg<'a> {
+    StepInit,
+    StepConnect,
+    StepEventsLoaded,
+    StepExtract,
+    StepEmailsFound,
+    StepSave,
+    StepFinish,
+    StepDone,
+    StepFailed,
+    StepCancelled,
+    StepInterrupted,
+    Started,
+    Resumed {
+        done: usize,
+    },
+    Connected {
+        organization: &'a str,
+    },
+    EventsPage {
+        page: usize,
+        count: usize,
+        total: usize,
+    },
+    EventsLoaded {
+        count: usize,
+    },
+    NoEmail {
+        name: &'a str,
+    },
+    UniqueEmails {
+        count: i64,
+    },
+    Saved {
+        new: i64,
+        existing: i64,
+    },
+    Completed {
+        events: i64,
+        emails: i64,
+        new: i64,
+        secs: f64,
+    },
+    NotConfigured,
+    Failed {
+        error: &'a str,
+    },
+    Cancelled,
+    Interrupted,
+    ProcessGone,
+    ScanStarted,
+    CancelRequested,
+    ScanResumed,
+}
+
+impl Lang {
+    /// `msg` in this language.
+    pub fn text(self, msg: &Msg<'_>) -> String {
+        use Msg::*;
+        let de = self == Lang::De;
+        match msg {
+            StepInit => pick(de, "Scanner initialisiert", "Scanner initialized"),
+            StepConnect => pick(
+                de,
+                "Verbinde mit Calendly API...",
+                "Connecting to the Calendly API...",
+            ),
+            StepEventsLoaded => pick(de, "Alle Events geladen", "All events loaded"),
+            StepExtract => pick(
+                de,
+                "Extrahiere Email-Adressen...",
+                "Extracting email addresses...",
+            ),
+            StepEmailsFound => pick(
+                de,
+                "Eindeutige Email-Adressen ermittelt",
+                "Unique email addresses identified",
+            ),
+            StepSave => pick(de, "Speichere in Datenbank...", "Saving to the database..."),
+            StepFinish => pick(de, "Schließe ab...", "Finishing..."),
+            StepDone => pick(de, "Fertig", "Done"),
+            StepFailed => pick(de, "Fehler", "Error"),
+            StepCancelled => pick(de, "Abgebrochen", "Cancelled"),
+            StepInterrupted => pick(de, "Unterbrochen", "Interrupted"),
+            Started => pick(de, "🚀 Calendly Scan gestartet", "🚀 Calendly scan started"),
+            Resumed { done } => {
+                if de {
+                    format!("🔁 Scan fortgesetzt ({done} Events bereits erledigt)")
+                } else {
+                    format!("🔁 Scan resumed ({done} events already done)")
+                }
+            }
+            Connected { organization } => {
+                if de {
+                    format!("🔗 Verbunden mit Calendly (Organisation {organization})")
+                } else {
+                    format!("🔗 Connected to Calendly (organization {organization})")
+                }
+            }
+            EventsPage { page, count, total } => {
+                if de {
+                    format!("📄 Seite {page}: {count} Events ({total} insgesamt)")
+                } else {
+                    format!("📄 Page {page}: {count} events ({total} in all)")
+                }
+            }
+            EventsLoaded { count } => {
+                if de {
+                    format!("✅ {count} Events von Calendly geladen")
+                } else {
+                    format!("✅ {count} events loaded from Calendly")
+                }
+            }
+            NoEmail { name } => {
+                if de {
+                    format!("⚠️ Teilnehmer ohne gültige Email übersprungen: {name}")
+                } else {
+                    format!("⚠️ Skipped an invitee without a usable email: {name}")
+                }
+            }
+            UniqueEmails { count } => {
+                if de {
+                    format!("📧 {count} eindeutige Email-Adressen gefunden")
+                } else {
+                    format!("📧 {count} unique email addresses found")
+                }
+            }
+            Saved { new, existing } => {
+                if de {
+                    format!("💾 {new} neue Kunden gespeichert, {existing} bereits vorhanden")
+                } else {
+                    format!("💾 {new} new customers saved, {existing} already known")
+                }
+            }
+            Completed {
+                events,
+                emails,
+                new,
+                secs,
+            } => {
+                if de {
+                    format!(
+                        "🎉 Scan abgeschlossen: {events} Events, {emails} Emails, {new} neu ({secs:.1} s)"
+                    )
+                } else {
+                    format!(
+                        "🎉 Scan completed: {events} events, {emails} emails, {new} new ({secs:.1} s)"
+                    )
+                }
+            }
+            NotConfigured => pick(
+                de,
+                "Calendly API nicht konfiguriert: CALENDLY_TOKEN setzen (persönlicher Zugriffstoken aus Calendly → Integrationen → API & Webhooks)",
+                "Calendly API not configured: set CALENDLY_TOKEN (a personal access token from Calendly → Integrations → API & Webhooks)",
+            ),
+            Failed { error } => {
+                if de {
+                    format!("❌ Fehler: {error}")
+                } else {
+                    format!("❌ Error: {error}")
+                }
+            }
+            Cancelled => pick(de, "⏹️ Scan abgebrochen", "⏹️ Scan cancelled"),
+            Interrupted => pick(
+                de,
+                "⏸️ Scan unterbrochen (Server beendet); er kann fortgesetzt werden",
+                "⏸️ Scan interrupted (server stopped); it can be resumed",
+            ),
+            ProcessGone => pick(
+                de,
+                "⏸️ Scan unterbrochen: der ausführende Prozess antwortet nicht mehr; er kann fortgesetzt werden",
+                "⏸️ Scan interrupted: the process running it stopped answering; it can be resumed",
+            ),
+            ScanStarted => pick(de, "Scan gestartet", "Scan started"),
+            CancelRequested => pick(de, "Abbruch angefordert", "Cancellation requested"),
+            ScanResumed => pick(de, "Scan wird fortgesetzt", "Scan resuming"),
+        }
+    }
+}
+
+fn pick(de: bool, german: &str, english: &str) -> String {
+    if de { german } else { english }.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_language_picks_the_preferred_of_de_and_en() {
+        assert_eq!(
+            Lang::from_accept_language("de-DE,de;q=0.9,en;q=0.8"),
+            Some(Lang::De)
+        );
+        assert_eq!(
+            Lang::from_accept_language("fr-FR, en-US;q=0.7, de;q=0.5"),
+            Some(Lang::En)
+        );
+        assert_eq!(
+            Lang::from_accept_language("en;q=0, de;q=0.1"),
+            Some(Lang::De)
+        );
+        assert_eq!(Lang::from_accept_language("fr, it"), None);
+        assert_eq!(Lang::from_accept_language(""), None);
+    }
+
+    #[test]
+    fn the_original_german_wording_is_kept() {
+        assert_eq!(Lang::De.text(&Msg::Started), "🚀 Calendly Scan gestartet");
+        assert_eq!(
+            Lang::De.text(&Msg::EventsLoaded { count: 87 }),
+            "✅ 87 Events von Calendly geladen"
+        );
+        assert_eq!(
+            Lang::De.text(&Msg::StepExtract),
+            "Extrahiere Email-Adressen..."
+        );
+        assert_eq!(
+            Lang::En.text(&Msg::EventsLoaded { count: 1 }),
+            "✅ 1 events loaded from Calendly"
+        );
+    }
+}

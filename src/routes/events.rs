@@ -1,0 +1,236 @@
+//! `GET /api/scans/{scan_id}/events`: the scan as Server-Sent Events.
+//!
+//! A watcher subscribes to the scan's channel first and reads the database
+//! second, so nothing falls between the two: the `snapshot` carries every
+//! log line after `Last-Event-ID` up to the scan's newest event id, and live
+//! events at or below that id are skipped. A watcher that falls behind the
+//! channel is refilled from the database; a scan running in another process
+//! is followed by reading the database.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::Utc;
+use futures::{Stream, StreamExt};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::scans::{load_scan, parse_event_id, status_object};
+use crate::app::AppState;
+use crate::auth::Admin;
+use crate::error::AppError;
+use crate::scan::status::{EventKind, Published, StatusObject};
+use crate::store::{ScanRow, ScanStatus};
+
+/// Comments keep proxies and browsers from closing an idle stream.
+const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// How soon a browser reconnects after the stream broke.
+const RETRY: Duration = Duration::from_secs(2);
+/// How often a scan running elsewhere is re-read.
+const POLL: Duration = Duration::from_millis(500);
+/// Log lines read back per refill.
+const REFILL_LIMIT: i64 = 100_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/scans/{scan_id}/events", get(events))
+}
+
+async fn events(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(scan_id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let last_event_id = headers
+        .get("last-event-id")
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| AppError::BadRequest("Last-Event-ID must be a number".into()))
+                .and_then(|v| parse_event_id(v, "Last-Event-ID"))
+        })
+        .transpose()?;
+    // Subscribed before the row is read: no event can fall in between.
+    let live = state.scans.subscribe(&scan_id);
+    let row = load_scan(&state, &scan_id).await?;
+    let finished = row.status != ScanStatus::Running;
+    if finished && last_event_id.is_some_and(|n| n >= row.figures.last_event_id) {
+        // The browser has everything: 204 stops its reconnecting.
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let snapshot = status_object(&state, &row, last_event_id.unwrap_or(0)).await?;
+    // A finished scan's newest id is its `done` event's, sent right after.
+    let snapshot_id = row.figures.last_event_id - i64::from(finished);
+    let first = Published::new(snapshot_id, EventKind::Snapshot, &snapshot);
+    let stream = follow(state.clone(), row, first, live)
+        .map(|published| Ok::<Event, Infallible>(to_sse(&published)))
+        .take_until(state.shutdown.clone().cancelled_owned());
+    let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
+    Ok((
+        [
+            (
+                HeaderName::from_static("x-accel-buffering"),
+                HeaderValue::from_static("no"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
+        ],
+        sse,
+    )
+        .into_response())
+}
+
+fn to_sse(published: &Published) -> Event {
+    let event = Event::default()
+        .id(published.id.to_string())
+        .event(published.kind.as_str())
+        .data(&*published.data);
+    if published.kind == EventKind::Snapshot {
+        event.retry(RETRY)
+    } else {
+        event
+    }
+}
+
+/// The snapshot, then every later event once, ending with `done`.
+fn follow(
+    state: AppState,
+    row: ScanRow,
+    snapshot: Published,
+    live: Option<tokio::sync::broadcast::Receiver<Arc<Published>>>,
+) -> impl Stream<Item = Arc<Published>> {
+    async_stream::stream! {
+        let mut sent = snapshot.id;
+        yield Arc::new(snapshot);
+        if row.status != ScanStatus::Running {
+            yield Arc::new(done(&row));
+            return;
+        }
+        match live {
+            Some(mut live) => loop {
+                match live.recv().await {
+                    Ok(event) => {
+                        if event.id <= sent {
+                            continue;
+                        }
+                        sent = event.id;
+                        let last = event.kind == EventKind::Done;
+                        yield event;
+                        if last {
+                            return;
+                        }
+                    }
+                    // Fell behind the channel, or the scan task is gone:
+                    // the database has everything.
+                    Err(error) => {
+                        match catch_up(&state, &row.scan_id, sent).await {
+                            Ok((events, newest, finished)) => {
+                                for event in events {
+                                    yield Arc::new(event);
+                                }
+                                sent = newest;
+                                if finished {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                tracing::warn!(error = %e, scan_id = %row.scan_id, "cannot refill a stream");
+                                return;
+                            }
+                        }
+                        if matches!(error, RecvError::Closed) {
+                            // The task ended without a done we saw: follow the database.
+                            live = match state.scans.subscribe(&row.scan_id) {
+                                Some(again) => again,
+                                None => {
+                                    for await event in poll(state.clone(), row.scan_id.clone(), sent) {
+                                        yield event;
+                                    }
+                                    return;
+                                }
+                            };
+                        }
+                    }
+                }
+            },
+            None => {
+                for await event in poll(state.clone(), row.scan_id.clone(), sent) {
+                    yield event;
+                }
+            }
+        }
+    }
+}
+
+/// Follows a scan that runs elsewhere by re-reading the database.
+fn poll(state: AppState, scan_id: String, mut sent: i64) -> impl Stream<Item = Arc<Published>> {
+    async_stream::stream! {
+        let mut tick = tokio::time::interval(POLL);
+        loop {
+            tick.tick().await;
+            match catch_up(&state, &scan_id, sent).await {
+                Ok((events, newest, finished)) => {
+                    for event in events {
+                        yield Arc::new(event);
+                    }
+                    sent = newest;
+                    if finished {
+                        return;
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, scan_id, "cannot follow a scan");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// What the database holds after `sent`: log lines, then the newest
+/// progress (or `done`). Returns the events, the newest id, and whether the
+/// scan has finished.
+async fn catch_up(
+    state: &AppState,
+    scan_id: &str,
+    sent: i64,
+) -> Result<(Vec<Published>, i64, bool), AppError> {
+    // The row first: every log line up to its newest id is already written.
+    let row = state
+        .store
+        .scan(scan_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no scan {scan_id}")))?;
+    let newest = row.figures.last_event_id;
+    let mut events: Vec<Published> = state
+        .store
+        .logs_after(scan_id, sent, REFILL_LIMIT)
+        .await?
+        .iter()
+        .filter(|log| log.id <= newest)
+        .map(Published::log)
+        .collect();
+    let finished = row.status != ScanStatus::Running;
+    if finished {
+        events.push(done(&row));
+    } else if newest > sent && events.last().is_none_or(|e| e.id < newest) {
+        events.push(Published::new(
+            newest,
+            EventKind::Progress,
+            &StatusObject::new(&row, None, Utc::now()),
+        ));
+    }
+    Ok((events, newest.max(sent), finished))
+}
+
+fn done(row: &ScanRow) -> Published {
+    Published::new(
+        row.figures.last_event_id,
+        EventKind::Done,
+        &StatusObject::new(row, None, Utc::now()),
+    )
+}

@@ -1,0 +1,7 @@
+//! One router per feature, merged in `app::router`.
+
+pub mod compat;
+pub mod customers;
+pub mod events;
+pub mod health;
+pub mod scans;

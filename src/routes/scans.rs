@@ -1,0 +1,200 @@
+//! The scan JSON API: start, history, status (with `?after=N`), cancel, resume.
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::auth::Admin;
+use crate::error::AppError;
+use crate::i18n::Msg;
+use crate::scan::status::StatusObject;
+use crate::scan::{CancelOutcome, ScanMode, is_valid_scan_id};
+use crate::store::{ResumeOutcome, ScanRow, StartOutcome};
+
+/// History pages hold this many scans.
+const HISTORY_LIMIT: i64 = 100;
+
+/// A status request returns at most this many log lines.
+const LOG_LIMIT: i64 = 10_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/scans", post(start).get(history))
+        .route("/api/scans/{scan_id}", get(status))
+        .route("/api/scans/{scan_id}/cancel", post(cancel))
+        .route("/api/scans/{scan_id}/resume", post(resume))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    #[serde(default)]
+    mode: ScanMode,
+}
+
+/// `202 {"success": true, "scan_id", "message"}`, or 409 with the running id.
+pub async fn start_scan(state: &AppState, mode: ScanMode) -> Result<Response, AppError> {
+    let lang = state.scans.lang();
+    Ok(match state.scans.start(mode).await? {
+        StartOutcome::Started(row) => (
+            StatusCode::ACCEPTED,
+            Json(json!({"success": true, "scan_id": row.scan_id, "message": lang.text(&Msg::ScanStarted)})),
+        )
+            .into_response(),
+        StartOutcome::AlreadyRunning(running) => conflict(&running, state),
+    })
+}
+
+fn conflict(running: &str, state: &AppState) -> Response {
+    let message = match state.scans.lang() {
+        crate::i18n::Lang::De => "Es läuft bereits ein Scan",
+        crate::i18n::Lang::En => "A scan is already running",
+    };
+    (
+        StatusCode::CONFLICT,
+        Json(json!({"success": false, "scan_id": running, "message": message})),
+    )
+        .into_response()
+}
+
+async fn start(State(state): State<AppState>, _: Admin, body: Bytes) -> Result<Response, AppError> {
+    let body: StartBody = if body.iter().all(u8::is_ascii_whitespace) {
+        StartBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            AppError::BadRequest(format!(
+                "the body must be JSON like {{\"mode\": \"full\"}} or {{\"mode\": \"incremental\"}}: {e}"
+            ))
+        })?
+    };
+    start_scan(&state, body.mode).await
+}
+
+async fn history(State(state): State<AppState>, _: Admin) -> Result<Response, AppError> {
+    let now = Utc::now();
+    let scans: Vec<StatusObject> = state
+        .store
+        .scans(HISTORY_LIMIT)
+        .await?
+        .iter()
+        .map(|row| StatusObject::new(row, None, now))
+        .collect();
+    Ok(Json(json!({ "scans": scans })).into_response())
+}
+
+/// A scan id from the path: 400 when malformed, 404 when unknown.
+pub async fn load_scan(state: &AppState, scan_id: &str) -> Result<ScanRow, AppError> {
+    if !is_valid_scan_id(scan_id) {
+        return Err(AppError::BadRequest(
+            "a scan id is scan_ followed by 8 to 40 characters of 0-9 and a-z".into(),
+        ));
+    }
+    state
+        .store
+        .scan(scan_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no scan {scan_id}")))
+}
+
+/// A non-negative event id, as `after` or `Last-Event-ID` carry it.
+pub fn parse_event_id(value: &str, name: &str) -> Result<i64, AppError> {
+    value
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| AppError::BadRequest(format!("{name} must be a whole number ≥ 0")))
+}
+
+/// The first value of `name` in a query string; never fails on odd input.
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The status object with the log lines after `after`.
+pub async fn status_object(
+    state: &AppState,
+    row: &ScanRow,
+    after: i64,
+) -> Result<StatusObject, AppError> {
+    // Read after the row: lines past its newest id belong to a later state.
+    let mut logs = state
+        .store
+        .logs_after(&row.scan_id, after, LOG_LIMIT)
+        .await?;
+    logs.retain(|log| log.id <= row.figures.last_event_id);
+    Ok(StatusObject::new(row, Some(logs), Utc::now()))
+}
+
+async fn status(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(scan_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, AppError> {
+    let after = query_param(query.as_deref(), "after")
+        .as_deref()
+        .map(|a| parse_event_id(a, "after"))
+        .transpose()?
+        .unwrap_or(0);
+    let row = load_scan(&state, &scan_id).await?;
+    Ok(Json(status_object(&state, &row, after).await?).into_response())
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(scan_id): Path<String>,
+) -> Result<Response, AppError> {
+    load_scan(&state, &scan_id).await?;
+    let lang = state.scans.lang();
+    match state.scans.cancel(&scan_id).await? {
+        CancelOutcome::Requested => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"success": true, "scan_id": scan_id, "message": lang.text(&Msg::CancelRequested)})),
+        )
+            .into_response()),
+        CancelOutcome::NotFound => Err(AppError::NotFound(format!("no scan {scan_id}"))),
+        CancelOutcome::NotRunning(status) => Ok(not_possible(&scan_id, &format!("the scan is {status}, not running"))),
+    }
+}
+
+async fn resume(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(scan_id): Path<String>,
+) -> Result<Response, AppError> {
+    load_scan(&state, &scan_id).await?;
+    let lang = state.scans.lang();
+    match state.scans.resume(&scan_id).await? {
+        ResumeOutcome::Resumed(row) => Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"success": true, "scan_id": row.scan_id, "message": lang.text(&Msg::ScanResumed)})),
+        )
+            .into_response()),
+        ResumeOutcome::NotFound => Err(AppError::NotFound(format!("no scan {scan_id}"))),
+        ResumeOutcome::NotResumable(status) => Ok(not_possible(
+            &scan_id,
+            &format!("the scan is {status}; only interrupted, error and cancelled scans can be resumed"),
+        )),
+        ResumeOutcome::AlreadyRunning(running) => Ok(conflict(&running, &state)),
+    }
+}
+
+/// 409 for an action the scan's state does not allow.
+fn not_possible(scan_id: &str, message: &str) -> Response {
+    (
+        StatusCode::CONFLICT,
+        Json(json!({"success": false, "scan_id": scan_id, "message": message, "error": message})),
+    )
+        .into_response()
+}

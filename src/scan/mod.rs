@@ -1,0 +1,299 @@
+//! Scans: starting, resuming and cancelling them, the background task that
+//! runs each, and where their live events come from.
+//!
+//! Data travels one way: a route calls [`Scans`], which writes through the
+//! store; the scan task writes each change once, to the store and to the
+//! scan's channel; streams and status requests only read.
+
+mod progress;
+pub mod registry;
+mod runner;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::calendly::CalendlyClient;
+use crate::i18n::{Lang, Msg};
+use crate::store::{
+    LogRow, NewScan, Progress, ResumeOutcome, ScanRow, ScanStatus, StartOutcome, Store, StoreResult,
+};
+use registry::Registry;
+use status::Published;
+
+/// How scans run.
+#[derive(Debug, Clone)]
+pub struct ScanSettings {
+    /// The language of log lines and steps.
+    pub lang: Lang,
+    /// `CALENDLY_ORG_URI`, if set.
+    pub organization: Option<String>,
+    /// How long a scan's lease holds without a heartbeat.
+    pub lease: Duration,
+}
+
+/// A full scan reads every event; an incremental one (a later release) only
+/// recent ones. Both are recorded as asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanMode {
+    #[default]
+    Incremental,
+    Full,
+}
+
+impl ScanMode {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Incremental => "incremental",
+            Self::Full => "full",
+        }
+    }
+}
+
+/// What `cancel` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CancelOutcome {
+    /// The scan will record `cancelled` within a second.
+    Requested,
+    NotFound,
+    /// It is not running.
+    NotRunning(ScanStatus),
+}
+
+/// The scan service; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Scans {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    store: Arc<dyn Store>,
+    registry: Registry,
+    calendly: Option<CalendlyClient>,
+    settings: ScanSettings,
+    /// This process, as the owner of the leases it holds.
+    instance: String,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Scans {
+    /// `calendly` is `None` when no token is configured: scans then end with
+    /// an error saying what to set.
+    pub fn new(
+        store: Arc<dyn Store>,
+        calendly: Option<CalendlyClient>,
+        settings: ScanSettings,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                registry: Registry::default(),
+                calendly,
+                settings,
+                instance: format!(
+                    "calscan-{}",
+                    ulid::Ulid::generate().to_string().to_lowercase()
+                ),
+                shutdown,
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    pub fn lang(&self) -> Lang {
+        self.inner.settings.lang
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    fn lease_until(&self) -> i64 {
+        crate::time::now_ms() + self.inner.settings.lease.as_millis() as i64
+    }
+
+    /// Marks scans left `running` by a dead process as `interrupted`: on a
+    /// database only this process uses, all of them; elsewhere those whose
+    /// lease ran out.
+    pub async fn recover(&self) -> StoreResult<Vec<ScanRow>> {
+        let all = self.inner.store.single_process();
+        self.interrupt_stale(all).await
+    }
+
+    async fn interrupt_stale(&self, all: bool) -> StoreResult<Vec<ScanRow>> {
+        let message = self.lang().text(&Msg::ProcessGone);
+        let rows = self
+            .inner
+            .store
+            .interrupt_stale(crate::time::now_ms(), all, &message, Utc::now())
+            .await?;
+        for row in &rows {
+            tracing::warn!(scan_id = %row.scan_id, "scan marked interrupted: its process is gone");
+        }
+        Ok(rows)
+    }
+
+    /// Sweeps expired leases every half lease until shutdown.
+    pub fn spawn_lease_sweeper(&self) {
+        let scans = self.clone();
+        let period = (self.inner.settings.lease / 2).max(Duration::from_millis(100));
+        self.inner.tasks.spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tokio::select! {
+                    _ = scans.inner.shutdown.cancelled() => return,
+                    _ = tick.tick() => {
+                        if let Err(error) = scans.interrupt_stale(false).await {
+                            tracing::warn!(%error, "cannot sweep scan leases");
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    /// Starts a scan in the background; answers before any Calendly call.
+    #[tracing::instrument(skip_all)]
+    pub async fn start(&self, mode: ScanMode) -> StoreResult<StartOutcome> {
+        // A scan whose process died must not block this one.
+        self.interrupt_stale(false).await?;
+        let lang = self.lang();
+        let now = Utc::now();
+        let scan = NewScan {
+            scan_id: new_scan_id(),
+            mode: mode.as_str().to_owned(),
+            owner: self.inner.instance.clone(),
+            lease_until_ms: self.lease_until(),
+            started_at: now,
+            figures: Progress {
+                progress: 0,
+                current_step: lang.text(&Msg::StepInit),
+                last_event_id: 1,
+                ..Progress::default()
+            },
+            logs: vec![LogRow {
+                id: 1,
+                message: lang.text(&Msg::Started),
+                created_at: now,
+            }],
+        };
+        let outcome = self.inner.store.start_scan(&scan).await?;
+        if let StartOutcome::Started(row) = &outcome {
+            self.spawn(row.clone(), false);
+        }
+        Ok(outcome)
+    }
+
+    /// Continues an `interrupted`, `error` or `cancelled` scan where its
+    /// checkpoint stands, under the same id.
+    #[tracing::instrument(skip_all, fields(scan_id))]
+    pub async fn resume(&self, scan_id: &str) -> StoreResult<ResumeOutcome> {
+        self.interrupt_stale(false).await?;
+        let Some(row) = self.inner.store.scan(scan_id).await? else {
+            return Ok(ResumeOutcome::NotFound);
+        };
+        let line = LogRow {
+            id: row.figures.last_event_id + 1,
+            message: self.lang().text(&Msg::ScanResumed),
+            created_at: Utc::now(),
+        };
+        let outcome = self
+            .inner
+            .store
+            .resume_scan(scan_id, &self.inner.instance, self.lease_until(), &[line])
+            .await?;
+        if let ResumeOutcome::Resumed(row) = &outcome {
+            self.spawn(row.clone(), true);
+        }
+        Ok(outcome)
+    }
+
+    /// Asks a running scan to stop; it records `cancelled` within a second.
+    pub async fn cancel(&self, scan_id: &str) -> StoreResult<CancelOutcome> {
+        if self.inner.registry.cancel(scan_id) {
+            return Ok(CancelOutcome::Requested);
+        }
+        Ok(match self.inner.store.scan(scan_id).await? {
+            None => CancelOutcome::NotFound,
+            Some(row) => CancelOutcome::NotRunning(row.status),
+        })
+    }
+
+    /// The live events of a scan running in this process.
+    pub fn subscribe(&self, scan_id: &str) -> Option<broadcast::Receiver<Arc<Published>>> {
+        self.inner.registry.subscribe(scan_id)
+    }
+
+    fn spawn(&self, row: ScanRow, resumed: bool) {
+        let inner = self.inner.clone();
+        let cancel = CancellationToken::new();
+        // Registered before the task runs, so a watcher arriving right after
+        // the start answer finds the channel.
+        let channel = inner.registry.register(&row.scan_id, cancel.clone());
+        self.inner
+            .tasks
+            .spawn(runner::run(inner, row, resumed, cancel, channel));
+    }
+
+    /// Waits (at most `limit`) for every scan task to end after shutdown.
+    pub async fn drain(&self, limit: Duration) {
+        self.inner.tasks.close();
+        if tokio::time::timeout(limit, self.inner.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("scans did not stop in time");
+        }
+    }
+}
+
+/// `scan_` and a lower-case ULID: sortable, 26 characters of `[0-9a-z]`.
+fn new_scan_id() -> String {
+    format!("scan_{}", ulid::Ulid::generate().to_string().to_lowercase())
+}
+
+/// Whether `id` has the form SPEC gives scan ids.
+pub fn is_valid_scan_id(id: &str) -> bool {
+    id.strip_prefix("scan_").is_some_and(|rest| {
+        (8..=40).contains(&rest.len())
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_ids_have_the_spec_form() {
+        let id = new_scan_id();
+        assert!(is_valid_scan_id(&id), "{id}");
+        assert!(is_valid_scan_id("scan_6789abcdef123"));
+        for bad in [
+            "",
+            "scan_",
+            "scan_abc",
+            "scan_ABCDEFGH1",
+            "scan_abcdefgh-",
+            "xscan_abcdefgh",
+            &format!("scan_{}", "a".repeat(41)),
+        ] {
+            assert!(!is_valid_scan_id(bad), "{bad}");
+        }
+    }
+}

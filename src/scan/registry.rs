@@ -1,0 +1,80 @@
+//! The scans running in this process: a broadcast channel per scan for its
+//! watchers, and the token that cancels it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+use super::status::Published;
+
+/// How many events a watcher may fall behind before it is refilled from the
+/// database.
+const CHANNEL_CAPACITY: usize = 1024;
+
+#[derive(Debug, Clone)]
+struct Live {
+    sender: broadcast::Sender<Arc<Published>>,
+    cancel: CancellationToken,
+}
+
+/// Shared by the routes and the scan tasks.
+#[derive(Debug, Default)]
+pub struct Registry {
+    live: Mutex<HashMap<String, Live>>,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
+        // Every critical section is a single map operation: a poisoned map is intact.
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Makes `scan_id` live; its task publishes on the sender and stops when
+    /// the token is cancelled.
+    pub fn register(
+        &self,
+        scan_id: &str,
+        cancel: CancellationToken,
+    ) -> broadcast::Sender<Arc<Published>> {
+        let (sender, _) = broadcast::channel(CHANNEL_CAPACITY);
+        self.lock().insert(
+            scan_id.to_owned(),
+            Live {
+                sender: sender.clone(),
+                cancel,
+            },
+        );
+        sender
+    }
+
+    /// A receiver of the scan's events, if it runs here.
+    pub fn subscribe(&self, scan_id: &str) -> Option<broadcast::Receiver<Arc<Published>>> {
+        self.lock().get(scan_id).map(|l| l.sender.subscribe())
+    }
+
+    /// Cancels the scan if it runs here.
+    pub fn cancel(&self, scan_id: &str) -> bool {
+        match self.lock().get(scan_id) {
+            Some(live) => {
+                live.cancel.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets a finished scan; its watchers see the channel close.
+    pub fn remove(&self, scan_id: &str) {
+        self.lock().remove(scan_id);
+    }
+
+    /// How many watchers each live scan has.
+    pub fn watchers(&self) -> Vec<(String, usize)> {
+        self.lock()
+            .iter()
+            .map(|(id, live)| (id.clone(), live.sender.receiver_count()))
+            .collect()
+    }
+}

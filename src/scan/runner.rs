@@ -1,0 +1,240 @@
+//! The scan task: loads every event, then each event's invitees, saving
+//! customers event by event (the checkpoint), and reports every stage.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use tokio::sync::broadcast;
+
+use super::Inner;
+use super::progress::Reporter;
+use super::status::Published;
+use crate::calendly::model::Event;
+use crate::calendly::{CalendlyError, EventInvitees};
+use crate::i18n::Msg;
+use crate::store::{Booking, ScanRow, ScanStatus, StoreError};
+
+/// Why a scan stopped before completing.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Calendly(#[from] CalendlyError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the scan's lease was lost")]
+    LeaseLost,
+}
+
+/// Runs the scan `row` (just started or resumed) to its end.
+#[tracing::instrument(skip_all, fields(scan_id = %row.scan_id))]
+pub(super) async fn run(
+    inner: Arc<Inner>,
+    row: ScanRow,
+    resumed: bool,
+    cancel: CancellationToken,
+    channel: broadcast::Sender<Arc<Published>>,
+) {
+    let scan_id = row.scan_id.clone();
+    let lost = CancellationToken::new();
+    let mut reporter = Reporter::start(
+        inner.store.clone(),
+        row,
+        inner.instance.clone(),
+        inner.settings.lang,
+        channel,
+        lost.clone(),
+    );
+    let heartbeat = tokio::spawn(heartbeat(inner.clone(), scan_id.clone(), lost.clone()));
+
+    let end = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(ScanStatus::Cancelled),
+        _ = inner.shutdown.cancelled() => Err(ScanStatus::Interrupted),
+        _ = lost.cancelled() => Err(ScanStatus::Interrupted),
+        result = scan(&inner, &mut reporter, &scan_id, resumed) => Ok(result),
+    };
+    heartbeat.abort();
+    match end {
+        Ok(Ok(())) => reporter.finish(ScanStatus::Completed, None).await,
+        Err(status) if lost.is_cancelled() => {
+            // Not ours any more: another process or the sweeper has it.
+            tracing::warn!(%status, "scan stopped after losing its lease");
+        }
+        Ok(Err(Failure::LeaseLost)) => tracing::warn!("scan stopped after losing its lease"),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "scan failed");
+            let lang = reporter.lang();
+            let message = match &error {
+                Failure::Calendly(CalendlyError::NotConfigured) => lang.text(&Msg::NotConfigured),
+                other => other.to_string(),
+            };
+            reporter.log(Msg::Failed { error: &message });
+            reporter.stage(reporter.figures().progress, Msg::StepFailed);
+            reporter.finish(ScanStatus::Error, Some(message)).await;
+        }
+        Err(status) => {
+            let (line, step) = match status {
+                ScanStatus::Cancelled => (Msg::Cancelled, Msg::StepCancelled),
+                _ => (Msg::Interrupted, Msg::StepInterrupted),
+            };
+            reporter.log(line);
+            reporter.stage(reporter.figures().progress, step);
+            reporter.finish(status, None).await;
+        }
+    }
+    inner.registry.remove(&scan_id);
+}
+
+/// Keeps the lease alive; cancels `lost` when the store says it is gone.
+async fn heartbeat(inner: Arc<Inner>, scan_id: String, lost: CancellationToken) {
+    let lease = inner.settings.lease;
+    let mut tick = tokio::time::interval((lease / 3).max(Duration::from_millis(100)));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let until = crate::time::now_ms() + lease.as_millis() as i64;
+        match inner
+            .store
+            .renew_lease(&scan_id, &inner.instance, until)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                lost.cancel();
+                return;
+            }
+            // A passing database hiccup: the lease has slack for the next beat.
+            Err(error) => tracing::warn!(%error, scan_id, "cannot renew the scan's lease"),
+        }
+    }
+}
+
+/// The stages of SPEC: 10 connect, 30 events loaded, 40→70 invitees per
+/// event, 70 unique emails, 80 saved, 95 finishing, 100 done.
+async fn scan(
+    inner: &Inner,
+    reporter: &mut Reporter,
+    scan_id: &str,
+    resumed: bool,
+) -> Result<(), Failure> {
+    let started = Utc::now();
+    reporter.stage(10, Msg::StepConnect);
+    let client = inner
+        .calendly
+        .as_ref()
+        .ok_or(CalendlyError::NotConfigured)?;
+    let organization = client
+        .organization(inner.settings.organization.as_deref())
+        .await?;
+    reporter.log(Msg::Connected {
+        organization: &organization,
+    });
+
+    let mut events: Vec<Event> = Vec::new();
+    let mut pages = std::pin::pin!(client.events(&organization, None).enumerate());
+    while let Some((page, result)) = pages.next().await {
+        let batch = result?;
+        let count = batch.len();
+        events.extend(batch);
+        reporter.log(Msg::EventsPage {
+            page: page + 1,
+            count,
+            total: events.len(),
+        });
+        // Loading events moves the bar a little within 10–30.
+        let progress = 10 + (page as i64 + 1).min(19);
+        let total = events.len() as i64;
+        reporter.update(|f| {
+            f.progress = progress;
+            f.events_total = Some(total);
+        });
+    }
+    let total = events.len() as i64;
+    reporter.log(Msg::EventsLoaded {
+        count: events.len(),
+    });
+    reporter.stage(30, Msg::StepEventsLoaded);
+
+    let done = inner.store.done_events(scan_id).await?;
+    if resumed {
+        reporter.log(Msg::Resumed { done: done.len() });
+    }
+    let remaining: Vec<Event> = events
+        .into_iter()
+        .filter(|e| !done.contains(&e.uri))
+        .collect();
+    let mut scanned = total - remaining.len() as i64;
+    let counts = inner.store.email_counts(scan_id).await?;
+    reporter.update(|f| {
+        f.events_total = Some(total);
+        f.events_scanned = scanned;
+        f.emails_found = counts.emails_found;
+        f.new_count = counts.new_count;
+        f.existing_count = counts.emails_found - counts.new_count;
+    });
+    reporter.stage(40 + extract_share(scanned, total), Msg::StepExtract);
+
+    let mut results = std::pin::pin!(client.invitees_of(remaining));
+    while let Some(result) = results.next().await {
+        let EventInvitees { event, invitees } = result?;
+        let mut bookings = Vec::with_capacity(invitees.len());
+        for invitee in &invitees {
+            match invitee.normalized_email() {
+                Some(email) => bookings.push(Booking {
+                    email,
+                    name: invitee.display_name(),
+                    invitee_uri: invitee.uri.clone(),
+                    event_uri: event.uri.clone(),
+                    start_time: event.start_time,
+                    canceled: invitee.status == crate::calendly::model::Status::Canceled,
+                }),
+                None => reporter.log(Msg::NoEmail {
+                    name: invitee.display_name().as_deref().unwrap_or("?"),
+                }),
+            }
+        }
+        let counts = inner
+            .store
+            .record_event(scan_id, &inner.instance, &event.uri, &bookings, Utc::now())
+            .await?
+            .ok_or(Failure::LeaseLost)?;
+        scanned += 1;
+        reporter.update(|f| {
+            f.progress = 40 + extract_share(scanned, total);
+            f.events_scanned = scanned;
+            f.emails_found = counts.emails_found;
+            f.new_count = counts.new_count;
+            f.existing_count = counts.emails_found - counts.new_count;
+        });
+    }
+
+    let f = reporter.figures().clone();
+    reporter.log(Msg::UniqueEmails {
+        count: f.emails_found,
+    });
+    reporter.stage(70, Msg::StepEmailsFound);
+    reporter.stage(80, Msg::StepSave);
+    reporter.log(Msg::Saved {
+        new: f.new_count,
+        existing: f.existing_count,
+    });
+    reporter.stage(95, Msg::StepFinish);
+    let secs = (Utc::now() - started).num_milliseconds() as f64 / 1000.0;
+    reporter.log(Msg::Completed {
+        events: f.events_scanned,
+        emails: f.emails_found,
+        new: f.new_count,
+        secs,
+    });
+    reporter.stage(100, Msg::StepDone);
+    Ok(())
+}
+
+/// The 0–30 share of the extraction stage done after `scanned` of `total`.
+fn extract_share(scanned: i64, total: i64) -> i64 {
+    if total == 0 { 30 } else { 30 * scanned / total }
+}

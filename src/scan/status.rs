@@ -1,0 +1,108 @@
+//! The status object of SPEC ("The status object") and the events the stream
+//! carries, serialized once and shared by every subscriber.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::store::{LogRow, ScanRow, ScanStatus};
+use crate::time::{serialize_millis, serialize_opt_millis};
+
+/// The original's status keys plus `scan_id`, timestamps, `last_event_id`
+/// and the scan's mode and event total.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusObject {
+    pub scan_id: String,
+    pub status: ScanStatus,
+    pub progress: i64,
+    pub current_step: String,
+    pub events_scanned: i64,
+    pub events_total: Option<i64>,
+    pub emails_found: i64,
+    pub new_count: i64,
+    pub existing_count: i64,
+    pub error_message: Option<String>,
+    /// Seconds since `started_at`, final once finished.
+    pub duration: f64,
+    #[serde(serialize_with = "serialize_millis")]
+    pub started_at: DateTime<Utc>,
+    #[serde(serialize_with = "serialize_opt_millis")]
+    pub completed_at: Option<DateTime<Utc>>,
+    pub mode: String,
+    pub last_event_id: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logs: Option<Vec<LogRow>>,
+}
+
+impl StatusObject {
+    /// The status of `row` at `now`, with `logs` when given.
+    pub fn new(row: &ScanRow, logs: Option<Vec<LogRow>>, now: DateTime<Utc>) -> Self {
+        let end = row.completed_at.unwrap_or(now);
+        let millis = (end - row.started_at).num_milliseconds().max(0);
+        let f = &row.figures;
+        Self {
+            scan_id: row.scan_id.clone(),
+            status: row.status,
+            progress: f.progress,
+            current_step: f.current_step.clone(),
+            events_scanned: f.events_scanned,
+            events_total: f.events_total,
+            emails_found: f.emails_found,
+            new_count: f.new_count,
+            existing_count: f.existing_count,
+            error_message: row.error_message.clone(),
+            // One decimal, as the original showed it.
+            duration: (millis / 100) as f64 / 10.0,
+            started_at: row.started_at,
+            completed_at: row.completed_at,
+            mode: row.mode.clone(),
+            last_event_id: f.last_event_id,
+            logs,
+        }
+    }
+}
+
+/// The SSE event names of SPEC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    Snapshot,
+    Progress,
+    Log,
+    Done,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Snapshot => "snapshot",
+            Self::Progress => "progress",
+            Self::Log => "log",
+            Self::Done => "done",
+        }
+    }
+}
+
+/// One event of a scan, its JSON made once for every subscriber.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub id: i64,
+    pub kind: EventKind,
+    pub data: Arc<str>,
+}
+
+impl Published {
+    pub fn new(id: i64, kind: EventKind, data: &impl Serialize) -> Self {
+        // Serializing these plain structs cannot fail.
+        let json = serde_json::to_string(data).unwrap_or_else(|_| "null".into());
+        Self {
+            id,
+            kind,
+            data: json.into(),
+        }
+    }
+
+    pub fn log(log: &LogRow) -> Self {
+        Self::new(log.id, EventKind::Log, log)
+    }
+}

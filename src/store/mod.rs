@@ -1,0 +1,315 @@
+//! Persistence: the `Store` trait every backend implements, and the row types
+//! that travel through it.
+//!
+//! Everything above this module talks to `Arc<dyn Store>` only. One method is
+//! one unit of work and owns its transaction; ids and timestamps are made in
+//! Rust, so no backend depends on `RETURNING`. Writes of a running scan carry
+//! the owner of its lease and change nothing once the lease is lost.
+
+mod sqlite;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use thiserror::Error;
+
+pub use sqlite::SqliteStore;
+
+/// A database failure. Never a user's mistake: routes answer 500/503.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported DATABASE_URL {0:?}: use sqlite://…")]
+    UnsupportedUrl(String),
+    #[error("unexpected data in the database: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Opens the database `url` names and applies pending migrations.
+pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        return Ok(Arc::new(SqliteStore::connect(url).await?));
+    }
+    Err(StoreError::UnsupportedUrl(
+        url.split_once("://")
+            .map_or(url, |(scheme, _)| scheme)
+            .to_owned(),
+    ))
+}
+
+/// Where a scan stands. `running` is the only state a scan is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanStatus {
+    Running,
+    Completed,
+    Error,
+    Cancelled,
+    /// Its process died or lost its lease.
+    Interrupted,
+}
+
+impl ScanStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Running => "running",
+            Self::Completed => "completed",
+            Self::Error => "error",
+            Self::Cancelled => "cancelled",
+            Self::Interrupted => "interrupted",
+        }
+    }
+
+    /// Whether `resume` may continue a scan in this state.
+    pub fn is_resumable(self) -> bool {
+        matches!(self, Self::Interrupted | Self::Error | Self::Cancelled)
+    }
+}
+
+impl FromStr for ScanStatus {
+    type Err = StoreError;
+    fn from_str(s: &str) -> StoreResult<Self> {
+        Ok(match s {
+            "running" => Self::Running,
+            "completed" => Self::Completed,
+            "error" => Self::Error,
+            "cancelled" => Self::Cancelled,
+            "interrupted" => Self::Interrupted,
+            other => return Err(StoreError::Corrupt(format!("scan status {other:?}"))),
+        })
+    }
+}
+
+impl fmt::Display for ScanStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The figures of a scan that change while it runs; written as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Progress {
+    /// 0–100, never lower than before.
+    pub progress: i64,
+    pub current_step: String,
+    pub events_scanned: i64,
+    pub events_total: Option<i64>,
+    pub emails_found: i64,
+    pub new_count: i64,
+    pub existing_count: i64,
+    /// The newest event id of the scan (log lines and progress share the sequence).
+    pub last_event_id: i64,
+}
+
+/// One row of `scan_progress`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScanRow {
+    pub scan_id: String,
+    pub status: ScanStatus,
+    pub mode: String,
+    pub figures: Progress,
+    pub error_message: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// One row of `scan_logs`. `id` counts per scan, shared with SSE event ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogRow {
+    pub id: i64,
+    pub message: String,
+    #[serde(serialize_with = "crate::time::serialize_millis")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// A scan about to start.
+#[derive(Debug, Clone)]
+pub struct NewScan {
+    pub scan_id: String,
+    pub mode: String,
+    pub owner: String,
+    pub lease_until_ms: i64,
+    pub started_at: DateTime<Utc>,
+    pub figures: Progress,
+    pub logs: Vec<LogRow>,
+}
+
+/// What `start_scan` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StartOutcome {
+    Started(ScanRow),
+    /// Another scan holds the running slot: its id.
+    AlreadyRunning(String),
+}
+
+/// What `resume_scan` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ResumeOutcome {
+    Resumed(ScanRow),
+    NotFound,
+    /// The scan is in a state that cannot be resumed (running or completed).
+    NotResumable(ScanStatus),
+    /// Another scan holds the running slot: its id.
+    AlreadyRunning(String),
+}
+
+/// One booking as the scan saves it.
+#[derive(Debug, Clone)]
+pub struct Booking {
+    /// Normalized (trimmed, lower-cased).
+    pub email: String,
+    pub name: Option<String>,
+    pub invitee_uri: String,
+    pub event_uri: String,
+    pub start_time: DateTime<Utc>,
+    pub canceled: bool,
+}
+
+/// This scan's email counts after an event was recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EmailCounts {
+    pub emails_found: i64,
+    pub new_count: i64,
+}
+
+/// One customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Customer {
+    pub email: String,
+    pub name: Option<String>,
+    pub bookings: i64,
+    #[serde(serialize_with = "crate::time::serialize_opt_millis")]
+    pub first_booking_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::time::serialize_opt_millis")]
+    pub last_booking_at: Option<DateTime<Utc>>,
+    pub created_by_scan: Option<String>,
+    #[serde(serialize_with = "crate::time::serialize_millis")]
+    pub created_at: DateTime<Utc>,
+}
+
+/// The persistence calscan needs. Every backend passes the same tests.
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    /// `sqlite`, `postgres` or `mysql`.
+    fn backend(&self) -> &'static str;
+
+    /// Whether only this process uses the database, so that a scan left
+    /// `running` at start-up belongs to a dead process.
+    fn single_process(&self) -> bool;
+
+    /// Answers when the database does.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Inserts a running scan unless another one runs.
+    async fn start_scan(&self, scan: &NewScan) -> StoreResult<StartOutcome>;
+
+    /// Makes an `interrupted`, `error` or `cancelled` scan `running` again
+    /// under `owner`, appending `logs`.
+    async fn resume_scan(
+        &self,
+        scan_id: &str,
+        owner: &str,
+        lease_until_ms: i64,
+        logs: &[LogRow],
+    ) -> StoreResult<ResumeOutcome>;
+
+    async fn scan(&self, scan_id: &str) -> StoreResult<Option<ScanRow>>;
+
+    /// The newest `limit` scans, newest first.
+    async fn scans(&self, limit: i64) -> StoreResult<Vec<ScanRow>>;
+
+    /// Log lines with `id > after`, oldest first, at most `limit`.
+    async fn logs_after(&self, scan_id: &str, after: i64, limit: i64) -> StoreResult<Vec<LogRow>>;
+
+    /// Writes the figures and appends `logs` in one transaction, if `owner`
+    /// still holds the scan. `false`: the lease is lost, nothing was written.
+    async fn write_progress(
+        &self,
+        scan_id: &str,
+        owner: &str,
+        figures: &Progress,
+        logs: &[LogRow],
+    ) -> StoreResult<bool>;
+
+    /// Records one event of the scan as done, with its bookings: customers
+    /// upserted by email, the scan's emails counted, all in one transaction
+    /// (the checkpoint). `None`: the lease is lost, nothing was written.
+    async fn record_event(
+        &self,
+        scan_id: &str,
+        owner: &str,
+        event_uri: &str,
+        bookings: &[Booking],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<EmailCounts>>;
+
+    /// This scan's email counts so far.
+    async fn email_counts(&self, scan_id: &str) -> StoreResult<EmailCounts>;
+
+    /// The URIs of the events the scan has recorded (its checkpoint).
+    async fn done_events(&self, scan_id: &str) -> StoreResult<HashSet<String>>;
+
+    /// Ends a running scan held by `owner` with `status`.
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_scan(
+        &self,
+        scan_id: &str,
+        owner: &str,
+        status: ScanStatus,
+        error_message: Option<&str>,
+        figures: &Progress,
+        logs: &[LogRow],
+        completed_at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
+    /// Extends the lease of a scan `owner` runs. `false`: it is not theirs any more.
+    async fn renew_lease(&self, scan_id: &str, owner: &str, until_ms: i64) -> StoreResult<bool>;
+
+    /// Marks `interrupted` every running scan whose lease ended before
+    /// `now_ms` (or every running scan, with `all`), appending `message` as a
+    /// log line. Returns them as they are now.
+    async fn interrupt_stale(
+        &self,
+        now_ms: i64,
+        all: bool,
+        message: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<ScanRow>>;
+
+    /// Customers whose email or name contains `query` (case-insensitive),
+    /// newest first, and how many match in all.
+    async fn customers(
+        &self,
+        query: &str,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<Customer>, i64)>;
+
+    /// Creates a session; `id_hash` is a digest of the cookie value.
+    async fn create_session(
+        &self,
+        id_hash: &str,
+        username: &str,
+        expires_ms: i64,
+    ) -> StoreResult<()>;
+
+    /// The user of a live session, sliding its expiry to `expires_ms`.
+    async fn touch_session(
+        &self,
+        id_hash: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> StoreResult<Option<String>>;
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+}

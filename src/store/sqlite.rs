@@ -1,0 +1,607 @@
+//! The SQLite store: WAL, a busy timeout, foreign keys, one writer
+//! connection and a few readers.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{
+    Booking, Customer, EmailCounts, LogRow, NewScan, Progress, ResumeOutcome, ScanRow, ScanStatus,
+    StartOutcome, Store, StoreError, StoreResult,
+};
+use crate::time::millis;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How far a session's expiry must lag before a request moves it.
+const SESSION_SLIDE_MS: i64 = 60_000;
+
+const SCAN_COLUMNS: &str = "scan_id, status, mode, progress, current_step, events_scanned, \
+     events_total, emails_found, new_count, existing_count, error_message, started_at, \
+     completed_at, last_event_id";
+
+/// SQLite behind two pools: a single writer (SQLite has one anyway; queuing in
+/// the pool beats busy retries) and readers that WAL lets run alongside.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` and migrates it.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        MIGRATOR.run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, reader })
+    }
+
+    /// Applies pending migrations only (`calscan migrate`).
+    pub async fn migrate(url: &str) -> StoreResult<()> {
+        Self::connect(url).await.map(|_| ())
+    }
+}
+
+fn parse_time(text: &str) -> StoreResult<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| StoreError::Corrupt(format!("timestamp {text:?}")))
+}
+
+fn scan_from_row(row: &SqliteRow) -> StoreResult<ScanRow> {
+    let completed: Option<String> = row.try_get("completed_at")?;
+    Ok(ScanRow {
+        scan_id: row.try_get("scan_id")?,
+        status: row.try_get::<String, _>("status")?.parse()?,
+        mode: row.try_get("mode")?,
+        figures: Progress {
+            progress: row.try_get("progress")?,
+            current_step: row.try_get("current_step")?,
+            events_scanned: row.try_get("events_scanned")?,
+            events_total: row.try_get("events_total")?,
+            emails_found: row.try_get("emails_found")?,
+            new_count: row.try_get("new_count")?,
+            existing_count: row.try_get("existing_count")?,
+            last_event_id: row.try_get("last_event_id")?,
+        },
+        error_message: row.try_get("error_message")?,
+        started_at: parse_time(&row.try_get::<String, _>("started_at")?)?,
+        completed_at: completed.as_deref().map(parse_time).transpose()?,
+    })
+}
+
+fn log_from_row(row: &SqliteRow) -> StoreResult<LogRow> {
+    Ok(LogRow {
+        id: row.try_get("id")?,
+        message: row.try_get("message")?,
+        created_at: parse_time(&row.try_get::<String, _>("created_at")?)?,
+    })
+}
+
+async fn insert_logs(
+    tx: &mut Transaction<'_, Sqlite>,
+    scan_id: &str,
+    logs: &[LogRow],
+) -> StoreResult<()> {
+    for log in logs {
+        sqlx::query("INSERT INTO scan_logs (scan_id, id, message, created_at) VALUES (?, ?, ?, ?)")
+            .bind(scan_id)
+            .bind(log.id)
+            .bind(&log.message)
+            .bind(millis(log.created_at))
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}
+
+async fn email_counts_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    scan_id: &str,
+) -> StoreResult<EmailCounts> {
+    let (found, new): (i64, Option<i64>) =
+        sqlx::query_as("SELECT COUNT(*), SUM(is_new) FROM scan_emails WHERE scan_id = ?")
+            .bind(scan_id)
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(EmailCounts {
+        emails_found: found,
+        new_count: new.unwrap_or(0),
+    })
+}
+
+async fn running_scan_id(tx: &mut Transaction<'_, Sqlite>) -> StoreResult<Option<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT scan_id FROM scan_progress WHERE status = 'running'")
+            .fetch_optional(&mut **tx)
+            .await?,
+    )
+}
+
+async fn scan_in(tx: &mut Transaction<'_, Sqlite>, scan_id: &str) -> StoreResult<Option<ScanRow>> {
+    let sql = format!("SELECT {SCAN_COLUMNS} FROM scan_progress WHERE scan_id = ?");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(scan_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .as_ref()
+        .map(scan_from_row)
+        .transpose()
+}
+
+/// Updates the figures of a scan `owner` runs; `false` when it is not theirs.
+async fn update_figures(
+    tx: &mut Transaction<'_, Sqlite>,
+    scan_id: &str,
+    owner: &str,
+    f: &Progress,
+) -> StoreResult<bool> {
+    let done = sqlx::query(
+        "UPDATE scan_progress SET progress = MAX(progress, ?), current_step = ?, \
+         events_scanned = ?, events_total = ?, emails_found = ?, new_count = ?, \
+         existing_count = ?, last_event_id = MAX(last_event_id, ?) \
+         WHERE scan_id = ? AND owner = ? AND status = 'running'",
+    )
+    .bind(f.progress)
+    .bind(&f.current_step)
+    .bind(f.events_scanned)
+    .bind(f.events_total)
+    .bind(f.emails_found)
+    .bind(f.new_count)
+    .bind(f.existing_count)
+    .bind(f.last_event_id)
+    .bind(scan_id)
+    .bind(owner)
+    .execute(&mut **tx)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn single_process(&self) -> bool {
+        true
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(scan_id = %scan.scan_id))]
+    async fn start_scan(&self, scan: &NewScan) -> StoreResult<StartOutcome> {
+        let mut tx = self.writer.begin().await?;
+        if let Some(running) = running_scan_id(&mut tx).await? {
+            return Ok(StartOutcome::AlreadyRunning(running));
+        }
+        let f = &scan.figures;
+        sqlx::query(
+            "INSERT INTO scan_progress (scan_id, status, mode, progress, current_step, \
+             events_scanned, emails_found, new_count, existing_count, started_at, owner, \
+             lease_until_ms, last_event_id) VALUES (?, 'running', ?, ?, ?, 0, 0, 0, 0, ?, ?, ?, ?)",
+        )
+        .bind(&scan.scan_id)
+        .bind(&scan.mode)
+        .bind(f.progress)
+        .bind(&f.current_step)
+        .bind(millis(scan.started_at))
+        .bind(&scan.owner)
+        .bind(scan.lease_until_ms)
+        .bind(f.last_event_id)
+        .execute(&mut *tx)
+        .await?;
+        insert_logs(&mut tx, &scan.scan_id, &scan.logs).await?;
+        let row = scan_in(&mut tx, &scan.scan_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("inserted scan vanished".into()))?;
+        tx.commit().await?;
+        Ok(StartOutcome::Started(row))
+    }
+
+    #[tracing::instrument(skip_all, fields(scan_id))]
+    async fn resume_scan(
+        &self,
+        scan_id: &str,
+        owner: &str,
+        lease_until_ms: i64,
+        logs: &[LogRow],
+    ) -> StoreResult<ResumeOutcome> {
+        let mut tx = self.writer.begin().await?;
+        let Some(scan) = scan_in(&mut tx, scan_id).await? else {
+            return Ok(ResumeOutcome::NotFound);
+        };
+        if !scan.status.is_resumable() {
+            return Ok(ResumeOutcome::NotResumable(scan.status));
+        }
+        if let Some(running) = running_scan_id(&mut tx).await? {
+            return Ok(ResumeOutcome::AlreadyRunning(running));
+        }
+        let last = logs.last().map_or(scan.figures.last_event_id, |l| l.id);
+        sqlx::query(
+            "UPDATE scan_progress SET status = 'running', owner = ?, lease_until_ms = ?, \
+             error_message = NULL, completed_at = NULL, last_event_id = ? WHERE scan_id = ?",
+        )
+        .bind(owner)
+        .bind(lease_until_ms)
+        .bind(last)
+        .bind(scan_id)
+        .execute(&mut *tx)
+        .await?;
+        insert_logs(&mut tx, scan_id, logs).await?;
+        let row = scan_in(&mut tx, scan_id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("resumed scan vanished".into()))?;
+        tx.commit().await?;
+        Ok(ResumeOutcome::Resumed(row))
+    }
+
+    async fn scan(&self, scan_id: &str) -> StoreResult<Option<ScanRow>> {
+        let sql = format!("SELECT {SCAN_COLUMNS} FROM scan_progress WHERE scan_id = ?");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(scan_id)
+            .fetch_optional(&self.reader)
+            .await?
+            .as_ref()
+            .map(scan_from_row)
+            .transpose()
+    }
+
+    async fn scans(&self, limit: i64) -> StoreResult<Vec<ScanRow>> {
+        let sql = format!("SELECT {SCAN_COLUMNS} FROM scan_progress ORDER BY id DESC LIMIT ?");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(scan_from_row)
+            .collect()
+    }
+
+    async fn logs_after(&self, scan_id: &str, after: i64, limit: i64) -> StoreResult<Vec<LogRow>> {
+        sqlx::query(
+            "SELECT id, message, created_at FROM scan_logs WHERE scan_id = ? AND id > ? \
+             ORDER BY id LIMIT ?",
+        )
+        .bind(scan_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(log_from_row)
+        .collect()
+    }
+
+    async fn write_progress(
+        &self,
+        scan_id: &str,
+        owner: &str,
+        figures: &Progress,
+        logs: &[LogRow],
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        if !update_figures(&mut tx, scan_id, owner, figures).await? {
+            return Ok(false);
+        }
+        insert_logs(&mut tx, scan_id, logs).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn record_event(
+        &self,
+        scan_id: &str,
+        owner: &str,
+        event_uri: &str,
+        bookings: &[Booking],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<EmailCounts>> {
+        let mut tx = self.writer.begin().await?;
+        let held: Option<i64> = sqlx::query_scalar(
+            "SELECT 1 FROM scan_progress WHERE scan_id = ? AND owner = ? AND status = 'running'",
+        )
+        .bind(scan_id)
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if held.is_none() {
+            return Ok(None);
+        }
+        let fresh = sqlx::query(
+            "INSERT INTO scan_events_done (scan_id, event_uri) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        )
+        .bind(scan_id)
+        .bind(event_uri)
+        .execute(&mut *tx)
+        .await?;
+        let now_text = millis(now);
+        if fresh.rows_affected() == 1 {
+            for b in bookings {
+                let start = millis(b.start_time);
+                // Whether this scan meets the email for the first time, and
+                // whether it was a customer before.
+                let known: Option<i64> =
+                    sqlx::query_scalar("SELECT 1 FROM customers WHERE email = ?")
+                        .bind(&b.email)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                sqlx::query(
+                    "INSERT INTO scan_emails (scan_id, email, is_new) VALUES (?, ?, ?) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(scan_id)
+                .bind(&b.email)
+                .bind(known.is_none())
+                .execute(&mut *tx)
+                .await?;
+                let booked = sqlx::query(
+                    "INSERT INTO bookings (invitee_uri, email, event_uri, start_time, canceled) \
+                     VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                )
+                .bind(&b.invitee_uri)
+                .bind(&b.email)
+                .bind(&b.event_uri)
+                .bind(&start)
+                .bind(b.canceled)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                sqlx::query(
+                    "INSERT INTO customers (email, name, bookings, first_booking_at, \
+                     last_booking_at, created_by_scan, created_at, updated_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?6) \
+                     ON CONFLICT (email) DO UPDATE SET \
+                       name = COALESCE(customers.name, excluded.name), \
+                       bookings = customers.bookings + ?3, \
+                       first_booking_at = MIN(COALESCE(customers.first_booking_at, excluded.first_booking_at), excluded.first_booking_at), \
+                       last_booking_at = MAX(COALESCE(customers.last_booking_at, excluded.last_booking_at), excluded.last_booking_at), \
+                       updated_at = excluded.updated_at",
+                )
+                .bind(&b.email)
+                .bind(&b.name)
+                .bind(i64::try_from(booked).unwrap_or(0))
+                .bind(&start)
+                .bind(scan_id)
+                .bind(&now_text)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let counts = email_counts_in(&mut tx, scan_id).await?;
+        tx.commit().await?;
+        Ok(Some(counts))
+    }
+
+    async fn email_counts(&self, scan_id: &str) -> StoreResult<EmailCounts> {
+        let mut tx = self.reader.begin().await?;
+        email_counts_in(&mut tx, scan_id).await
+    }
+
+    async fn done_events(&self, scan_id: &str) -> StoreResult<HashSet<String>> {
+        let uris: Vec<String> =
+            sqlx::query_scalar("SELECT event_uri FROM scan_events_done WHERE scan_id = ?")
+                .bind(scan_id)
+                .fetch_all(&self.reader)
+                .await?;
+        Ok(uris.into_iter().collect())
+    }
+
+    async fn finish_scan(
+        &self,
+        scan_id: &str,
+        owner: &str,
+        status: ScanStatus,
+        error_message: Option<&str>,
+        figures: &Progress,
+        logs: &[LogRow],
+        completed_at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        if !update_figures(&mut tx, scan_id, owner, figures).await? {
+            return Ok(false);
+        }
+        insert_logs(&mut tx, scan_id, logs).await?;
+        sqlx::query(
+            "UPDATE scan_progress SET status = ?, error_message = ?, completed_at = ?, \
+             owner = NULL, lease_until_ms = NULL WHERE scan_id = ?",
+        )
+        .bind(status.as_str())
+        .bind(error_message)
+        .bind(millis(completed_at))
+        .bind(scan_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn renew_lease(&self, scan_id: &str, owner: &str, until_ms: i64) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE scan_progress SET lease_until_ms = ? \
+             WHERE scan_id = ? AND owner = ? AND status = 'running'",
+        )
+        .bind(until_ms)
+        .bind(scan_id)
+        .bind(owner)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn interrupt_stale(
+        &self,
+        now_ms: i64,
+        all: bool,
+        message: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<ScanRow>> {
+        let mut tx = self.writer.begin().await?;
+        let stale: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT scan_id, last_event_id FROM scan_progress WHERE status = 'running' \
+             AND (? OR lease_until_ms IS NULL OR lease_until_ms < ?)",
+        )
+        .bind(all)
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut rows = Vec::with_capacity(stale.len());
+        for (scan_id, last) in stale {
+            let log = LogRow {
+                id: last + 1,
+                message: message.to_owned(),
+                created_at: at,
+            };
+            // One id more than the line: the `done` event's, as for every
+            // finished scan.
+            sqlx::query(
+                "UPDATE scan_progress SET status = 'interrupted', owner = NULL, \
+                 lease_until_ms = NULL, completed_at = ?, last_event_id = ? WHERE scan_id = ?",
+            )
+            .bind(millis(at))
+            .bind(log.id + 1)
+            .bind(&scan_id)
+            .execute(&mut *tx)
+            .await?;
+            insert_logs(&mut tx, &scan_id, std::slice::from_ref(&log)).await?;
+            if let Some(row) = scan_in(&mut tx, &scan_id).await? {
+                rows.push(row);
+            }
+        }
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    async fn customers(
+        &self,
+        query: &str,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<Customer>, i64)> {
+        let pattern = format!(
+            "%{}%",
+            query
+                .trim()
+                .to_lowercase()
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let filter = "(email LIKE ?1 ESCAPE '\\' OR LOWER(COALESCE(name, '')) LIKE ?1 ESCAPE '\\')";
+        let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM customers WHERE {filter}"
+        )))
+        .bind(&pattern)
+        .fetch_one(&self.reader)
+        .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT email, name, bookings, first_booking_at, last_booking_at, created_by_scan, \
+             created_at FROM customers WHERE {filter} ORDER BY id DESC LIMIT ?2 OFFSET ?3"
+        )))
+        .bind(&pattern)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.reader)
+        .await?;
+        let customers = rows
+            .iter()
+            .map(|row| {
+                let opt_time = |name: &str| -> StoreResult<Option<DateTime<Utc>>> {
+                    row.try_get::<Option<String>, _>(name)?
+                        .as_deref()
+                        .map(parse_time)
+                        .transpose()
+                };
+                Ok(Customer {
+                    email: row.try_get("email")?,
+                    name: row.try_get("name")?,
+                    bookings: row.try_get("bookings")?,
+                    first_booking_at: opt_time("first_booking_at")?,
+                    last_booking_at: opt_time("last_booking_at")?,
+                    created_by_scan: row.try_get("created_by_scan")?,
+                    created_at: parse_time(&row.try_get::<String, _>("created_at")?)?,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok((customers, total))
+    }
+
+    async fn create_session(
+        &self,
+        id_hash: &str,
+        username: &str,
+        expires_ms: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        // Expired sessions are cleared whenever someone logs in.
+        sqlx::query("DELETE FROM sessions WHERE expires_ms <= ?")
+            .bind(crate::time::now_ms())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO sessions (id_hash, username, expires_ms) VALUES (?, ?, ?)")
+            .bind(id_hash)
+            .bind(username)
+            .bind(expires_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn touch_session(
+        &self,
+        id_hash: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> StoreResult<Option<String>> {
+        let found: Option<(String, i64)> =
+            sqlx::query_as("SELECT username, expires_ms FROM sessions WHERE id_hash = ?")
+                .bind(id_hash)
+                .fetch_optional(&self.reader)
+                .await?;
+        let Some((user, current)) = found.filter(|(_, until)| *until > now_ms) else {
+            return Ok(None);
+        };
+        // Slide the expiry at most once a minute: most requests only read.
+        if current < expires_ms - SESSION_SLIDE_MS {
+            sqlx::query("UPDATE sessions SET expires_ms = ? WHERE id_hash = ?")
+                .bind(expires_ms)
+                .bind(id_hash)
+                .execute(&self.writer)
+                .await?;
+        }
+        Ok(Some(user))
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
+            .bind(id_hash)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+}

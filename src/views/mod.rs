@@ -1,0 +1,3 @@
+//! Server-rendered HTML (maud): no HTML in handlers.
+
+pub mod login;
