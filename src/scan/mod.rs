@@ -37,13 +37,14 @@ pub struct ScanSettings {
     pub lease: Duration,
 }
 
-/// A full scan reads every event; an incremental one (a later release) only
-/// recent ones. Both are recorded as asked.
+/// The mode a scan was asked for. Both read every event of the
+/// organization today; incremental scans (only recent events) come with a
+/// later release, and the mode is recorded as asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ScanMode {
-    #[default]
     Incremental,
+    #[default]
     Full,
 }
 

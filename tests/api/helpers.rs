@@ -87,3 +87,308 @@ pub async fn get_as(sim: &Simulator, path_or_url: &str, token: &str) -> reqwest:
         .await
         .unwrap()
 }
+
+// ---- the application --------------------------------------------------------
+
+use std::sync::{Mutex, OnceLock};
+
+use calscan::app::{AppState, Application, Settings};
+use calscan::auth::AdminPassword;
+use calscan::i18n::Lang;
+use futures::StreamExt;
+use serde_json::Value;
+
+/// The API token every test app accepts.
+pub const API_TOKEN: &str = "test-api-token";
+/// The admin password every test app accepts.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Everything the server logged during the tests, to prove what it never logs.
+pub fn server_log() -> String {
+    String::from_utf8_lossy(&LOG.get_or_init(Default::default).lock().unwrap()).into_owned()
+}
+
+static LOG: OnceLock<Mutex<Vec<u8>>> = OnceLock::new();
+
+#[derive(Clone, Copy)]
+struct LogWriter;
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG.get_or_init(Default::default)
+            .lock()
+            .unwrap()
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn init_tracing() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("calscan=debug,info")
+            .with_ansi(false)
+            .with_writer(|| LogWriter)
+            .try_init();
+    });
+}
+
+/// The password hash, made once per test run (Argon2id is slow on purpose).
+fn password_hash() -> String {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| password_auth::generate_hash(PASSWORD))
+        .clone()
+}
+
+/// How to build a test app.
+pub struct AppOptions {
+    pub events: usize,
+    pub tweak_sim: Box<dyn FnOnce(&mut SimulatorConfig) + Send>,
+    pub calendly_token: Option<&'static str>,
+    pub lease: Duration,
+    pub lang: Lang,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self {
+            events: 60,
+            tweak_sim: Box::new(|_| {}),
+            calendly_token: Some("demo-token"),
+            lease: Duration::from_secs(15),
+            lang: Lang::De,
+        }
+    }
+}
+
+/// A running calscan on 127.0.0.1 with a fresh SQLite database and a
+/// simulator behind it. Stops when dropped.
+pub struct TestApp {
+    pub base: String,
+    pub sim: TestSim,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    pub shutdown: CancellationToken,
+    pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub async fn spawn_app(options: AppOptions) -> TestApp {
+    init_tracing();
+    let sim = simulator(options.events, options.tweak_sim).await;
+    let dir = tempfile::tempdir().unwrap();
+    let db_url = format!("sqlite://{}", dir.path().join("calscan.db").display());
+    let calendly = options.calendly_token.map(|token| {
+        let mut s = settings(&sim);
+        s.token = SecretString::from(token);
+        s
+    });
+    let settings = Settings {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        database_url: db_url,
+        calendly,
+        organization: None,
+        admin_user: "admin".into(),
+        admin_password: AdminPassword::Hash(password_hash()),
+        api_token: Some(SecretString::from(API_TOKEN)),
+        lang: options.lang,
+        cookie_secure: false,
+        session_idle: Duration::from_secs(3600),
+        login_attempts: 5,
+        lease: options.lease,
+    };
+    let shutdown = CancellationToken::new();
+    let app = Application::build(settings, shutdown.clone())
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.local_addr().unwrap());
+    let state = app.state().clone();
+    let server = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        base,
+        sim,
+        state,
+        http: reqwest::Client::new(),
+        shutdown,
+        server: Some(server),
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn post(&self, path: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn get_json(&self, path: &str) -> Value {
+        let response = self.get(path).await;
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        response.json().await.unwrap()
+    }
+
+    /// Starts a scan and returns its id.
+    pub async fn start_scan(&self) -> String {
+        let response = self.post("/api/scans").await;
+        assert_eq!(response.status(), 202);
+        let body: Value = response.json().await.unwrap();
+        body["scan_id"].as_str().unwrap().to_owned()
+    }
+
+    /// Opens the scan's event stream.
+    pub async fn stream(&self, scan_id: &str, last_event_id: Option<i64>) -> SseStream {
+        let mut request = self
+            .http
+            .get(self.url(&format!("/api/scans/{scan_id}/events")))
+            .bearer_auth(API_TOKEN);
+        if let Some(id) = last_event_id {
+            request = request.header("Last-Event-ID", id.to_string());
+        }
+        let response = request.send().await.unwrap();
+        SseStream::new(response)
+    }
+
+    /// Follows a scan's stream to its `done` and returns every event.
+    pub async fn follow(&self, scan_id: &str) -> Vec<SseEvent> {
+        self.stream(scan_id, None).await.until_done().await
+    }
+
+    pub async fn customer_total(&self) -> i64 {
+        self.get_json("/api/customers").await["total"]
+            .as_i64()
+            .unwrap()
+    }
+}
+
+/// One Server-Sent Event.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: Option<i64>,
+    pub event: String,
+    pub data: Value,
+}
+
+/// A minimal text/event-stream reader.
+pub struct SseStream {
+    pub status: reqwest::StatusCode,
+    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buffer: String,
+}
+
+impl SseStream {
+    fn new(response: reqwest::Response) -> Self {
+        Self {
+            status: response.status(),
+            body: response.bytes_stream().boxed(),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event, or `None` when the server closed the stream. Waits at
+    /// most 60 s, so a broken test fails instead of hanging.
+    pub async fn next(&mut self) -> Option<SseEvent> {
+        tokio::time::timeout(Duration::from_secs(60), self.next_inner())
+            .await
+            .expect("no event within 60 s")
+    }
+
+    async fn next_inner(&mut self) -> Option<SseEvent> {
+        loop {
+            while let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent {
+                    id: None,
+                    event: "message".into(),
+                    data: Value::Null,
+                };
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        event.id = Some(v.trim().parse().unwrap());
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event.event = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                    }
+                }
+                if data.is_empty() {
+                    continue; // a keep-alive comment or a bare retry
+                }
+                event.data = serde_json::from_str(&data).unwrap();
+                return Some(event);
+            }
+            match self.body.next().await {
+                Some(Ok(chunk)) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
+    /// Every event up to and including `done`; asserts the stream then ends.
+    pub async fn until_done(mut self) -> Vec<SseEvent> {
+        let mut events = Vec::new();
+        while let Some(event) = self.next().await {
+            let done = event.event == "done";
+            events.push(event);
+            if done {
+                assert!(self.next().await.is_none(), "the stream went on after done");
+                return events;
+            }
+        }
+        panic!("the stream ended without done: {events:?}");
+    }
+}
+
+/// Every log line an event list carries: the snapshot's `logs`, then `log` events.
+pub fn log_lines(events: &[SseEvent]) -> Vec<(i64, String)> {
+    let mut lines = Vec::new();
+    for event in events {
+        match event.event.as_str() {
+            "snapshot" => {
+                for log in event.data["logs"].as_array().unwrap() {
+                    lines.push((
+                        log["id"].as_i64().unwrap(),
+                        log["message"].as_str().unwrap().to_owned(),
+                    ));
+                }
+            }
+            "log" => lines.push((
+                event.data["id"].as_i64().unwrap(),
+                event.data["message"].as_str().unwrap().to_owned(),
+            )),
+            _ => {}
+        }
+    }
+    lines
+}

@@ -2,7 +2,9 @@
 //! talks HTTP on 127.0.0.1; Calendly is the built-in simulator.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod access;
 mod calendly_client;
 mod helpers;
 mod parsing;
+mod scans;
 mod simulator;

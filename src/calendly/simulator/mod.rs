@@ -96,6 +96,8 @@ pub struct SimStats {
     /// The most requests that arrived in any one window, refused ones included:
     /// a client that paces itself keeps this at or below the limit.
     pub max_in_window: u32,
+    /// Requests fully answered (the latency and any stall behind them).
+    pub answered: u64,
     /// The most requests being answered at the same time.
     pub max_in_flight: u32,
     /// `requests` made to an invitee listing.

@@ -158,7 +158,9 @@ struct InFlight<'a>(&'a Shared);
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.lock().in_flight -= 1;
+        let mut state = self.0.lock();
+        state.in_flight -= 1;
+        state.stats.answered += 1;
     }
 }
 

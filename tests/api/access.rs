@@ -1,0 +1,306 @@
+//! Who gets in, and what bad input gets back: login, sessions, the API
+//! token, cross-site refusals, throttling, ids, the original PHP routes,
+//! health.
+
+use serde_json::Value;
+
+use crate::helpers::{API_TOKEN, AppOptions, PASSWORD, TestApp, spawn_app};
+
+const SCAN_ID: &str = "scan_0123456789abcdef";
+
+/// Every API route, with a method and a well-formed scan id.
+fn api_routes() -> Vec<(reqwest::Method, String)> {
+    use reqwest::Method;
+    vec![
+        (Method::POST, "/api/scans".into()),
+        (Method::GET, "/api/scans".into()),
+        (Method::GET, format!("/api/scans/{SCAN_ID}")),
+        (Method::GET, format!("/api/scans/{SCAN_ID}/events")),
+        (Method::POST, format!("/api/scans/{SCAN_ID}/cancel")),
+        (Method::POST, format!("/api/scans/{SCAN_ID}/resume")),
+        (Method::GET, "/api/customers".into()),
+        (
+            Method::POST,
+            "/admin/calendly_scan_api.php?action=start".into(),
+        ),
+        (
+            Method::GET,
+            format!("/admin/calendly_scan_api.php?action=status&scan_id={SCAN_ID}"),
+        ),
+        (
+            Method::GET,
+            format!("/admin/calendly_scan_api?action=status&scan_id={SCAN_ID}"),
+        ),
+    ]
+}
+
+async fn login(app: &TestApp, password: &str) -> reqwest::Response {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(app.url("/login"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("username", "admin")
+                .append_pair("password", password)
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+fn session_cookie(response: &reqwest::Response) -> (String, String) {
+    let header = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let value = header.split(';').next().unwrap().to_owned();
+    (value, header)
+}
+
+#[tokio::test]
+async fn every_api_route_answers_401_json_without_a_session_or_token() {
+    let app = spawn_app(AppOptions::default()).await;
+    for (method, path) in api_routes() {
+        for token in [None, Some("wrong-token")] {
+            let mut request = app.http.request(method.clone(), app.url(&path));
+            if let Some(t) = token {
+                request = request.bearer_auth(t);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 401, "{method} {path}");
+            let body: Value = response.json().await.unwrap();
+            assert!(body["error"].is_string(), "{method} {path}: {body}");
+        }
+    }
+    assert_eq!(
+        app.state.store.scans(10).await.unwrap().len(),
+        0,
+        "nothing was started"
+    );
+}
+
+#[tokio::test]
+async fn bad_ids_and_cursors_get_400_and_unknown_ids_404_all_as_json() {
+    let app = spawn_app(AppOptions::default()).await;
+    for path in [
+        "/api/scans/nope".to_owned(),
+        "/api/scans/scan_SHOUTING1".to_owned(),
+        "/api/scans/scan_abc".to_owned(),
+        format!("/api/scans/scan_{}", "a".repeat(41)),
+        format!("/api/scans/{SCAN_ID}?after=-1"),
+        format!("/api/scans/{SCAN_ID}?after=ten"),
+        "/admin/calendly_scan_api.php?action=status".to_owned(),
+        "/admin/calendly_scan_api.php?action=status&scan_id=x".to_owned(),
+        "/admin/calendly_scan_api.php?action=dance".to_owned(),
+        "/api/customers?page=0".to_owned(),
+    ] {
+        let response = app.get(&path).await;
+        assert_eq!(response.status(), 400, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"].is_string(), "{path}");
+    }
+    let bad_cursor = app
+        .http
+        .get(app.url(&format!("/api/scans/{SCAN_ID}/events")))
+        .bearer_auth(API_TOKEN)
+        .header("Last-Event-ID", "yesterday")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_cursor.status(), 400);
+    for path in [
+        format!("/api/scans/{SCAN_ID}"),
+        format!("/api/scans/{SCAN_ID}/events"),
+        format!("/admin/calendly_scan_api.php?action=status&scan_id={SCAN_ID}"),
+    ] {
+        assert_eq!(app.get(&path).await.status(), 404, "{path}");
+    }
+    for path in [
+        format!("/api/scans/{SCAN_ID}/cancel"),
+        format!("/api/scans/{SCAN_ID}/resume"),
+    ] {
+        assert_eq!(app.post(&path).await.status(), 404, "{path}");
+    }
+    let bad_body = app
+        .http
+        .post(app.url("/api/scans"))
+        .bearer_auth(API_TOKEN)
+        .body("{\"mode\": \"sideways\"}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_body.status(), 400);
+    assert_eq!(app.get("/no/such/route").await.status(), 404);
+    assert_eq!(app.state.store.scans(10).await.unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn login_sets_a_strict_http_only_cookie_with_a_new_id_and_logout_ends_it() {
+    let app = spawn_app(AppOptions::default()).await;
+    let wrong = login(&app, "guess").await;
+    assert_eq!(wrong.status(), 401);
+    assert!(wrong.headers().get("set-cookie").is_none());
+
+    let ok = login(&app, PASSWORD).await;
+    assert_eq!(ok.status(), 303);
+    assert_eq!(ok.headers()["location"], "/admin/customer_search");
+    let (cookie, header) = session_cookie(&ok);
+    assert!(
+        header.contains("HttpOnly") && header.contains("SameSite=Strict"),
+        "{header}"
+    );
+    let with_cookie = |cookie: &str| {
+        app.http
+            .get(app.url("/api/scans"))
+            .header("Cookie", cookie.to_owned())
+            .send()
+    };
+    assert_eq!(with_cookie(&cookie).await.unwrap().status(), 200);
+
+    // A second login gets another id.
+    let (second, _) = session_cookie(&login(&app, PASSWORD).await);
+    assert_ne!(cookie, second);
+
+    // Logout ends the session on the server: the cookie is worthless after.
+    let out = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .post(app.url("/logout"))
+        .header("Cookie", cookie.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 303);
+    assert_eq!(with_cookie(&cookie).await.unwrap().status(), 401);
+    assert_eq!(with_cookie(&second).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn logins_are_throttled_after_five_failures_per_client() {
+    let app = spawn_app(AppOptions::default()).await;
+    for _ in 0..5 {
+        assert_eq!(login(&app, "wrong").await.status(), 401);
+    }
+    assert_eq!(login(&app, "wrong").await.status(), 429);
+    // Even the right password waits out the window.
+    assert_eq!(login(&app, PASSWORD).await.status(), 429);
+}
+
+#[tokio::test]
+async fn state_changing_requests_from_another_origin_are_refused_and_change_nothing() {
+    let app = spawn_app(AppOptions::default()).await;
+    let refused = [
+        ("Origin", "http://evil.example"),
+        ("Sec-Fetch-Site", "cross-site"),
+        ("Sec-Fetch-Site", "same-site"),
+    ];
+    for (name, value) in refused {
+        for path in [
+            "/api/scans",
+            "/admin/calendly_scan_api.php?action=start",
+            "/logout",
+            "/login",
+        ] {
+            let response = app
+                .http
+                .post(app.url(path))
+                .bearer_auth(API_TOKEN)
+                .header(name, value)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 403, "{name}: {value} on {path}");
+        }
+    }
+    assert_eq!(app.state.store.scans(10).await.unwrap().len(), 0);
+
+    // The page's own origin passes.
+    let origin = app.base.clone();
+    let same = app
+        .http
+        .post(app.url("/api/scans"))
+        .bearer_auth(API_TOKEN)
+        .header("Origin", origin)
+        .header("Sec-Fetch-Site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same.status(), 202);
+}
+
+#[tokio::test]
+async fn the_original_php_api_starts_and_reports_with_the_original_json() {
+    let app = spawn_app(AppOptions::default()).await;
+    let started = app.post("/admin/calendly_scan_api.php?action=start").await;
+    assert_eq!(started.status(), 202);
+    let body: Value = started.json().await.unwrap();
+    assert_eq!(body["success"], true);
+    assert_eq!(body["message"], "Scan gestartet");
+    let scan_id = body["scan_id"].as_str().unwrap().to_owned();
+    app.follow(&scan_id).await;
+    for path in ["calendly_scan_api.php", "calendly_scan_api"] {
+        let status = app
+            .get_json(&format!("/admin/{path}?action=status&scan_id={scan_id}"))
+            .await;
+        for key in [
+            "status",
+            "progress",
+            "current_step",
+            "events_scanned",
+            "emails_found",
+            "new_count",
+            "existing_count",
+            "error_message",
+            "duration",
+            "logs",
+        ] {
+            assert!(status.get(key).is_some(), "{key} missing");
+        }
+        assert_eq!(status["status"], "completed");
+        assert_eq!(status["progress"], 100);
+    }
+}
+
+#[tokio::test]
+async fn health_answers_and_readiness_includes_the_database() {
+    let app = spawn_app(AppOptions::default()).await;
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready: Value = app
+        .http
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+    assert_eq!(ready["database"], "sqlite");
+}
+
+#[tokio::test]
+async fn customers_are_searchable_by_email_and_name() {
+    let app = spawn_app(AppOptions::default()).await;
+    let scan_id = app.start_scan().await;
+    app.follow(&scan_id).await;
+    let org = app.sim.org();
+    let invitee = &org.events[0].invitees[0];
+    let email = invitee.email.trim().to_lowercase();
+    let by_email = app
+        .get_json(&format!("/api/customers?q={}", email.to_uppercase()))
+        .await;
+    assert_eq!(by_email["total"], 1);
+    assert_eq!(by_email["customers"][0]["email"], email.as_str());
+    let last_name = invitee.name.split(' ').next_back().unwrap();
+    let encoded: String = url::form_urlencoded::byte_serialize(last_name.as_bytes()).collect();
+    let by_name = app.get_json(&format!("/api/customers?q={encoded}")).await;
+    assert!(by_name["total"].as_i64().unwrap() >= 1);
+    let nobody = app.get_json("/api/customers?q=%25_%25").await;
+    assert_eq!(nobody["total"], 0, "LIKE wildcards are taken literally");
+}

@@ -1,0 +1,427 @@
+//! The scan service over HTTP: start at once, stream every change, poll the
+//! same data, conflicts, cancel, leases, resume.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use calscan::store::{LogRow, NewScan, Progress, StartOutcome};
+use chrono::Utc;
+use serde_json::Value;
+
+use crate::helpers::{AppOptions, SseEvent, log_lines, spawn_app};
+
+fn slow(latency_ms: u64) -> AppOptions {
+    AppOptions {
+        tweak_sim: Box::new(move |c| c.latency = Duration::from_millis(latency_ms)),
+        ..AppOptions::default()
+    }
+}
+
+/// Ids strictly increase, progress never goes down, one `done` at the end.
+fn assert_well_formed(events: &[SseEvent]) {
+    assert_eq!(events[0].event, "snapshot");
+    let ids: Vec<i64> = events
+        .iter()
+        .map(|e| e.id.expect("every event has an id"))
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ids must strictly increase: {ids:?}"
+    );
+    let progress: Vec<i64> = events
+        .iter()
+        .filter_map(|e| e.data["progress"].as_i64())
+        .collect();
+    assert!(
+        progress.windows(2).all(|w| w[0] <= w[1]),
+        "progress went down: {progress:?}"
+    );
+    assert_eq!(events.iter().filter(|e| e.event == "done").count(), 1);
+    assert_eq!(events.last().unwrap().event, "done");
+}
+
+#[tokio::test]
+async fn a_start_answers_202_before_the_first_calendly_call_completes() {
+    let app = spawn_app(slow(2_000)).await;
+    let response = app.post("/api/scans").await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(app.sim.stats().answered, 0, "the start waited for Calendly");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["success"], true);
+    assert_eq!(body["message"], "Scan gestartet");
+    let scan_id = body["scan_id"].as_str().unwrap();
+    let status = app.get_json(&format!("/api/scans/{scan_id}")).await;
+    assert_eq!(status["status"], "running");
+    assert!(status["progress"].as_i64().unwrap() <= 10);
+    assert_eq!(status["logs"][0]["message"], "🚀 Calendly Scan gestartet");
+}
+
+#[tokio::test]
+async fn a_watcher_sees_every_stage_and_log_once_and_the_counts_match_calendly() {
+    let app = spawn_app(slow(5)).await;
+    let expected = app.sim.expected_emails().len() as i64;
+    let scan_id = app.start_scan().await;
+    let events = app.follow(&scan_id).await;
+    assert_well_formed(&events);
+    assert!(
+        events.iter().filter(|e| e.event == "progress").count() >= 10,
+        "progress is pushed as it changes"
+    );
+
+    let done = &events.last().unwrap().data;
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["progress"], 100);
+    assert_eq!(done["events_scanned"], 60);
+    assert_eq!(done["emails_found"], expected);
+    assert_eq!(done["new_count"], expected);
+    assert_eq!(done["existing_count"], 0);
+
+    // The stream carried exactly the log lines the polling API has, once each.
+    let streamed = log_lines(&events);
+    let polled = app.get_json(&format!("/api/scans/{scan_id}")).await;
+    let stored: Vec<(i64, String)> = polled["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["id"].as_i64().unwrap(),
+                l["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(streamed, stored);
+    assert!(
+        stored
+            .iter()
+            .any(|(_, m)| m == "✅ 60 Events von Calendly geladen")
+    );
+    assert_eq!(app.customer_total().await, expected);
+
+    // A second scan finds every one of them existing.
+    let again = app.start_scan().await;
+    let done = app.follow(&again).await.last().unwrap().data.clone();
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["emails_found"], expected);
+    assert_eq!(done["new_count"], 0);
+    assert_eq!(done["existing_count"], expected);
+    assert_eq!(app.customer_total().await, expected);
+
+    let history = app.get_json("/api/scans").await;
+    let ids: Vec<&str> = history["scans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["scan_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [again.as_str(), scan_id.as_str()], "newest first");
+}
+
+#[tokio::test]
+async fn a_reconnect_with_last_event_id_gets_every_later_line_exactly_once() {
+    let app = spawn_app(slow(20)).await;
+    let scan_id = app.start_scan().await;
+    let mut first = app.stream(&scan_id, None).await;
+    let mut seen = Vec::new();
+    // Read a few events, then drop the connection mid-scan.
+    while seen.len() < 8 {
+        seen.push(first.next().await.unwrap());
+    }
+    drop(first);
+    let last = seen.last().unwrap().id.unwrap();
+    let rest = app.stream(&scan_id, Some(last)).await.until_done().await;
+    assert_eq!(rest[0].event, "snapshot");
+    assert!(
+        rest.iter()
+            .all(|e| e.id.unwrap() > last || e.event == "snapshot")
+    );
+
+    let mut all = seen.clone();
+    all.extend(rest.iter().cloned());
+    let lines = log_lines(&all);
+    let ids: Vec<i64> = lines.iter().map(|(id, _)| *id).collect();
+    let unique: HashSet<i64> = ids.iter().copied().collect();
+    assert_eq!(ids.len(), unique.len(), "a line came twice: {ids:?}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "out of order: {ids:?}");
+    let polled = app.get_json(&format!("/api/scans/{scan_id}")).await;
+    assert_eq!(
+        lines.len(),
+        polled["logs"].as_array().unwrap().len(),
+        "a line was lost"
+    );
+
+    // After the end: nothing new means 204, so browsers stop reconnecting.
+    let done_id = rest.last().unwrap().id.unwrap();
+    let finished = app.stream(&scan_id, Some(done_id)).await;
+    assert_eq!(finished.status, 204);
+    // One short of the end: the snapshot and done.
+    let tail = app
+        .stream(&scan_id, Some(done_id - 1))
+        .await
+        .until_done()
+        .await;
+    assert_eq!(
+        tail.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(),
+        ["snapshot", "done"]
+    );
+    assert!(tail[0].data["logs"].as_array().unwrap().is_empty());
+
+    // ?after=N returns exactly the later lines.
+    let n = lines[lines.len() / 2].0;
+    let later = app
+        .get_json(&format!("/api/scans/{scan_id}?after={n}"))
+        .await;
+    let later_ids: Vec<i64> = later["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_i64().unwrap())
+        .collect();
+    let want: Vec<i64> = ids.iter().copied().filter(|id| *id > n).collect();
+    assert_eq!(later_ids, want);
+}
+
+#[tokio::test]
+async fn a_second_start_while_one_runs_answers_409_with_the_running_id() {
+    let app = spawn_app(slow(200)).await;
+    let running = app.start_scan().await;
+    let response = app.post("/api/scans").await;
+    assert_eq!(response.status(), 409);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["success"], false);
+    assert_eq!(body["scan_id"], running.as_str());
+}
+
+#[tokio::test]
+async fn cancel_stops_the_scan_and_records_cancelled() {
+    let app = spawn_app(slow(300)).await;
+    let scan_id = app.start_scan().await;
+    let stream = app.stream(&scan_id, None).await;
+    let response = app.post(&format!("/api/scans/{scan_id}/cancel")).await;
+    assert_eq!(response.status(), 202);
+    let events = stream.until_done().await;
+    let done = &events.last().unwrap().data;
+    assert_eq!(done["status"], "cancelled");
+    let status = app.get_json(&format!("/api/scans/{scan_id}")).await;
+    assert_eq!(status["status"], "cancelled");
+    assert!(status["completed_at"].is_string());
+    // Cancelling again is refused: it is not running.
+    assert_eq!(
+        app.post(&format!("/api/scans/{scan_id}/cancel"))
+            .await
+            .status(),
+        409
+    );
+}
+
+#[tokio::test]
+async fn a_scan_with_a_stale_lease_becomes_interrupted_and_frees_the_slot() {
+    let app = spawn_app(AppOptions::default()).await;
+    let store = app.state.store.clone();
+    let now = Utc::now();
+    let dead = NewScan {
+        scan_id: "scan_deadbeef0001".into(),
+        mode: "full".into(),
+        owner: "a-process-that-died".into(),
+        lease_until_ms: now.timestamp_millis() - 1_000,
+        started_at: now,
+        figures: Progress {
+            last_event_id: 1,
+            ..Progress::default()
+        },
+        logs: vec![LogRow {
+            id: 1,
+            message: "start".into(),
+            created_at: now,
+        }],
+    };
+    assert!(matches!(
+        store.start_scan(&dead).await.unwrap(),
+        StartOutcome::Started(_)
+    ));
+    // A write from the old owner after its lease ran out changes nothing
+    // once the scan is interrupted.
+    let fresh = app.start_scan().await;
+    let old = app.get_json("/api/scans/scan_deadbeef0001").await;
+    assert_eq!(old["status"], "interrupted");
+    let last_line = old["logs"].as_array().unwrap().last().unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(last_line.contains("unterbrochen"), "{last_line}");
+    let late = store
+        .write_progress(
+            "scan_deadbeef0001",
+            "a-process-that-died",
+            &Progress {
+                progress: 50,
+                ..Progress::default()
+            },
+            &[],
+        )
+        .await
+        .unwrap();
+    assert!(!late, "the old owner could still write");
+    assert_eq!(
+        app.get_json("/api/scans/scan_deadbeef0001").await["progress"],
+        0
+    );
+    app.follow(&fresh).await;
+}
+
+#[tokio::test]
+async fn resume_continues_from_the_checkpoint_with_exact_counts_and_no_duplicates() {
+    let app = spawn_app(AppOptions {
+        events: 80,
+        tweak_sim: Box::new(|c| c.latency = Duration::from_millis(30)),
+        ..AppOptions::default()
+    })
+    .await;
+    let expected = app.sim.expected_emails();
+    let scan_id = app.start_scan().await;
+    let mut stream = app.stream(&scan_id, None).await;
+    // Wait until some events are done, then cancel.
+    loop {
+        let event = stream.next().await.unwrap();
+        if event.data["events_scanned"].as_i64().unwrap_or(0) >= 20 {
+            break;
+        }
+    }
+    assert_eq!(
+        app.post(&format!("/api/scans/{scan_id}/cancel"))
+            .await
+            .status(),
+        202
+    );
+    let rest = stream.until_done().await;
+    assert_eq!(rest.last().unwrap().data["status"], "cancelled");
+    let partial = app.get_json(&format!("/api/scans/{scan_id}")).await;
+    let scanned_before = partial["events_scanned"].as_i64().unwrap();
+    assert!((20..80).contains(&scanned_before), "{scanned_before}");
+    let requests_before = app.sim.stats().invitee_requests;
+
+    let response = app.post(&format!("/api/scans/{scan_id}/resume")).await;
+    assert_eq!(response.status(), 202);
+    let events = app.follow(&scan_id).await;
+    let done = &events.last().unwrap().data;
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["events_scanned"], 80);
+    assert_eq!(done["emails_found"], expected.len() as i64);
+    assert_eq!(done["new_count"], expected.len() as i64);
+    assert_eq!(done["existing_count"], 0);
+    // Only the events not yet done were fetched again (the big group event
+    // needs two requests, and one may have been cut off mid-flight).
+    let fetched = app.sim.stats().invitee_requests - requests_before;
+    assert!(
+        fetched <= (80 - scanned_before) as u64 + 1 + 4,
+        "fetched {fetched} after {scanned_before} were done"
+    );
+
+    let customers = app.get_json("/api/customers?page=1").await;
+    assert_eq!(customers["total"], expected.len() as i64);
+    // Every booking counted once: the bookings of all customers add up to
+    // the invitee records with a usable email.
+    let mut page = 1;
+    let mut bookings = 0;
+    let mut emails = std::collections::BTreeSet::new();
+    loop {
+        let body = app.get_json(&format!("/api/customers?page={page}")).await;
+        let rows = body["customers"].as_array().unwrap().clone();
+        if rows.is_empty() {
+            break;
+        }
+        for c in rows {
+            bookings += c["bookings"].as_i64().unwrap();
+            assert!(
+                emails.insert(c["email"].as_str().unwrap().to_owned()),
+                "duplicate customer"
+            );
+        }
+        page += 1;
+    }
+    assert_eq!(emails, expected);
+    assert_eq!(bookings, app.sim.org().invitee_count() as i64);
+}
+
+#[tokio::test]
+async fn without_a_calendly_token_the_scan_ends_in_error_saying_what_to_set() {
+    let app = spawn_app(AppOptions {
+        calendly_token: None,
+        ..AppOptions::default()
+    })
+    .await;
+    let scan_id = app.start_scan().await;
+    let events = app.follow(&scan_id).await;
+    let done = &events.last().unwrap().data;
+    assert_eq!(done["status"], "error");
+    assert!(
+        done["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("CALENDLY_TOKEN"),
+        "{done}"
+    );
+    assert_eq!(app.sim.stats().requests, 0);
+}
+
+#[tokio::test]
+async fn a_rejected_token_ends_the_scan_with_calendlys_message_and_never_leaks() {
+    let app = spawn_app(AppOptions {
+        calendly_token: Some("eyJleaky.secret.token"),
+        ..AppOptions::default()
+    })
+    .await;
+    let scan_id = app.start_scan().await;
+    let done = app.follow(&scan_id).await.last().unwrap().data.clone();
+    assert_eq!(done["status"], "error");
+    let message = done["error_message"].as_str().unwrap();
+    assert!(message.contains("The access token is invalid"), "{message}");
+    for path in [format!("/api/scans/{scan_id}"), "/api/scans".to_owned()] {
+        let text = app.get(&path).await.text().await.unwrap();
+        assert!(!text.contains("eyJleaky"), "{path} returned the token");
+    }
+    assert!(
+        !crate::helpers::server_log().contains("eyJleaky"),
+        "the token was logged"
+    );
+}
+
+#[tokio::test]
+async fn the_stream_has_the_headers_proxies_need_and_is_never_compressed() {
+    let app = spawn_app(AppOptions::default()).await;
+    let scan_id = app.start_scan().await;
+    let response = app
+        .http
+        .get(app.url(&format!("/api/scans/{scan_id}/events")))
+        .bearer_auth(crate::helpers::API_TOKEN)
+        .header("Accept-Encoding", "gzip, br")
+        .send()
+        .await
+        .unwrap();
+    let headers = response.headers();
+    assert_eq!(headers["content-type"], "text/event-stream");
+    assert_eq!(headers["x-accel-buffering"], "no");
+    assert_eq!(headers["cache-control"], "no-cache");
+    assert!(headers.get("content-encoding").is_none());
+    let text = response.text().await.unwrap();
+    assert!(text.contains("retry: 2000"), "{text}");
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams_and_leaves_the_scan_interrupted_and_resumable() {
+    let mut app = spawn_app(slow(500)).await;
+    let scan_id = app.start_scan().await;
+    let mut stream = app.stream(&scan_id, None).await;
+    assert_eq!(stream.next().await.unwrap().event, "snapshot");
+    app.shutdown.cancel();
+    // The stream ends (its last events may be the interruption).
+    while stream.next().await.is_some() {}
+    tokio::time::timeout(Duration::from_secs(8), app.server.take().unwrap())
+        .await
+        .expect("the server did not stop within 8 s")
+        .unwrap()
+        .unwrap();
+    let row = app.state.store.scan(&scan_id).await.unwrap().unwrap();
+    assert_eq!(row.status.as_str(), "interrupted");
+    assert!(row.status.is_resumable());
+}
