@@ -58,6 +58,7 @@ pub struct Settings {
     pub session_idle: Duration,
     pub login_attempts: u32,
     pub lease: Duration,
+    pub stream_buffer: usize,
 }
 
 /// The router: feature routers merged, then the layers.
@@ -113,6 +114,7 @@ impl Application {
                 lang: settings.lang,
                 organization: settings.organization,
                 lease: settings.lease,
+                stream_buffer: settings.stream_buffer,
             },
             shutdown.clone(),
         );

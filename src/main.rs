@@ -57,6 +57,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         session_idle: Duration::from_secs(server.session_idle_min * 60),
         login_attempts: server.login_attempts,
         lease: Duration::from_secs(server.lease_s),
+        stream_buffer: server.stream_buffer as usize,
     };
     run(settings, |addr| {
         tracing::info!("calscan listening on http://{addr}");
@@ -108,6 +109,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         session_idle: Duration::from_secs(server.session_idle_min * 60),
         login_attempts: server.login_attempts,
         lease: Duration::from_secs(server.lease_s),
+        stream_buffer: server.stream_buffer as usize,
     };
     let user = server.admin_user;
     run(settings, move |addr| {

@@ -127,6 +127,7 @@ fn follow(
                     // Fell behind the channel, or the scan task is gone:
                     // the database has everything.
                     Err(error) => {
+                        tracing::debug!(scan_id = %row.scan_id, %error, sent, "stream refilled from the database");
                         match catch_up(&state, &row.scan_id, sent).await {
                             Ok((events, newest, finished)) => {
                                 for event in events {

@@ -35,6 +35,8 @@ pub struct ScanSettings {
     pub organization: Option<String>,
     /// How long a scan's lease holds without a heartbeat.
     pub lease: Duration,
+    /// Events a watcher may fall behind before it is refilled from the database.
+    pub stream_buffer: usize,
 }
 
 /// The mode a scan was asked for. Both read every event of the
@@ -97,7 +99,7 @@ impl Scans {
         Self {
             inner: Arc::new(Inner {
                 store,
-                registry: Registry::default(),
+                registry: Registry::new(settings.stream_buffer),
                 calendly,
                 settings,
                 instance: format!(

@@ -9,10 +9,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::status::Published;
 
-/// How many events a watcher may fall behind before it is refilled from the
-/// database.
-const CHANNEL_CAPACITY: usize = 1024;
-
 #[derive(Debug, Clone)]
 struct Live {
     sender: broadcast::Sender<Arc<Published>>,
@@ -20,12 +16,22 @@ struct Live {
 }
 
 /// Shared by the routes and the scan tasks.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Registry {
     live: Mutex<HashMap<String, Live>>,
+    /// How many events a watcher may fall behind before it is refilled from
+    /// the database.
+    capacity: usize,
 }
 
 impl Registry {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            live: Mutex::new(HashMap::new()),
+            capacity: capacity.max(1),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
         // Every critical section is a single map operation: a poisoned map is intact.
         self.live.lock().unwrap_or_else(|e| e.into_inner())
@@ -38,7 +44,7 @@ impl Registry {
         scan_id: &str,
         cancel: CancellationToken,
     ) -> broadcast::Sender<Arc<Published>> {
-        let (sender, _) = broadcast::channel(CHANNEL_CAPACITY);
+        let (sender, _) = broadcast::channel(self.capacity);
         self.lock().insert(
             scan_id.to_owned(),
             Live {

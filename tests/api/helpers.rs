@@ -151,6 +151,7 @@ pub struct AppOptions {
     pub calendly_token: Option<&'static str>,
     pub lease: Duration,
     pub lang: Lang,
+    pub stream_buffer: usize,
 }
 
 impl Default for AppOptions {
@@ -161,6 +162,7 @@ impl Default for AppOptions {
             calendly_token: Some("demo-token"),
             lease: Duration::from_secs(15),
             lang: Lang::De,
+            stream_buffer: 1024,
         }
     }
 }
@@ -206,6 +208,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         session_idle: Duration::from_secs(3600),
         login_attempts: 5,
         lease: options.lease,
+        stream_buffer: options.stream_buffer,
     };
     let shutdown = CancellationToken::new();
     let app = Application::build(settings, shutdown.clone())
