@@ -4,6 +4,7 @@
 
 mod access;
 mod calendly_client;
+mod cli;
 mod helpers;
 mod parsing;
 mod scans;

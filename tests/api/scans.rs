@@ -429,18 +429,28 @@ async fn shutdown_ends_open_streams_and_leaves_the_scan_interrupted_and_resumabl
 #[tokio::test]
 async fn a_watcher_that_falls_behind_is_refilled_from_the_database() {
     // A channel of two events: every batch the scan writes overflows it.
-    let app = spawn_app(AppOptions { stream_buffer: 2, ..slow(5) }).await;
+    let app = spawn_app(AppOptions {
+        stream_buffer: 2,
+        ..slow(5)
+    })
+    .await;
     let scan_id = app.start_scan().await;
     let events = app.follow(&scan_id).await;
     assert_well_formed(&events);
     let polled = app.get_json(&format!("/api/scans/{scan_id}")).await;
-    let stored: Vec<i64> = polled["logs"].as_array().unwrap().iter().map(|l| l["id"].as_i64().unwrap()).collect();
+    let stored: Vec<i64> = polled["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_i64().unwrap())
+        .collect();
     let streamed: Vec<i64> = log_lines(&events).iter().map(|(id, _)| *id).collect();
     assert_eq!(streamed, stored, "every line once, in order");
     assert_eq!(events.last().unwrap().data["status"], "completed");
     let log = crate::helpers::server_log();
     assert!(
-        log.lines().any(|l| l.contains("stream refilled from the database") && l.contains(&scan_id)),
+        log.lines()
+            .any(|l| l.contains("stream refilled from the database") && l.contains(&scan_id)),
         "the watcher never fell behind, so the refill was not exercised"
     );
 }
