@@ -10,6 +10,7 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware;
 use axum::response::IntoResponse;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -154,7 +155,14 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let state = self.state.clone();
         let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(self.listener, app)
+        // Events are small writes: without NODELAY, Nagle's algorithm and
+        // delayed ACKs hold them back for up to 40 ms.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
+        axum::serve(listener, app)
             .with_graceful_shutdown(state.shutdown.clone().cancelled_owned())
             .await
             .context("server failed")?;
