@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
@@ -220,10 +221,17 @@ async fn login(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     jar: CookieJar,
-    Form(form): Form<LoginForm>,
+    form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
     let auth = &state.auth;
     let lang: Lang = state.lang_for(&headers);
+    let Ok(Form(form)) = form else {
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            views::login::page(lang, Some(views::login::Failure::Wrong)),
+        )
+            .into_response();
+    };
     let client = peer.ip();
     if auth.throttled(client) {
         return (

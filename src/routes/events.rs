@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,7 @@ use chrono::Utc;
 use futures::{Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::scans::{load_scan, parse_event_id, status_object};
+use super::scans::{ScanIdPath, load_scan, parse_event_id, status_object};
 use crate::app::AppState;
 use crate::auth::Admin;
 use crate::error::AppError;
@@ -44,7 +44,7 @@ pub fn routes() -> Router<AppState> {
 async fn events(
     State(state): State<AppState>,
     _: Admin,
-    Path(scan_id): Path<String>,
+    ScanIdPath(scan_id): ScanIdPath,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let last_event_id = headers

@@ -1,8 +1,9 @@
 //! The scan JSON API: start, history, status (with `?after=N`), cancel, resume.
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -89,6 +90,22 @@ async fn history(State(state): State<AppState>, _: Admin) -> Result<Response, Ap
     Ok(Json(json!({ "scans": scans })).into_response())
 }
 
+/// The `{scan_id}` of a route; a path that cannot be decoded is a 400 in
+/// the API's JSON, like any other malformed id.
+#[derive(Debug)]
+pub struct ScanIdPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ScanIdPath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| Self(id))
+            .map_err(|_| AppError::BadRequest("the scan id in the path cannot be read".into()))
+    }
+}
+
 /// A scan id from the path: 400 when malformed, 404 when unknown.
 pub async fn load_scan(state: &AppState, scan_id: &str) -> Result<ScanRow, AppError> {
     if !is_valid_scan_id(scan_id) {
@@ -138,7 +155,7 @@ pub async fn status_object(
 async fn status(
     State(state): State<AppState>,
     _: Admin,
-    Path(scan_id): Path<String>,
+    ScanIdPath(scan_id): ScanIdPath,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
     let after = query_param(query.as_deref(), "after")
@@ -153,7 +170,7 @@ async fn status(
 async fn cancel(
     State(state): State<AppState>,
     _: Admin,
-    Path(scan_id): Path<String>,
+    ScanIdPath(scan_id): ScanIdPath,
 ) -> Result<Response, AppError> {
     load_scan(&state, &scan_id).await?;
     let lang = state.scans.lang();
@@ -171,7 +188,7 @@ async fn cancel(
 async fn resume(
     State(state): State<AppState>,
     _: Admin,
-    Path(scan_id): Path<String>,
+    ScanIdPath(scan_id): ScanIdPath,
 ) -> Result<Response, AppError> {
     load_scan(&state, &scan_id).await?;
     let lang = state.scans.lang();

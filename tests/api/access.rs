@@ -135,6 +135,11 @@ async fn bad_ids_and_cursors_get_400_and_unknown_ids_404_all_as_json() {
         .unwrap();
     assert_eq!(bad_body.status(), 400);
     assert_eq!(app.get("/no/such/route").await.status(), 404);
+    let undecodable = app.get("/api/scans/%FF%FE").await;
+    assert_eq!(undecodable.status(), 400);
+    assert!(undecodable.json::<Value>().await.unwrap()["error"].is_string());
+    let empty_login = app.http.post(app.url("/login")).send().await.unwrap();
+    assert_eq!(empty_login.status(), 400);
     assert_eq!(app.state.store.scans(10).await.unwrap().len(), 0);
 }
 
