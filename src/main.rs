@@ -8,7 +8,9 @@ use base64::Engine;
 use calscan::app::{Application, Settings};
 use calscan::auth::{AdminPassword, hash_password};
 use calscan::calendly::{ClientSettings, Simulator, SimulatorConfig};
-use calscan::config::{Cli, Command, DemoArgs, HealthcheckArgs, ServeArgs, SimulateArgs};
+use calscan::config::{
+    Cli, Command, DemoArgs, HealthcheckArgs, ServeArgs, ServerArgs, SimulateArgs,
+};
 use clap::Parser;
 use rand::RngExt;
 use secrecy::SecretString;
@@ -43,12 +45,32 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "set CALSCAN_ADMIN_PASSWORD, or CALSCAN_ADMIN_PASSWORD_HASH (made by `calscan hash-password`)"
         ),
     };
-    let server = args.server;
-    let settings = Settings {
+    let settings = settings(
+        args.server,
+        args.database.database_url,
+        args.calendly.client_settings(),
+        args.calendly.calendly_org_uri,
+        admin_password,
+    );
+    run(settings, |addr| {
+        tracing::info!("calscan listening on http://{addr}");
+    })
+    .await
+}
+
+/// The server's settings from its flags and what the command decided.
+fn settings(
+    server: ServerArgs,
+    database_url: String,
+    calendly: Option<ClientSettings>,
+    organization: Option<String>,
+    admin_password: AdminPassword,
+) -> Settings {
+    Settings {
         bind: server.bind,
-        database_url: args.database.database_url,
-        calendly: args.calendly.client_settings(),
-        organization: args.calendly.calendly_org_uri,
+        database_url,
+        calendly,
+        organization,
         admin_user: server.admin_user,
         admin_password,
         api_token: server.api_token,
@@ -58,11 +80,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         login_attempts: server.login_attempts,
         lease: Duration::from_secs(server.lease_s),
         stream_buffer: server.stream_buffer as usize,
-    };
-    run(settings, |addr| {
-        tracing::info!("calscan listening on http://{addr}");
-    })
-    .await
+    }
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -91,27 +109,18 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     .await
     .context("cannot start the Calendly simulator")?;
     let password = random_text(16);
-    let server = args.server;
     let calendly = ClientSettings::new(
         simulator.base_url().parse().context("simulator URL")?,
         SecretString::from(token),
     );
-    let settings = Settings {
-        bind: server.bind,
-        database_url: args.database_url,
-        calendly: Some(calendly),
-        organization: None,
-        admin_user: server.admin_user.clone(),
-        admin_password: AdminPassword::Plain(SecretString::from(password.clone())),
-        api_token: server.api_token,
-        lang: server.lang,
-        cookie_secure: server.cookie_secure,
-        session_idle: Duration::from_secs(server.session_idle_min * 60),
-        login_attempts: server.login_attempts,
-        lease: Duration::from_secs(server.lease_s),
-        stream_buffer: server.stream_buffer as usize,
-    };
-    let user = server.admin_user;
+    let user = args.server.admin_user.clone();
+    let settings = settings(
+        args.server,
+        args.database_url,
+        Some(calendly),
+        None,
+        AdminPassword::Plain(SecretString::from(password.clone())),
+    );
     run(settings, move |addr| {
         println!("calscan demo: http://{addr}/login");
         println!("  login:    {user}");

@@ -124,37 +124,26 @@ fn follow(
                             return;
                         }
                     }
-                    // Fell behind the channel, or the scan task is gone:
-                    // the database has everything.
-                    Err(error) => {
-                        tracing::debug!(scan_id = %row.scan_id, %error, sent, "stream refilled from the database");
-                        match catch_up(&state, &row.scan_id, sent).await {
-                            Ok((events, newest, finished)) => {
-                                for event in events {
-                                    yield Arc::new(event);
-                                }
-                                sent = newest;
-                                if finished {
-                                    return;
-                                }
-                            }
-                            Err(e) => {
-                                tracing::warn!(error = %e, scan_id = %row.scan_id, "cannot refill a stream");
-                                return;
-                            }
+                    // Fell behind the channel: the database has the gap.
+                    Err(RecvError::Lagged(skipped)) => {
+                        tracing::debug!(scan_id = %row.scan_id, skipped, sent, "stream refilled from the database");
+                        let Some((events, newest, finished)) = refill(&state, &row.scan_id, sent).await else {
+                            return;
+                        };
+                        for event in events {
+                            yield Arc::new(event);
                         }
-                        if matches!(error, RecvError::Closed) {
-                            // The task ended without a done we saw: follow the database.
-                            live = match state.scans.subscribe(&row.scan_id) {
-                                Some(again) => again,
-                                None => {
-                                    for await event in poll(state.clone(), row.scan_id.clone(), sent) {
-                                        yield event;
-                                    }
-                                    return;
-                                }
-                            };
+                        sent = newest;
+                        if finished {
+                            return;
                         }
+                    }
+                    // The scan task is gone without a done we saw: follow the database.
+                    Err(RecvError::Closed) => {
+                        for await event in poll(state.clone(), row.scan_id.clone(), sent) {
+                            yield event;
+                        }
+                        return;
                     }
                 }
             },
@@ -173,23 +162,27 @@ fn poll(state: AppState, scan_id: String, mut sent: i64) -> impl Stream<Item = A
         let mut tick = tokio::time::interval(POLL);
         loop {
             tick.tick().await;
-            match catch_up(&state, &scan_id, sent).await {
-                Ok((events, newest, finished)) => {
-                    for event in events {
-                        yield Arc::new(event);
-                    }
-                    sent = newest;
-                    if finished {
-                        return;
-                    }
-                }
-                Err(error) => {
-                    tracing::warn!(%error, scan_id, "cannot follow a scan");
-                    return;
-                }
+            let Some((events, newest, finished)) = refill(&state, &scan_id, sent).await else {
+                return;
+            };
+            for event in events {
+                yield Arc::new(event);
+            }
+            sent = newest;
+            if finished {
+                return;
             }
         }
     }
+}
+
+/// [`catch_up`], logging a failure (the stream then ends; the browser
+/// reconnects with its `Last-Event-ID`).
+async fn refill(state: &AppState, scan_id: &str, sent: i64) -> Option<(Vec<Published>, i64, bool)> {
+    catch_up(state, scan_id, sent)
+        .await
+        .inspect_err(|error| tracing::warn!(%error, scan_id, "cannot read a scan's events back"))
+        .ok()
 }
 
 /// What the database holds after `sent`: log lines, then the newest

@@ -44,13 +44,18 @@ struct StartBody {
 pub async fn start_scan(state: &AppState, mode: ScanMode) -> Result<Response, AppError> {
     let lang = state.scans.lang();
     Ok(match state.scans.start(mode).await? {
-        StartOutcome::Started(row) => (
-            StatusCode::ACCEPTED,
-            Json(json!({"success": true, "scan_id": row.scan_id, "message": lang.text(&Msg::ScanStarted)})),
-        )
-            .into_response(),
+        StartOutcome::Started(row) => accepted(&row.scan_id, lang.text(&Msg::ScanStarted)),
         StartOutcome::AlreadyRunning(running) => conflict(&running, state),
     })
+}
+
+/// `202 {"success": true, "scan_id", "message"}`: the scan acts on it now.
+fn accepted(scan_id: &str, message: String) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"success": true, "scan_id": scan_id, "message": message})),
+    )
+        .into_response()
 }
 
 fn conflict(running: &str, state: &AppState) -> Response {
@@ -175,13 +180,12 @@ async fn cancel(
     load_scan(&state, &scan_id).await?;
     let lang = state.scans.lang();
     match state.scans.cancel(&scan_id).await? {
-        CancelOutcome::Requested => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"success": true, "scan_id": scan_id, "message": lang.text(&Msg::CancelRequested)})),
-        )
-            .into_response()),
+        CancelOutcome::Requested => Ok(accepted(&scan_id, lang.text(&Msg::CancelRequested))),
         CancelOutcome::NotFound => Err(AppError::NotFound(format!("no scan {scan_id}"))),
-        CancelOutcome::NotRunning(status) => Ok(not_possible(&scan_id, &format!("the scan is {status}, not running"))),
+        CancelOutcome::NotRunning(status) => Ok(not_possible(
+            &scan_id,
+            &format!("the scan is {status}, not running"),
+        )),
     }
 }
 
@@ -193,15 +197,13 @@ async fn resume(
     load_scan(&state, &scan_id).await?;
     let lang = state.scans.lang();
     match state.scans.resume(&scan_id).await? {
-        ResumeOutcome::Resumed(row) => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"success": true, "scan_id": row.scan_id, "message": lang.text(&Msg::ScanResumed)})),
-        )
-            .into_response()),
+        ResumeOutcome::Resumed(row) => Ok(accepted(&row.scan_id, lang.text(&Msg::ScanResumed))),
         ResumeOutcome::NotFound => Err(AppError::NotFound(format!("no scan {scan_id}"))),
         ResumeOutcome::NotResumable(status) => Ok(not_possible(
             &scan_id,
-            &format!("the scan is {status}; only interrupted, error and cancelled scans can be resumed"),
+            &format!(
+                "the scan is {status}; only interrupted, error and cancelled scans can be resumed"
+            ),
         )),
         ResumeOutcome::AlreadyRunning(running) => Ok(conflict(&running, &state)),
     }
