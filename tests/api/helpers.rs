@@ -152,6 +152,8 @@ pub struct AppOptions {
     pub lease: Duration,
     pub lang: Lang,
     pub stream_buffer: usize,
+    /// A database to use instead of a fresh one.
+    pub database_url: Option<String>,
 }
 
 impl Default for AppOptions {
@@ -163,6 +165,7 @@ impl Default for AppOptions {
             lease: Duration::from_secs(15),
             lang: Lang::De,
             stream_buffer: 1024,
+            database_url: None,
         }
     }
 }
@@ -189,7 +192,9 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     init_tracing();
     let sim = simulator(options.events, options.tweak_sim).await;
     let dir = tempfile::tempdir().unwrap();
-    let db_url = format!("sqlite://{}", dir.path().join("calscan.db").display());
+    let db_url = options
+        .database_url
+        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("calscan.db").display()));
     let calendly = options.calendly_token.map(|token| {
         let mut s = settings(&sim);
         s.token = SecretString::from(token);

@@ -454,3 +454,57 @@ async fn a_watcher_that_falls_behind_is_refilled_from_the_database() {
         "the watcher never fell behind, so the refill was not exercised"
     );
 }
+
+#[tokio::test]
+async fn at_start_up_a_scan_left_running_in_its_own_database_becomes_interrupted() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("left.db").display());
+    let store = calscan::store::connect(&url).await.unwrap();
+    let now = Utc::now();
+    let orphan = NewScan {
+        scan_id: "scan_0rphan000001".into(),
+        mode: "full".into(),
+        owner: "the-process-before".into(),
+        // Its lease would still hold for an hour: start-up does not wait for it.
+        lease_until_ms: now.timestamp_millis() + 3_600_000,
+        started_at: now,
+        figures: Progress {
+            last_event_id: 1,
+            ..Progress::default()
+        },
+        logs: vec![LogRow {
+            id: 1,
+            message: "start".into(),
+            created_at: now,
+        }],
+    };
+    assert!(matches!(
+        store.start_scan(&orphan).await.unwrap(),
+        StartOutcome::Started(_)
+    ));
+    drop(store);
+
+    let app = spawn_app(AppOptions {
+        database_url: Some(url),
+        ..AppOptions::default()
+    })
+    .await;
+    let status = app.get_json("/api/scans/scan_0rphan000001").await;
+    assert_eq!(status["status"], "interrupted");
+    // And it can be resumed to the end.
+    assert_eq!(
+        app.post("/api/scans/scan_0rphan000001/resume")
+            .await
+            .status(),
+        202
+    );
+    let done = app
+        .follow("scan_0rphan000001")
+        .await
+        .last()
+        .unwrap()
+        .data
+        .clone();
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["emails_found"], app.sim.expected_emails().len() as i64);
+}
