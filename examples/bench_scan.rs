@@ -69,6 +69,7 @@ async fn main() -> anyhow::Result<()> {
         login_attempts: 5,
         lease: Duration::from_secs(15),
         stream_buffer: 1024,
+        block_sse: false,
     };
     let app = Application::build(settings, shutdown.clone()).await?;
     let base = format!("http://{}", app.local_addr()?);

@@ -30,6 +30,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// The fallback language.
     pub lang: Lang,
+    /// See [`Settings::block_sse`].
+    pub block_sse: bool,
     pub shutdown: CancellationToken,
 }
 
@@ -60,6 +62,9 @@ pub struct Settings {
     pub login_attempts: u32,
     pub lease: Duration,
     pub stream_buffer: usize,
+    /// Testing only: the event stream answers 503, as behind a proxy that
+    /// blocks it, so the pages' polling fallback can be tested.
+    pub block_sse: bool,
 }
 
 /// The router: feature routers merged, then the layers.
@@ -137,6 +142,7 @@ impl Application {
                 scans,
                 auth: Arc::new(auth),
                 lang: settings.lang,
+                block_sse: settings.block_sse,
                 shutdown,
             },
         })

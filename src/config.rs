@@ -99,6 +99,11 @@ pub struct ServerArgs {
     #[arg(long, env = "CALSCAN_STREAM_BUFFER", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub stream_buffer: u32,
+
+    /// Testing only: answer 503 on the event stream, as a proxy that blocks
+    /// it would, to exercise the pages' polling fallback.
+    #[arg(long, env = "CALSCAN_TEST_BLOCK_SSE", default_value_t = false, hide = true)]
+    pub test_block_sse: bool,
 }
 
 /// `calscan serve`.

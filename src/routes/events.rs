@@ -47,6 +47,11 @@ async fn events(
     ScanIdPath(scan_id): ScanIdPath,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
+    if state.block_sse {
+        return Err(AppError::Unavailable(
+            "the event stream is switched off (CALSCAN_TEST_BLOCK_SSE)".into(),
+        ));
+    }
     let last_event_id = headers
         .get("last-event-id")
         .map(|v| {

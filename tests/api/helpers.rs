@@ -154,6 +154,8 @@ pub struct AppOptions {
     pub stream_buffer: usize,
     /// A database to use instead of a fresh one.
     pub database_url: Option<String>,
+    /// The event stream answers 503 (to test the pages' polling fallback).
+    pub block_sse: bool,
 }
 
 impl Default for AppOptions {
@@ -166,6 +168,7 @@ impl Default for AppOptions {
             lang: Lang::De,
             stream_buffer: 1024,
             database_url: None,
+            block_sse: false,
         }
     }
 }
@@ -214,6 +217,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         login_attempts: 5,
         lease: options.lease,
         stream_buffer: options.stream_buffer,
+        block_sse: options.block_sse,
     };
     let shutdown = CancellationToken::new();
     let app = Application::build(settings, shutdown.clone())
