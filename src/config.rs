@@ -283,6 +283,7 @@ impl SimulateArgs {
             rate_window: Duration::from_secs(self.rate_window_s),
             fail_rate: self.fail_rate,
             page_token_ttl: Duration::from_secs(self.page_token_ttl_s),
+            first_invitee_name: None,
         }
     }
 }

@@ -44,6 +44,9 @@ pub struct SimulatorConfig {
     pub fail_rate: f64,
     /// How long a page token stays valid.
     pub page_token_ttl: Duration,
+    /// Renames the first invitee of the first event, e.g. to markup that a
+    /// page must show as text.
+    pub first_invitee_name: Option<String>,
 }
 
 impl Default for SimulatorConfig {
@@ -58,6 +61,7 @@ impl Default for SimulatorConfig {
             rate_window: Duration::from_secs(60),
             fail_rate: 0.0,
             page_token_ttl: Duration::from_secs(15 * 60),
+            first_invitee_name: None,
         }
     }
 }
@@ -178,7 +182,14 @@ impl Simulator {
     }
 
     fn new(config: SimulatorConfig, base_url: String) -> Self {
-        let org = OrgData::generate(config.seed, config.events);
+        let mut org = OrgData::generate(config.seed, config.events);
+        if let Some(name) = &config.first_invitee_name
+            && let Some(invitee) = org.events.first_mut().and_then(|e| e.invitees.first_mut())
+        {
+            invitee.name = name.clone();
+            invitee.first_name = None;
+            invitee.last_name = None;
+        }
         let rng = StdRng::seed_from_u64(config.seed.wrapping_add(17));
         Self {
             shared: Arc::new(Shared {
