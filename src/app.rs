@@ -16,7 +16,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::{self, AdminPassword, Auth};
 use crate::calendly::{CalendlyClient, ClientSettings};
-use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::routes;
 use crate::scan::{ScanSettings, Scans};
@@ -75,8 +74,9 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::customers::routes())
         .merge(routes::compat::routes())
         .merge(routes::health::routes())
+        .merge(routes::pages::routes())
         .merge(auth::routes())
-        .fallback(|| async { AppError::NotFound("no such route".into()) })
+        .fallback(routes::pages::not_found)
         .method_not_allowed_fallback(|| async {
             (
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -102,7 +102,12 @@ pub struct ServerArgs {
 
     /// Testing only: answer 503 on the event stream, as a proxy that blocks
     /// it would, to exercise the pages' polling fallback.
-    #[arg(long, env = "CALSCAN_TEST_BLOCK_SSE", default_value_t = false, hide = true)]
+    #[arg(
+        long,
+        env = "CALSCAN_TEST_BLOCK_SSE",
+        default_value_t = false,
+        hide = true
+    )]
     pub test_block_sse: bool,
 }
 

@@ -4,4 +4,5 @@ pub mod compat;
 pub mod customers;
 pub mod events;
 pub mod health;
+pub mod pages;
 pub mod scans;

@@ -1,0 +1,257 @@
+//! The admin pages, the CSV export and the assets they load. A visitor
+//! without a session is sent to `/login`.
+
+use axum::Router;
+use axum::extract::{FromRequestParts, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use chrono::Utc;
+
+use super::customers::PER_PAGE;
+use super::scans::{ScanIdPath, load_scan, query_param, status_object};
+use crate::app::AppState;
+use crate::auth::Admin;
+use crate::error::AppError;
+use crate::scan::status::StatusObject;
+use crate::views::{self, pages};
+
+/// Customers per CSV query.
+const CSV_CHUNK: i64 = 1_000;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/",
+            get(|| async { Redirect::to("/admin/customer_search") }),
+        )
+        .route(
+            "/admin",
+            get(|| async { Redirect::to("/admin/customer_search") }),
+        )
+        .route("/admin/customer_search", get(customer_search))
+        .route("/admin/scans", get(scans))
+        .route("/admin/scans/{scan_id}", get(scan))
+        .route("/admin/customers.csv", get(customers_csv))
+        .route(
+            "/assets/app.css",
+            get(|| async {
+                asset(
+                    "text/css; charset=utf-8",
+                    include_str!("../../assets/app.css"),
+                )
+            }),
+        )
+        .route(
+            "/assets/scan.js",
+            get(|| async {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../../assets/scan.js"),
+                )
+            }),
+        )
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// An admin looking at a page; without a session, a redirect to `/login`.
+#[derive(Debug)]
+pub struct PageAdmin;
+
+impl FromRequestParts<AppState> for PageAdmin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        match Admin::from_request_parts(parts, state).await {
+            Ok(_) => Ok(PageAdmin),
+            Err(AppError::Unauthorized) => Err(Redirect::to("/login").into_response()),
+            Err(other) => Err(page_error(state, &parts.headers, other)),
+        }
+    }
+}
+
+/// A failure on a page: the error page in the layout, with the status.
+fn page_error(state: &AppState, headers: &HeaderMap, error: AppError) -> Response {
+    let status = error.status();
+    if status.is_server_error() {
+        // Logged (once) by AppError's own rendering.
+        let _ = error.into_response();
+    }
+    let lang = state.lang_for(headers);
+    (status, views::error_page(lang, status.as_u16(), true)).into_response()
+}
+
+async fn customer_search(
+    State(state): State<AppState>,
+    _: PageAdmin,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let lang = state.lang_for(&headers);
+    let q = query_param(query.as_deref(), "q").unwrap_or_default();
+    let page = query_param(query.as_deref(), "page")
+        .and_then(|p| p.trim().parse::<i64>().ok())
+        .filter(|p| (1..=1_000_000).contains(p))
+        .unwrap_or(1);
+    let result = async {
+        let (customers, total) = state
+            .store
+            .customers(&q, (page - 1) * PER_PAGE, PER_PAGE)
+            .await?;
+        let latest = match state.store.scans(1).await?.into_iter().next() {
+            Some(row) => Some(status_object(&state, &row, 0).await?),
+            None => None,
+        };
+        Ok::<_, AppError>((customers, total, latest))
+    }
+    .await;
+    match result {
+        Ok((customers, total, latest)) => pages::customer_search(
+            lang,
+            &pages::CustomerPage {
+                q: &q,
+                page,
+                per_page: PER_PAGE,
+                customers: &customers,
+                total,
+                latest: latest.as_ref(),
+            },
+        )
+        .into_response(),
+        Err(error) => page_error(&state, &headers, error),
+    }
+}
+
+async fn scans(State(state): State<AppState>, _: PageAdmin, headers: HeaderMap) -> Response {
+    let lang = state.lang_for(&headers);
+    match state.store.scans(100).await {
+        Ok(rows) => {
+            let now = Utc::now();
+            let scans: Vec<StatusObject> = rows
+                .iter()
+                .map(|r| StatusObject::new(r, None, now))
+                .collect();
+            pages::scans_history(lang, &scans).into_response()
+        }
+        Err(error) => page_error(&state, &headers, error.into()),
+    }
+}
+
+async fn scan(
+    State(state): State<AppState>,
+    _: PageAdmin,
+    headers: HeaderMap,
+    ScanIdPath(scan_id): ScanIdPath,
+) -> Response {
+    let lang = state.lang_for(&headers);
+    let result = async {
+        let row = load_scan(&state, &scan_id).await?;
+        status_object(&state, &row, 0).await
+    }
+    .await;
+    match result {
+        Ok(scan) => pages::scan_detail(lang, &scan).into_response(),
+        Err(AppError::BadRequest(_)) => page_error(&state, &headers, AppError::NotFound(scan_id)),
+        Err(error) => page_error(&state, &headers, error),
+    }
+}
+
+/// Every customer as CSV. Cells that a spreadsheet would run as a formula
+/// are prefixed with `'`.
+async fn customers_csv(
+    State(state): State<AppState>,
+    _: PageAdmin,
+    headers: HeaderMap,
+) -> Response {
+    match csv_bytes(&state).await {
+        Ok(bytes) => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+                (
+                    header::CONTENT_DISPOSITION,
+                    "attachment; filename=\"customers.csv\"",
+                ),
+            ],
+            bytes,
+        )
+            .into_response(),
+        Err(error) => page_error(&state, &headers, error),
+    }
+}
+
+async fn csv_bytes(state: &AppState) -> Result<Vec<u8>, AppError> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let io = |e: csv::Error| AppError::Internal(e.into());
+    writer
+        .write_record([
+            "email",
+            "name",
+            "bookings",
+            "first_booking_at",
+            "last_booking_at",
+            "created_at",
+        ])
+        .map_err(io)?;
+    let mut offset = 0;
+    loop {
+        let (chunk, _) = state.store.customers("", offset, CSV_CHUNK).await?;
+        for c in &chunk {
+            let time =
+                |t: Option<chrono::DateTime<Utc>>| t.map(crate::time::millis).unwrap_or_default();
+            writer
+                .write_record([
+                    defuse(&c.email),
+                    defuse(c.name.as_deref().unwrap_or("")),
+                    c.bookings.to_string(),
+                    time(c.first_booking_at),
+                    time(c.last_booking_at),
+                    crate::time::millis(c.created_at),
+                ])
+                .map_err(io)?;
+        }
+        if (chunk.len() as i64) < CSV_CHUNK {
+            break;
+        }
+        offset += CSV_CHUNK;
+    }
+    writer
+        .into_inner()
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("{e}")))
+}
+
+/// Keeps a spreadsheet from running a cell as a formula.
+fn defuse(cell: &str) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{cell}")
+    } else {
+        cell.to_owned()
+    }
+}
+
+/// The 404 of every unknown route: JSON for the API, the error page for a browser.
+pub async fn not_found(
+    State(state): State<AppState>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if uri.path().starts_with("/api/") || !wants_html {
+        return AppError::NotFound("no such route".into()).into_response();
+    }
+    let lang = state.lang_for(&headers);
+    (StatusCode::NOT_FOUND, views::error_page(lang, 404, false)).into_response()
+}
