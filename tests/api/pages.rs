@@ -1,0 +1,115 @@
+//! The admin pages as HTML (the browser tests drive them for real): access,
+//! language, the panel's state, markup shown as text, the CSV export.
+
+use serde_json::Value;
+
+use crate::helpers::{API_TOKEN, AppOptions, TestApp, spawn_app};
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn page(app: &TestApp, path: &str, lang: &str) -> (u16, String) {
+    let response = app
+        .http
+        .get(app.url(path))
+        .bearer_auth(API_TOKEN)
+        .header("Accept", "text/html")
+        .header("Accept-Language", lang)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn pages_send_visitors_without_a_session_to_the_login() {
+    let app = spawn_app(AppOptions::default()).await;
+    for path in ["/", "/admin/customer_search", "/admin/scans", "/admin/scans/scan_0123456789ab", "/admin/customers.csv"] {
+        let response = no_redirects().get(app.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 303, "{path}");
+        let location = response.headers()["location"].to_str().unwrap();
+        assert!(location == "/login" || location == "/admin/customer_search", "{path} → {location}");
+    }
+}
+
+#[tokio::test]
+async fn the_customer_page_speaks_the_browsers_language_and_shows_an_idle_panel() {
+    let app = spawn_app(AppOptions::default()).await;
+    let (status, german) = page(&app, "/admin/customer_search", "de-DE,de;q=0.9").await;
+    assert_eq!(status, 200);
+    assert!(german.contains("<html lang=\"de\""));
+    assert!(german.contains("Kundensuche") && german.contains("📡 Calendly Scan"));
+    assert!(german.contains("data-scan-state=\"idle\""));
+    assert!(german.contains("role=\"progressbar\"") && german.contains("aria-valuenow=\"0\""));
+    assert!(german.contains("aria-live=\"polite\""));
+    let (_, english) = page(&app, "/admin/customer_search", "en-US,en;q=0.8").await;
+    assert!(english.contains("<html lang=\"en\"") && english.contains("Customer search"));
+    // Neither named: CALSCAN_LANG (de here).
+    let (_, fallback) = page(&app, "/admin/customer_search", "fr").await;
+    assert!(fallback.contains("Kundensuche"));
+}
+
+#[tokio::test]
+async fn after_a_scan_the_pages_show_its_result_and_markup_only_as_text() {
+    let app = spawn_app(AppOptions {
+        tweak_sim: Box::new(|c| c.first_invitee_name = Some("<img src=x onerror=alert(1)>".into())),
+        ..AppOptions::default()
+    })
+    .await;
+    let scan_id = app.start_scan().await;
+    app.follow(&scan_id).await;
+    let expected = app.sim.expected_emails().len();
+
+    let (_, html) = page(&app, "/admin/customer_search", "de").await;
+    assert!(html.contains("data-scan-state=\"completed\""));
+    assert!(html.contains(&format!("<span id=\"customer-total\">{expected}</span>")));
+    assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;"), "the name is shown escaped");
+    assert!(!html.contains("<img src=x"), "raw markup reached the page");
+    assert!(html.contains("✅ 60 Events von Calendly geladen"));
+
+    let (status, history) = page(&app, "/admin/scans", "en").await;
+    assert_eq!(status, 200);
+    assert!(history.contains(&format!("/admin/scans/{scan_id}")) && history.contains("completed"));
+    let (status, detail) = page(&app, &format!("/admin/scans/{scan_id}"), "en").await;
+    assert_eq!(status, 200);
+    assert!(detail.contains("🎉 Scan abgeschlossen"), "the full log is on the scan's page");
+    let (status, missing) = page(&app, "/admin/scans/scan_0123456789ab", "en").await;
+    assert_eq!(status, 404);
+    assert!(missing.contains("Page not found"));
+}
+
+#[tokio::test]
+async fn the_csv_export_has_every_customer_and_defuses_formulas() {
+    let app = spawn_app(AppOptions {
+        tweak_sim: Box::new(|c| c.first_invitee_name = Some("=HYPERLINK(\"http://x\")".into())),
+        ..AppOptions::default()
+    })
+    .await;
+    let scan_id = app.start_scan().await;
+    app.follow(&scan_id).await;
+    let response = app.get("/admin/customers.csv").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let body = response.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), app.sim.expected_emails().len());
+    let emails: std::collections::BTreeSet<String> = rows.iter().map(|r| r[0].to_owned()).collect();
+    assert_eq!(emails, app.sim.expected_emails());
+    assert!(rows.iter().any(|r| &r[1] == "'=HYPERLINK(\"http://x\")"), "a formula was not defused");
+}
+
+#[tokio::test]
+async fn unknown_pages_get_the_error_page_and_unknown_api_routes_json() {
+    let app = spawn_app(AppOptions::default()).await;
+    let (status, html) = page(&app, "/admin/nothing-here", "de").await;
+    assert_eq!(status, 404);
+    assert!(html.contains("Seite nicht gefunden"));
+    let api = app.get("/api/nothing-here").await;
+    assert_eq!(api.status(), 404);
+    assert!(api.json::<Value>().await.unwrap()["error"].is_string());
+}
