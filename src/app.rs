@@ -45,6 +45,21 @@ impl AppState {
     }
 }
 
+/// The request's language (see [`AppState::lang_for`]), as an extractor.
+#[derive(Debug, Clone, Copy)]
+pub struct ReqLang(pub Lang);
+
+impl axum::extract::FromRequestParts<AppState> for ReqLang {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Self(state.lang_for(&parts.headers)))
+    }
+}
+
 /// Everything the server needs, resolved from the command line.
 #[derive(Debug)]
 pub struct Settings {

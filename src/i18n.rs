@@ -237,6 +237,39 @@ impl Lang {
     }
 }
 
+/// A text in both languages, so each reader gets its own.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Texts {
+    pub de: String,
+    pub en: String,
+}
+
+impl Texts {
+    /// `msg` in German and English.
+    pub fn of(msg: &Msg<'_>) -> Self {
+        Self {
+            de: Lang::De.text(msg),
+            en: Lang::En.text(msg),
+        }
+    }
+
+    /// A text that is the same in both (a name, a message from elsewhere).
+    pub fn same(text: impl Into<String>) -> Self {
+        let text = text.into();
+        Self {
+            de: text.clone(),
+            en: text,
+        }
+    }
+
+    pub fn get(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::De => &self.de,
+            Lang::En => &self.en,
+        }
+    }
+}
+
 fn pick(de: bool, german: &str, english: &str) -> String {
     if de { german } else { english }.to_owned()
 }

@@ -8,7 +8,9 @@ CREATE TABLE scan_progress (
                      CHECK (status IN ('running', 'completed', 'error', 'cancelled', 'interrupted')),
     mode             TEXT    NOT NULL DEFAULT 'full',
     progress         INTEGER NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
+    -- The step in German (the original's language) and in English.
     current_step     TEXT    NOT NULL DEFAULT '',
+    current_step_en  TEXT    NOT NULL DEFAULT '',
     events_scanned   INTEGER NOT NULL DEFAULT 0,
     events_total     INTEGER,
     emails_found     INTEGER NOT NULL DEFAULT 0,
@@ -31,7 +33,9 @@ CREATE INDEX scan_progress_started ON scan_progress (started_at);
 CREATE TABLE scan_logs (
     scan_id     TEXT    NOT NULL REFERENCES scan_progress (scan_id) ON DELETE CASCADE,
     id          INTEGER NOT NULL,
+    -- The line in German (the original's language) and in English.
     message     TEXT    NOT NULL,
+    message_en  TEXT    NOT NULL,
     created_at  TEXT    NOT NULL,
     PRIMARY KEY (scan_id, id)
 ) WITHOUT ROWID;

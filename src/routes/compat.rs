@@ -10,7 +10,7 @@ use axum::routing::any;
 use axum::{Json, Router};
 
 use super::scans::{load_scan, parse_event_id, query_param, start_scan, status_object};
-use crate::app::AppState;
+use crate::app::{AppState, ReqLang};
 use crate::auth::Admin;
 use crate::error::AppError;
 use crate::scan::ScanMode;
@@ -24,12 +24,13 @@ pub fn routes() -> Router<AppState> {
 async fn api(
     State(state): State<AppState>,
     _: Admin,
+    ReqLang(lang): ReqLang,
     method: Method,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
     let query = query.as_deref();
     match (query_param(query, "action").as_deref(), method) {
-        (Some("start"), Method::POST) => start_scan(&state, ScanMode::Full).await,
+        (Some("start"), Method::POST) => start_scan(&state, ScanMode::Full, lang).await,
         (Some("status"), Method::GET | Method::HEAD) => {
             let scan_id = query_param(query, "scan_id")
                 .ok_or_else(|| AppError::BadRequest("scan_id is required".into()))?;
@@ -38,7 +39,7 @@ async fn api(
                 .transpose()?
                 .unwrap_or(0);
             let row = load_scan(&state, &scan_id).await?;
-            Ok(Json(status_object(&state, &row, after).await?).into_response())
+            Ok(Json(status_object(&state, &row, after, lang).await?).into_response())
         }
         (Some("start"), _) => Err(AppError::BadRequest("action=start needs POST".into())),
         (Some("status"), _) => Err(AppError::BadRequest("action=status needs GET".into())),

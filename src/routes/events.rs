@@ -21,10 +21,11 @@ use chrono::Utc;
 use futures::{Stream, StreamExt};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::scans::{ScanIdPath, load_scan, parse_event_id, status_object};
+use super::scans::{ScanIdPath, load_scan, logs_after, parse_event_id};
 use crate::app::AppState;
 use crate::auth::Admin;
 use crate::error::AppError;
+use crate::i18n::Lang;
 use crate::scan::status::{EventKind, Published, StatusObject};
 use crate::store::{ScanRow, ScanStatus};
 
@@ -68,12 +69,16 @@ async fn events(
         // The browser has everything: 204 stops its reconnecting.
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    let snapshot = status_object(&state, &row, last_event_id.unwrap_or(0)).await?;
+    let lang = state.lang_for(&headers);
+    let logs = logs_after(&state, &row, last_event_id.unwrap_or(0)).await?;
     // A finished scan's newest id is its `done` event's, sent right after.
     let snapshot_id = row.figures.last_event_id - i64::from(finished);
-    let first = Published::new(snapshot_id, EventKind::Snapshot, &snapshot);
+    let now = Utc::now();
+    let first = Published::new(snapshot_id, EventKind::Snapshot, |lang| {
+        StatusObject::new(&row, Some(&logs), now, lang)
+    });
     let stream = follow(state.clone(), row, first, live)
-        .map(|published| Ok::<Event, Infallible>(to_sse(&published)))
+        .map(move |published| Ok::<Event, Infallible>(to_sse(&published, lang)))
         .take_until(state.shutdown.clone().cancelled_owned());
     let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
     Ok((
@@ -89,11 +94,11 @@ async fn events(
         .into_response())
 }
 
-fn to_sse(published: &Published) -> Event {
+fn to_sse(published: &Published, lang: Lang) -> Event {
     let event = Event::default()
         .id(published.id.to_string())
         .event(published.kind.as_str())
-        .data(&*published.data);
+        .data(published.data(lang));
     if published.kind == EventKind::Snapshot {
         event.retry(RETRY)
     } else {
@@ -217,19 +222,16 @@ async fn catch_up(
     if finished {
         events.push(done(&row));
     } else if newest > sent && events.last().is_none_or(|e| e.id < newest) {
-        events.push(Published::new(
+        events.push(Published::status(
             newest,
             EventKind::Progress,
-            &StatusObject::new(&row, None, Utc::now()),
+            &row,
+            Utc::now(),
         ));
     }
     Ok((events, newest.max(sent), finished))
 }
 
 fn done(row: &ScanRow) -> Published {
-    Published::new(
-        row.figures.last_event_id,
-        EventKind::Done,
-        &StatusObject::new(row, None, Utc::now()),
-    )
+    Published::status(row.figures.last_event_id, EventKind::Done, row, Utc::now())
 }

@@ -110,7 +110,7 @@ async fn customer_search(
             .customers(&q, (page - 1) * PER_PAGE, PER_PAGE)
             .await?;
         let latest = match state.store.scans(1).await?.into_iter().next() {
-            Some(row) => Some(status_object(&state, &row, 0).await?),
+            Some(row) => Some(status_object(&state, &row, 0, lang).await?),
             None => None,
         };
         Ok::<_, AppError>((customers, total, latest))
@@ -140,7 +140,7 @@ async fn scans(State(state): State<AppState>, _: PageAdmin, headers: HeaderMap) 
             let now = Utc::now();
             let scans: Vec<StatusObject> = rows
                 .iter()
-                .map(|r| StatusObject::new(r, None, now))
+                .map(|r| StatusObject::new(r, None, now, lang))
                 .collect();
             pages::scans_history(lang, &scans).into_response()
         }
@@ -157,7 +157,7 @@ async fn scan(
     let lang = state.lang_for(&headers);
     let result = async {
         let row = load_scan(&state, &scan_id).await?;
-        status_object(&state, &row, 0).await
+        status_object(&state, &row, 0, lang).await
     }
     .await;
     match result {

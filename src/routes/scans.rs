@@ -11,13 +11,14 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::app::{AppState, ReqLang};
 use crate::auth::Admin;
 use crate::error::AppError;
+use crate::i18n::Lang;
 use crate::i18n::Msg;
 use crate::scan::status::StatusObject;
 use crate::scan::{CancelOutcome, ScanMode, is_valid_scan_id};
-use crate::store::{ResumeOutcome, ScanRow, StartOutcome};
+use crate::store::{LogRow, ResumeOutcome, ScanRow, StartOutcome};
 
 /// History pages hold this many scans.
 const HISTORY_LIMIT: i64 = 100;
@@ -41,11 +42,14 @@ struct StartBody {
 }
 
 /// `202 {"success": true, "scan_id", "message"}`, or 409 with the running id.
-pub async fn start_scan(state: &AppState, mode: ScanMode) -> Result<Response, AppError> {
-    let lang = state.scans.lang();
+pub async fn start_scan(
+    state: &AppState,
+    mode: ScanMode,
+    lang: Lang,
+) -> Result<Response, AppError> {
     Ok(match state.scans.start(mode).await? {
         StartOutcome::Started(row) => accepted(&row.scan_id, lang.text(&Msg::ScanStarted)),
-        StartOutcome::AlreadyRunning(running) => conflict(&running, state),
+        StartOutcome::AlreadyRunning(running) => conflict(&running, lang),
     })
 }
 
@@ -58,10 +62,10 @@ fn accepted(scan_id: &str, message: String) -> Response {
         .into_response()
 }
 
-fn conflict(running: &str, state: &AppState) -> Response {
-    let message = match state.scans.lang() {
-        crate::i18n::Lang::De => "Es läuft bereits ein Scan",
-        crate::i18n::Lang::En => "A scan is already running",
+fn conflict(running: &str, lang: Lang) -> Response {
+    let message = match lang {
+        Lang::De => "Es läuft bereits ein Scan",
+        Lang::En => "A scan is already running",
     };
     (
         StatusCode::CONFLICT,
@@ -70,7 +74,12 @@ fn conflict(running: &str, state: &AppState) -> Response {
         .into_response()
 }
 
-async fn start(State(state): State<AppState>, _: Admin, body: Bytes) -> Result<Response, AppError> {
+async fn start(
+    State(state): State<AppState>,
+    _: Admin,
+    ReqLang(lang): ReqLang,
+    body: Bytes,
+) -> Result<Response, AppError> {
     let body: StartBody = if body.iter().all(u8::is_ascii_whitespace) {
         StartBody::default()
     } else {
@@ -80,17 +89,21 @@ async fn start(State(state): State<AppState>, _: Admin, body: Bytes) -> Result<R
             ))
         })?
     };
-    start_scan(&state, body.mode).await
+    start_scan(&state, body.mode, lang).await
 }
 
-async fn history(State(state): State<AppState>, _: Admin) -> Result<Response, AppError> {
+async fn history(
+    State(state): State<AppState>,
+    _: Admin,
+    ReqLang(lang): ReqLang,
+) -> Result<Response, AppError> {
     let now = Utc::now();
     let scans: Vec<StatusObject> = state
         .store
         .scans(HISTORY_LIMIT)
         .await?
         .iter()
-        .map(|row| StatusObject::new(row, None, now))
+        .map(|row| StatusObject::new(row, None, now, lang))
         .collect();
     Ok(Json(json!({ "scans": scans })).into_response())
 }
@@ -142,24 +155,36 @@ pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// The status object with the log lines after `after`.
+/// The status object in `lang` with the log lines after `after`.
 pub async fn status_object(
     state: &AppState,
     row: &ScanRow,
     after: i64,
+    lang: Lang,
 ) -> Result<StatusObject, AppError> {
+    let logs = logs_after(state, row, after).await?;
+    Ok(StatusObject::new(row, Some(&logs), Utc::now(), lang))
+}
+
+/// The scan's log lines after `after`, up to the row's newest event id.
+pub async fn logs_after(
+    state: &AppState,
+    row: &ScanRow,
+    after: i64,
+) -> Result<Vec<LogRow>, AppError> {
     // Read after the row: lines past its newest id belong to a later state.
     let mut logs = state
         .store
         .logs_after(&row.scan_id, after, LOG_LIMIT)
         .await?;
     logs.retain(|log| log.id <= row.figures.last_event_id);
-    Ok(StatusObject::new(row, Some(logs), Utc::now()))
+    Ok(logs)
 }
 
 async fn status(
     State(state): State<AppState>,
     _: Admin,
+    ReqLang(lang): ReqLang,
     ScanIdPath(scan_id): ScanIdPath,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
@@ -169,16 +194,16 @@ async fn status(
         .transpose()?
         .unwrap_or(0);
     let row = load_scan(&state, &scan_id).await?;
-    Ok(Json(status_object(&state, &row, after).await?).into_response())
+    Ok(Json(status_object(&state, &row, after, lang).await?).into_response())
 }
 
 async fn cancel(
     State(state): State<AppState>,
     _: Admin,
+    ReqLang(lang): ReqLang,
     ScanIdPath(scan_id): ScanIdPath,
 ) -> Result<Response, AppError> {
     load_scan(&state, &scan_id).await?;
-    let lang = state.scans.lang();
     match state.scans.cancel(&scan_id).await? {
         CancelOutcome::Requested => Ok(accepted(&scan_id, lang.text(&Msg::CancelRequested))),
         CancelOutcome::NotFound => Err(AppError::NotFound(format!("no scan {scan_id}"))),
@@ -192,10 +217,10 @@ async fn cancel(
 async fn resume(
     State(state): State<AppState>,
     _: Admin,
+    ReqLang(lang): ReqLang,
     ScanIdPath(scan_id): ScanIdPath,
 ) -> Result<Response, AppError> {
     load_scan(&state, &scan_id).await?;
-    let lang = state.scans.lang();
     match state.scans.resume(&scan_id).await? {
         ResumeOutcome::Resumed(row) => Ok(accepted(&row.scan_id, lang.text(&Msg::ScanResumed))),
         ResumeOutcome::NotFound => Err(AppError::NotFound(format!("no scan {scan_id}"))),
@@ -205,7 +230,7 @@ async fn resume(
                 "the scan is {status}; only interrupted, error and cancelled scans can be resumed"
             ),
         )),
-        ResumeOutcome::AlreadyRunning(running) => Ok(conflict(&running, &state)),
+        ResumeOutcome::AlreadyRunning(running) => Ok(conflict(&running, lang)),
     }
 }
 

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::calendly::CalendlyClient;
-use crate::i18n::{Lang, Msg};
+use crate::i18n::{Lang, Msg, Texts};
 use crate::store::{
     LogRow, NewScan, Progress, ResumeOutcome, ScanRow, ScanStatus, StartOutcome, Store, StoreResult,
 };
@@ -116,10 +116,6 @@ impl Scans {
         &self.inner.store
     }
 
-    pub fn lang(&self) -> Lang {
-        self.inner.settings.lang
-    }
-
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
     }
@@ -137,7 +133,7 @@ impl Scans {
     }
 
     async fn interrupt_stale(&self, all: bool) -> StoreResult<Vec<ScanRow>> {
-        let message = self.lang().text(&Msg::ProcessGone);
+        let message = Texts::of(&Msg::ProcessGone);
         let rows = self
             .inner
             .store
@@ -173,7 +169,6 @@ impl Scans {
     pub async fn start(&self, mode: ScanMode) -> StoreResult<StartOutcome> {
         // A scan whose process died must not block this one.
         self.interrupt_stale(false).await?;
-        let lang = self.lang();
         let now = Utc::now();
         let scan = NewScan {
             scan_id: new_scan_id(),
@@ -183,13 +178,13 @@ impl Scans {
             started_at: now,
             figures: Progress {
                 progress: 0,
-                current_step: lang.text(&Msg::StepInit),
+                current_step: Texts::of(&Msg::StepInit),
                 last_event_id: 1,
                 ..Progress::default()
             },
             logs: vec![LogRow {
                 id: 1,
-                message: lang.text(&Msg::Started),
+                message: Texts::of(&Msg::Started),
                 created_at: now,
             }],
         };
@@ -210,7 +205,7 @@ impl Scans {
         };
         let line = LogRow {
             id: row.figures.last_event_id + 1,
-            message: self.lang().text(&Msg::ScanResumed),
+            message: Texts::of(&Msg::ScanResumed),
             created_at: Utc::now(),
         };
         let outcome = self

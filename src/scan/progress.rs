@@ -15,8 +15,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::status::{EventKind, Published, StatusObject};
-use crate::i18n::{Lang, Msg};
+use super::status::{EventKind, Published};
+use crate::i18n::{Lang, Msg, Texts};
 use crate::store::{LogRow, Progress, ScanRow, ScanStatus, Store};
 
 /// At most this many queued changes go into one transaction.
@@ -91,7 +91,7 @@ impl Reporter {
     pub fn log(&mut self, msg: Msg<'_>) {
         let line = LogRow {
             id: self.next_id(),
-            message: self.lang.text(&msg),
+            message: Texts::of(&msg),
             created_at: Utc::now(),
         };
         // The writer outlives every sender; a send fails only after it gave up.
@@ -113,7 +113,7 @@ impl Reporter {
 
     /// Moves to a stage: its progress and step.
     pub fn stage(&mut self, progress: i64, step: Msg<'_>) {
-        let step = self.lang.text(&step);
+        let step = Texts::of(&step);
         self.update(|f| {
             f.progress = progress;
             f.current_step = step;
@@ -210,21 +210,13 @@ async fn write_loop(
         // Published in id order, only after the write.
         let mut events: Vec<Published> = logs.iter().map(Published::log).collect();
         if let Some(id) = progress_id {
-            events.push(Published::new(
-                id,
-                EventKind::Progress,
-                &StatusObject::new(&row, None, now),
-            ));
+            events.push(Published::status(id, EventKind::Progress, &row, now));
         }
         if let Some((status, error, done_id)) = finish {
             row.status = status;
             row.error_message = error;
             row.completed_at = Some(now);
-            events.push(Published::new(
-                done_id,
-                EventKind::Done,
-                &StatusObject::new(&row, None, now),
-            ));
+            events.push(Published::status(done_id, EventKind::Done, &row, now));
         }
         events.sort_by_key(|e| e.id);
         for event in events {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::i18n::Lang;
 use crate::store::{LogRow, ScanRow, ScanStatus};
 use crate::time::{serialize_millis, serialize_opt_millis};
 
@@ -32,12 +33,32 @@ pub struct StatusObject {
     pub mode: String,
     pub last_event_id: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub logs: Option<Vec<LogRow>>,
+    pub logs: Option<Vec<LogLine>>,
+}
+
+/// A log line as the API shows it: `{"id", "message", "created_at"}`, in
+/// the reader's language.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    pub id: i64,
+    pub message: String,
+    #[serde(serialize_with = "serialize_millis")]
+    pub created_at: DateTime<Utc>,
+}
+
+impl LogLine {
+    pub fn new(row: &LogRow, lang: Lang) -> Self {
+        Self {
+            id: row.id,
+            message: row.message.get(lang).to_owned(),
+            created_at: row.created_at,
+        }
+    }
 }
 
 impl StatusObject {
-    /// The status of `row` at `now`, with `logs` when given.
-    pub fn new(row: &ScanRow, logs: Option<Vec<LogRow>>, now: DateTime<Utc>) -> Self {
+    /// The status of `row` at `now` in `lang`, with `logs` when given.
+    pub fn new(row: &ScanRow, logs: Option<&[LogRow]>, now: DateTime<Utc>, lang: Lang) -> Self {
         let end = row.completed_at.unwrap_or(now);
         let millis = (end - row.started_at).num_milliseconds().max(0);
         let f = &row.figures;
@@ -45,7 +66,7 @@ impl StatusObject {
             scan_id: row.scan_id.clone(),
             status: row.status,
             progress: f.progress,
-            current_step: f.current_step.clone(),
+            current_step: f.current_step.get(lang).to_owned(),
             events_scanned: f.events_scanned,
             events_total: f.events_total,
             emails_found: f.emails_found,
@@ -58,7 +79,7 @@ impl StatusObject {
             completed_at: row.completed_at,
             mode: row.mode.clone(),
             last_event_id: f.last_event_id,
-            logs,
+            logs: logs.map(|logs| logs.iter().map(|l| LogLine::new(l, lang)).collect()),
         }
     }
 }
@@ -83,26 +104,43 @@ impl EventKind {
     }
 }
 
-/// One event of a scan, its JSON made once for every subscriber.
+/// One event of a scan, its JSON made once in each language for every
+/// subscriber.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
     pub id: i64,
     pub kind: EventKind,
-    pub data: Arc<str>,
+    /// German, then English.
+    data: [Arc<str>; 2],
 }
 
 impl Published {
-    pub fn new(id: i64, kind: EventKind, data: &impl Serialize) -> Self {
+    /// `data` renders the event's payload in a language.
+    pub fn new<T: Serialize>(id: i64, kind: EventKind, data: impl Fn(Lang) -> T) -> Self {
         // Serializing these plain structs cannot fail.
-        let json = serde_json::to_string(data).unwrap_or_else(|_| "null".into());
+        let json =
+            |lang| Arc::from(serde_json::to_string(&data(lang)).unwrap_or_else(|_| "null".into()));
         Self {
             id,
             kind,
-            data: json.into(),
+            data: [json(Lang::De), json(Lang::En)],
         }
     }
 
     pub fn log(log: &LogRow) -> Self {
-        Self::new(log.id, EventKind::Log, log)
+        Self::new(log.id, EventKind::Log, |lang| LogLine::new(log, lang))
+    }
+
+    /// The status object (without logs) of `row` as an event.
+    pub fn status(id: i64, kind: EventKind, row: &ScanRow, now: DateTime<Utc>) -> Self {
+        Self::new(id, kind, |lang| StatusObject::new(row, None, now, lang))
+    }
+
+    /// The JSON payload in `lang`.
+    pub fn data(&self, lang: Lang) -> &str {
+        match lang {
+            Lang::De => &self.data[0],
+            Lang::En => &self.data[1],
+        }
     }
 }

@@ -20,6 +20,8 @@ use thiserror::Error;
 
 pub use sqlite::SqliteStore;
 
+use crate::i18n::Texts;
+
 /// A database failure. Never a user's mistake: routes answer 500/503.
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -101,7 +103,7 @@ impl fmt::Display for ScanStatus {
 pub struct Progress {
     /// 0–100, never lower than before.
     pub progress: i64,
-    pub current_step: String,
+    pub current_step: Texts,
     pub events_scanned: i64,
     pub events_total: Option<i64>,
     pub emails_found: i64,
@@ -123,12 +125,12 @@ pub struct ScanRow {
     pub completed_at: Option<DateTime<Utc>>,
 }
 
-/// One row of `scan_logs`. `id` counts per scan, shared with SSE event ids.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One row of `scan_logs`. `id` counts per scan, shared with SSE event ids;
+/// the line is kept in German and English.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogRow {
     pub id: i64,
-    pub message: String,
-    #[serde(serialize_with = "crate::time::serialize_millis")]
+    pub message: Texts,
     pub created_at: DateTime<Utc>,
 }
 
@@ -282,7 +284,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         &self,
         now_ms: i64,
         all: bool,
-        message: &str,
+        message: &Texts,
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<ScanRow>>;
 

@@ -17,6 +17,7 @@ use super::{
     Booking, Customer, EmailCounts, LogRow, NewScan, Progress, ResumeOutcome, ScanRow, ScanStatus,
     StartOutcome, Store, StoreError, StoreResult,
 };
+use crate::i18n::Texts;
 use crate::time::millis;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -24,7 +25,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// How far a session's expiry must lag before a request moves it.
 const SESSION_SLIDE_MS: i64 = 60_000;
 
-const SCAN_COLUMNS: &str = "scan_id, status, mode, progress, current_step, events_scanned, \
+const SCAN_COLUMNS: &str = "scan_id, status, mode, progress, current_step, current_step_en, events_scanned, \
      events_total, emails_found, new_count, existing_count, error_message, started_at, \
      completed_at, last_event_id";
 
@@ -77,7 +78,10 @@ fn scan_from_row(row: &SqliteRow) -> StoreResult<ScanRow> {
         mode: row.try_get("mode")?,
         figures: Progress {
             progress: row.try_get("progress")?,
-            current_step: row.try_get("current_step")?,
+            current_step: Texts {
+                de: row.try_get("current_step")?,
+                en: row.try_get("current_step_en")?,
+            },
             events_scanned: row.try_get("events_scanned")?,
             events_total: row.try_get("events_total")?,
             emails_found: row.try_get("emails_found")?,
@@ -94,7 +98,10 @@ fn scan_from_row(row: &SqliteRow) -> StoreResult<ScanRow> {
 fn log_from_row(row: &SqliteRow) -> StoreResult<LogRow> {
     Ok(LogRow {
         id: row.try_get("id")?,
-        message: row.try_get("message")?,
+        message: Texts {
+            de: row.try_get("message")?,
+            en: row.try_get("message_en")?,
+        },
         created_at: parse_time(&row.try_get::<String, _>("created_at")?)?,
     })
 }
@@ -105,13 +112,17 @@ async fn insert_logs(
     logs: &[LogRow],
 ) -> StoreResult<()> {
     for log in logs {
-        sqlx::query("INSERT INTO scan_logs (scan_id, id, message, created_at) VALUES (?, ?, ?, ?)")
-            .bind(scan_id)
-            .bind(log.id)
-            .bind(&log.message)
-            .bind(millis(log.created_at))
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO scan_logs (scan_id, id, message, message_en, created_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(scan_id)
+        .bind(log.id)
+        .bind(&log.message.de)
+        .bind(&log.message.en)
+        .bind(millis(log.created_at))
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }
@@ -158,13 +169,14 @@ async fn update_figures(
     f: &Progress,
 ) -> StoreResult<bool> {
     let done = sqlx::query(
-        "UPDATE scan_progress SET progress = MAX(progress, ?), current_step = ?, \
+        "UPDATE scan_progress SET progress = MAX(progress, ?), current_step = ?, current_step_en = ?, \
          events_scanned = ?, events_total = ?, emails_found = ?, new_count = ?, \
          existing_count = ?, last_event_id = MAX(last_event_id, ?) \
          WHERE scan_id = ? AND owner = ? AND status = 'running'",
     )
     .bind(f.progress)
-    .bind(&f.current_step)
+    .bind(&f.current_step.de)
+    .bind(&f.current_step.en)
     .bind(f.events_scanned)
     .bind(f.events_total)
     .bind(f.emails_found)
@@ -202,13 +214,15 @@ impl Store for SqliteStore {
         let f = &scan.figures;
         sqlx::query(
             "INSERT INTO scan_progress (scan_id, status, mode, progress, current_step, \
-             events_scanned, emails_found, new_count, existing_count, started_at, owner, \
-             lease_until_ms, last_event_id) VALUES (?, 'running', ?, ?, ?, 0, 0, 0, 0, ?, ?, ?, ?)",
+             current_step_en, events_scanned, emails_found, new_count, existing_count, \
+             started_at, owner, lease_until_ms, last_event_id) \
+             VALUES (?, 'running', ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, ?, ?)",
         )
         .bind(&scan.scan_id)
         .bind(&scan.mode)
         .bind(f.progress)
-        .bind(&f.current_step)
+        .bind(&f.current_step.de)
+        .bind(&f.current_step.en)
         .bind(millis(scan.started_at))
         .bind(&scan.owner)
         .bind(scan.lease_until_ms)
@@ -284,7 +298,7 @@ impl Store for SqliteStore {
 
     async fn logs_after(&self, scan_id: &str, after: i64, limit: i64) -> StoreResult<Vec<LogRow>> {
         sqlx::query(
-            "SELECT id, message, created_at FROM scan_logs WHERE scan_id = ? AND id > ? \
+            "SELECT id, message, message_en, created_at FROM scan_logs WHERE scan_id = ? AND id > ? \
              ORDER BY id LIMIT ?",
         )
         .bind(scan_id)
@@ -457,7 +471,7 @@ impl Store for SqliteStore {
         &self,
         now_ms: i64,
         all: bool,
-        message: &str,
+        message: &Texts,
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<ScanRow>> {
         let mut tx = self.writer.begin().await?;
@@ -473,7 +487,7 @@ impl Store for SqliteStore {
         for (scan_id, last) in stale {
             let log = LogRow {
                 id: last + 1,
-                message: message.to_owned(),
+                message: message.clone(),
                 created_at: at,
             };
             // One id more than the line: the `done` event's, as for every

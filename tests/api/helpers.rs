@@ -369,6 +369,7 @@ impl SseStream {
 
     /// Every event up to and including `done`; asserts the stream then ends.
     pub async fn until_done(mut self) -> Vec<SseEvent> {
+        assert_eq!(self.status, 200, "the stream was refused");
         let mut events = Vec::new();
         while let Some(event) = self.next().await {
             let done = event.event == "done";

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use calscan::i18n::Texts;
 use calscan::store::{LogRow, NewScan, Progress, StartOutcome};
 use chrono::Utc;
 use serde_json::Value;
@@ -231,7 +232,7 @@ async fn a_scan_with_a_stale_lease_becomes_interrupted_and_frees_the_slot() {
         },
         logs: vec![LogRow {
             id: 1,
-            message: "start".into(),
+            message: Texts::same("start"),
             created_at: now,
         }],
     };
@@ -474,7 +475,7 @@ async fn at_start_up_a_scan_left_running_in_its_own_database_becomes_interrupted
         },
         logs: vec![LogRow {
             id: 1,
-            message: "start".into(),
+            message: Texts::same("start"),
             created_at: now,
         }],
     };
@@ -507,4 +508,51 @@ async fn at_start_up_a_scan_left_running_in_its_own_database_becomes_interrupted
         .clone();
     assert_eq!(done["status"], "completed");
     assert_eq!(done["emails_found"], app.sim.expected_emails().len() as i64);
+}
+
+#[tokio::test]
+async fn each_reader_gets_the_log_in_its_own_language() {
+    let app = spawn_app(AppOptions::default()).await;
+    let scan_id = app.start_scan().await;
+    app.follow(&scan_id).await;
+    let read = |lang: &'static str| {
+        let request = app
+            .http
+            .get(app.url(&format!("/api/scans/{scan_id}")))
+            .bearer_auth(crate::helpers::API_TOKEN)
+            .header("Accept-Language", lang);
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let english = read("en-GB,en;q=0.9").await;
+    let german = read("de").await;
+    let lines = |v: &Value| -> Vec<String> {
+        v["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["message"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        lines(&english).contains(&"✅ 60 events loaded from Calendly".to_owned()),
+        "{:?}",
+        lines(&english)
+    );
+    assert!(lines(&german).contains(&"✅ 60 Events von Calendly geladen".to_owned()));
+    assert_eq!(english["current_step"], "Done");
+    assert_eq!(german["current_step"], "Fertig");
+    assert_eq!(lines(&english).len(), lines(&german).len());
+
+    let streamed = app
+        .http
+        .get(app.url(&format!("/api/scans/{scan_id}/events")))
+        .bearer_auth(crate::helpers::API_TOKEN)
+        .header("Accept-Language", "en")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(streamed.contains("Scan completed: 60 events"), "{streamed}");
 }
