@@ -61,7 +61,7 @@
     item.dataset.id = line.id;
     const time = document.createElement("time");
     time.dateTime = line.created_at;
-    time.textContent = new Date(line.created_at).toLocaleTimeString();
+    time.textContent = new Date(line.created_at).toLocaleTimeString(document.documentElement.lang);
     item.append(time, " " + line.message);
     log.append(item);
     while (log.children.length > MAX_LOG_LINES) log.firstElementChild.remove();

@@ -590,6 +590,15 @@ new MutationObserver(record).observe(document, {
             .await
             .unwrap();
         assert_eq!(same_page, json!([1, 1]), "the page was reloaded");
+
+        // `CALSCAN_SCREENSHOT_DIR=docs cargo test browser` refreshes the
+        // README's picture of the finished panel.
+        if let Ok(dir) = std::env::var("CALSCAN_SCREENSHOT_DIR") {
+            let panel = client.find(Locator::Css("#scan-panel")).await.unwrap();
+            let png = panel.screenshot().await.unwrap();
+            let path = std::path::Path::new(&dir).join(format!("scan-panel-{}.png", lang_code(lang)));
+            std::fs::write(&path, png).unwrap();
+        }
     })
     .await;
 }
