@@ -455,6 +455,7 @@ in_both_languages!(
     a_click_on_the_scan_button_shows_the_scan_live_to_the_end,
     markup_in_a_name_is_shown_as_text,
     with_the_stream_blocked_the_page_finishes_by_polling,
+    a_page_opened_while_a_scan_runs_shows_it_live_at_once,
 );
 
 async fn the_login_page_refuses_a_wrong_password_and_logs_in_with_the_right_one(lang: Lang) {
@@ -664,6 +665,48 @@ async fn with_the_stream_blocked_the_page_finishes_by_polling(lang: Lang) {
         assert!(!text.trim().is_empty(), "#scan-transport-note is empty");
         assert_the_stats_show(&client, emails).await;
         wait_for_customer_total(&client, emails).await;
+    })
+    .await;
+}
+
+async fn a_page_opened_while_a_scan_runs_shows_it_live_at_once(lang: Lang) {
+    let app = spawn_app(AppOptions {
+        events: 40,
+        tweak_sim: Box::new(|c| c.latency = Duration::from_millis(150)),
+        lang: other(lang),
+        ..Default::default()
+    })
+    .await;
+    let emails = app.sim.expected_emails().len();
+    in_browser(lang, |client| async move {
+        open_customer_page(&client, &app).await;
+        // Started by someone else (the API); then the page is opened anew.
+        let scan_id = app.start_scan().await;
+        client
+            .goto(&app.url("/admin/customer_search"))
+            .await
+            .unwrap();
+        let panel = client.find(Locator::Css("#scan-panel")).await.unwrap();
+        assert_eq!(
+            panel.attr("data-scan-id").await.unwrap().as_deref(),
+            Some(scan_id.as_str())
+        );
+        assert_eq!(
+            panel.attr("data-scan-state").await.unwrap().as_deref(),
+            Some("running"),
+            "the scan ended before the page was opened; raise the latency"
+        );
+        wait_for_the_scan_to_complete(&client).await;
+        assert_the_stats_show(&client, emails).await;
+        wait_for_customer_total(&client, emails).await;
+        assert!(
+            client
+                .find_all(Locator::Css("#scan-log li"))
+                .await
+                .unwrap()
+                .len()
+                >= 5
+        );
     })
     .await;
 }
