@@ -81,28 +81,8 @@ async fn main() -> anyhow::Result<()> {
     let mut starts = Vec::with_capacity(args.starts);
     let mut pushes = Vec::new();
     for _ in 0..args.starts {
-        let t = Instant::now();
-        let response = http
-            .post(format!("{base}/api/scans"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await?;
-        let elapsed = t.elapsed();
-        anyhow::ensure!(
-            response.status() == 202,
-            "start answered {}",
-            response.status()
-        );
-        starts.push(elapsed);
-        let scan_id = response.json::<Value>().await?["scan_id"]
-            .as_str()
-            .context("scan_id")?
-            .to_owned();
-        let stream = http
-            .get(format!("{base}/api/scans/{scan_id}/events"))
-            .bearer_auth(TOKEN)
-            .send()
-            .await?;
+        let (answered_in, scan_id, stream) = start_and_watch(&http, &base).await?;
+        starts.push(answered_in);
         http.post(format!("{base}/api/scans/{scan_id}/cancel"))
             .bearer_auth(TOKEN)
             .send()
@@ -112,20 +92,7 @@ async fn main() -> anyhow::Result<()> {
     let cancel_pushes = pushes.len();
 
     // Push latency during a full scan of the organization.
-    let response = http
-        .post(format!("{base}/api/scans"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await?;
-    let scan_id = response.json::<Value>().await?["scan_id"]
-        .as_str()
-        .context("scan_id")?
-        .to_owned();
-    let stream = http
-        .get(format!("{base}/api/scans/{scan_id}/events"))
-        .bearer_auth(TOKEN)
-        .send()
-        .await?;
+    let (_, _, stream) = start_and_watch(&http, &base).await?;
     let (scan_pushes, events) = log_push_times(stream).await?;
     pushes.extend(scan_pushes);
     shutdown.cancel();
@@ -145,6 +112,36 @@ async fn main() -> anyhow::Result<()> {
     println!("{figures}");
     let _ = std::fs::remove_dir_all(dir);
     Ok(())
+}
+
+/// Starts a scan and opens its stream: how long the start took to answer,
+/// the scan id, the stream.
+async fn start_and_watch(
+    http: &reqwest::Client,
+    base: &str,
+) -> anyhow::Result<(Duration, String, reqwest::Response)> {
+    let t = Instant::now();
+    let response = http
+        .post(format!("{base}/api/scans"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?;
+    let answered_in = t.elapsed();
+    anyhow::ensure!(
+        response.status() == 202,
+        "start answered {}",
+        response.status()
+    );
+    let scan_id = response.json::<Value>().await?["scan_id"]
+        .as_str()
+        .context("scan_id")?
+        .to_owned();
+    let stream = http
+        .get(format!("{base}/api/scans/{scan_id}/events"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?;
+    Ok((answered_in, scan_id, stream))
 }
 
 /// Reads an event stream to its end; for every live `log` event, the time

@@ -11,6 +11,28 @@ use serde_json::Value;
 
 use crate::helpers::{AppOptions, SseEvent, log_lines, spawn_app};
 
+/// A running scan as another process would have written it, its lease
+/// ending `lease_ms` from now.
+fn running_scan(scan_id: &str, owner: &str, lease_ms: i64) -> NewScan {
+    let now = Utc::now();
+    NewScan {
+        scan_id: scan_id.into(),
+        mode: "full".into(),
+        owner: owner.into(),
+        lease_until_ms: now.timestamp_millis() + lease_ms,
+        started_at: now,
+        figures: Progress {
+            last_event_id: 1,
+            ..Progress::default()
+        },
+        logs: vec![LogRow {
+            id: 1,
+            message: Texts::same("start"),
+            created_at: now,
+        }],
+    }
+}
+
 fn slow(latency_ms: u64) -> AppOptions {
     AppOptions {
         tweak_sim: Box::new(move |c| c.latency = Duration::from_millis(latency_ms)),
@@ -219,23 +241,7 @@ async fn cancel_stops_the_scan_and_records_cancelled() {
 async fn a_scan_with_a_stale_lease_becomes_interrupted_and_frees_the_slot() {
     let app = spawn_app(AppOptions::default()).await;
     let store = app.state.store.clone();
-    let now = Utc::now();
-    let dead = NewScan {
-        scan_id: "scan_deadbeef0001".into(),
-        mode: "full".into(),
-        owner: "a-process-that-died".into(),
-        lease_until_ms: now.timestamp_millis() - 1_000,
-        started_at: now,
-        figures: Progress {
-            last_event_id: 1,
-            ..Progress::default()
-        },
-        logs: vec![LogRow {
-            id: 1,
-            message: Texts::same("start"),
-            created_at: now,
-        }],
-    };
+    let dead = running_scan("scan_deadbeef0001", "a-process-that-died", -1_000);
     assert!(matches!(
         store.start_scan(&dead).await.unwrap(),
         StartOutcome::Started(_)
@@ -461,24 +467,7 @@ async fn at_start_up_a_scan_left_running_in_its_own_database_becomes_interrupted
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("left.db").display());
     let store = calscan::store::connect(&url).await.unwrap();
-    let now = Utc::now();
-    let orphan = NewScan {
-        scan_id: "scan_0rphan000001".into(),
-        mode: "full".into(),
-        owner: "the-process-before".into(),
-        // Its lease would still hold for an hour: start-up does not wait for it.
-        lease_until_ms: now.timestamp_millis() + 3_600_000,
-        started_at: now,
-        figures: Progress {
-            last_event_id: 1,
-            ..Progress::default()
-        },
-        logs: vec![LogRow {
-            id: 1,
-            message: Texts::same("start"),
-            created_at: now,
-        }],
-    };
+    let orphan = running_scan("scan_0rphan000001", "the-process-before", 3_600_000);
     assert!(matches!(
         store.start_scan(&orphan).await.unwrap(),
         StartOutcome::Started(_)
