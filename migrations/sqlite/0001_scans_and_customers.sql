@@ -59,6 +59,8 @@ CREATE TABLE customers (
     id                INTEGER PRIMARY KEY AUTOINCREMENT,
     email             TEXT    NOT NULL UNIQUE,
     name              TEXT,
+    -- The name lower-cased in Rust (full Unicode), for search.
+    name_folded       TEXT,
     bookings          INTEGER NOT NULL DEFAULT 0,
     first_booking_at  TEXT,
     last_booking_at   TEXT,

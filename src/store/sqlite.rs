@@ -386,11 +386,12 @@ impl Store for SqliteStore {
                 .await?
                 .rows_affected();
                 sqlx::query(
-                    "INSERT INTO customers (email, name, bookings, first_booking_at, \
+                    "INSERT INTO customers (email, name, name_folded, bookings, first_booking_at, \
                      last_booking_at, created_by_scan, created_at, updated_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6, ?6) \
+                     VALUES (?1, ?2, ?7, ?3, ?4, ?4, ?5, ?6, ?6) \
                      ON CONFLICT (email) DO UPDATE SET \
                        name = COALESCE(customers.name, excluded.name), \
+                       name_folded = COALESCE(customers.name_folded, excluded.name_folded), \
                        bookings = customers.bookings + ?3, \
                        first_booking_at = MIN(COALESCE(customers.first_booking_at, excluded.first_booking_at), excluded.first_booking_at), \
                        last_booking_at = MAX(COALESCE(customers.last_booking_at, excluded.last_booking_at), excluded.last_booking_at), \
@@ -402,6 +403,7 @@ impl Store for SqliteStore {
                 .bind(&start)
                 .bind(scan_id)
                 .bind(&now_text)
+                .bind(b.name.as_deref().map(str::to_lowercase))
                 .execute(&mut *tx)
                 .await?;
             }
@@ -525,7 +527,9 @@ impl Store for SqliteStore {
                 .replace('%', "\\%")
                 .replace('_', "\\_")
         );
-        let filter = "(email LIKE ?1 ESCAPE '\\' OR LOWER(COALESCE(name, '')) LIKE ?1 ESCAPE '\\')";
+        // Names are matched on their lower-cased copy: SQLite's LOWER()
+        // folds ASCII only, and "Özlem" must be found as "özlem".
+        let filter = "(email LIKE ?1 ESCAPE '\\' OR name_folded LIKE ?1 ESCAPE '\\')";
         let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT COUNT(*) FROM customers WHERE {filter}"
         )))

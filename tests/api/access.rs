@@ -291,7 +291,11 @@ async fn health_answers_and_readiness_includes_the_database() {
 
 #[tokio::test]
 async fn customers_are_searchable_by_email_and_name() {
-    let app = spawn_app(AppOptions::default()).await;
+    let app = spawn_app(AppOptions {
+        tweak_sim: Box::new(|c| c.first_invitee_name = Some("Özlem Çelik".into())),
+        ..AppOptions::default()
+    })
+    .await;
     let scan_id = app.start_scan().await;
     app.follow(&scan_id).await;
     let org = app.sim.org();
@@ -306,6 +310,12 @@ async fn customers_are_searchable_by_email_and_name() {
     let encoded: String = url::form_urlencoded::byte_serialize(last_name.as_bytes()).collect();
     let by_name = app.get_json(&format!("/api/customers?q={encoded}")).await;
     assert!(by_name["total"].as_i64().unwrap() >= 1);
+    // Case is folded beyond ASCII.
+    for q in ["%C3%B6zlem%20%C3%A7elik", "%C3%96ZLEM%20%C3%87ELIK"] {
+        let found = app.get_json(&format!("/api/customers?q={q}")).await;
+        assert_eq!(found["total"], 1, "{q}");
+        assert_eq!(found["customers"][0]["name"], "Özlem Çelik");
+    }
     let nobody = app.get_json("/api/customers?q=%25_%25").await;
     assert_eq!(nobody["total"], 0, "LIKE wildcards are taken literally");
 }
