@@ -6,6 +6,7 @@
 //! Rust, so no backend depends on `RETURNING`. Writes of a running scan carry
 //! the owner of its lease and change nothing once the lease is lost.
 
+mod postgres;
 mod sqlite;
 
 use std::collections::HashSet;
@@ -18,6 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use thiserror::Error;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 use crate::i18n::Texts;
@@ -29,7 +31,7 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported DATABASE_URL {0:?}: use sqlite://…")]
+    #[error("unsupported DATABASE_URL scheme {0:?}: use sqlite://… or postgres://…")]
     UnsupportedUrl(String),
     #[error("unexpected data in the database: {0}")]
     Corrupt(String),
@@ -42,11 +44,30 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         return Ok(Arc::new(SqliteStore::connect(url).await?));
     }
+    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        return Ok(Arc::new(PostgresStore::connect(url).await?));
+    }
     Err(StoreError::UnsupportedUrl(
         url.split_once("://")
             .map_or(url, |(scheme, _)| scheme)
             .to_owned(),
     ))
+}
+
+/// How far a session's expiry must lag before a request moves it: most
+/// requests only read their session.
+const SESSION_SLIDE_MS: i64 = 60_000;
+
+/// A case-folded `LIKE` pattern that finds `query` anywhere, with the
+/// wildcards in it taken literally (escape character `\`).
+fn like_pattern(query: &str) -> String {
+    let folded = query
+        .trim()
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{folded}%")
 }
 
 /// Where a scan stands. `running` is the only state a scan is written in.

@@ -22,9 +22,6 @@ use crate::time::millis;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// How far a session's expiry must lag before a request moves it.
-const SESSION_SLIDE_MS: i64 = 60_000;
-
 const SCAN_COLUMNS: &str = "scan_id, status, mode, progress, current_step, current_step_en, events_scanned, \
      events_total, emails_found, new_count, existing_count, error_message, started_at, \
      completed_at, last_event_id";
@@ -518,17 +515,7 @@ impl Store for SqliteStore {
         offset: i64,
         limit: i64,
     ) -> StoreResult<(Vec<Customer>, i64)> {
-        let pattern = format!(
-            "%{}%",
-            query
-                .trim()
-                .to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
-        // Names are matched on their lower-cased copy: SQLite's LOWER()
-        // folds ASCII only, and "Özlem" must be found as "özlem".
+        let pattern = super::like_pattern(query);
         let filter = "(email LIKE ?1 ESCAPE '\\' OR name_folded LIKE ?1 ESCAPE '\\')";
         let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT COUNT(*) FROM customers WHERE {filter}"
@@ -605,7 +592,7 @@ impl Store for SqliteStore {
             return Ok(None);
         };
         // Slide the expiry at most once a minute: most requests only read.
-        if current < expires_ms - SESSION_SLIDE_MS {
+        if current < expires_ms - super::SESSION_SLIDE_MS {
             sqlx::query("UPDATE sessions SET expires_ms = ? WHERE id_hash = ?")
                 .bind(expires_ms)
                 .bind(id_hash)

@@ -286,7 +286,7 @@ async fn health_answers_and_readiness_includes_the_database() {
         .await
         .unwrap();
     assert_eq!(ready["status"], "ready");
-    assert_eq!(ready["database"], "sqlite");
+    assert_eq!(ready["database"], crate::helpers::backend());
 }
 
 #[tokio::test]

@@ -182,22 +182,97 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub shutdown: CancellationToken,
     pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    drop_database: Option<DropDatabase>,
     _dir: tempfile::TempDir,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
+        if let Some(drop_database) = self.drop_database.take() {
+            drop_database();
+        }
     }
+}
+
+/// The backend the suite runs against: `CALSCAN_TEST_DATABASE` is
+/// `sqlite` (the default) or `postgres`.
+pub fn backend() -> &'static str {
+    static BACKEND: OnceLock<&'static str> = OnceLock::new();
+    BACKEND.get_or_init(|| match std::env::var("CALSCAN_TEST_DATABASE").as_deref() {
+        Ok("postgres") => "postgres",
+        Ok("sqlite") | Err(_) => {
+            eprintln!(
+                "skipped: PostgreSQL; the suite runs on SQLite (CALSCAN_TEST_DATABASE=postgres runs it there; CI does both)"
+            );
+            "sqlite"
+        }
+        Ok(other) => panic!("CALSCAN_TEST_DATABASE={other}: use sqlite or postgres"),
+    })
+}
+
+/// Where the test databases are created on PostgreSQL.
+fn postgres_admin_url() -> String {
+    std::env::var("CALSCAN_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+type DropDatabase = Box<dyn FnOnce() + Send>;
+
+/// A fresh, empty database for one test, and how to drop it afterwards.
+async fn fresh_database(dir: &tempfile::TempDir) -> (String, Option<DropDatabase>) {
+    if backend() == "sqlite" {
+        return (
+            format!("sqlite://{}", dir.path().join("calscan.db").display()),
+            None,
+        );
+    }
+    use sqlx::Connection;
+    let admin = postgres_admin_url();
+    let name = format!(
+        "calscan_test_{}",
+        ulid::Ulid::generate().to_string().to_lowercase()
+    );
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("PostgreSQL for the tests (CALSCAN_TEST_POSTGRES_URL)");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let url = match admin.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("CALSCAN_TEST_POSTGRES_URL needs a database path"),
+    };
+    let drop_database: DropDatabase = Box::new(move || {
+        // Drop runs outside async: a thread with its own runtime does it.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    });
+    (url, Some(drop_database))
 }
 
 pub async fn spawn_app(options: AppOptions) -> TestApp {
     init_tracing();
     let sim = simulator(options.events, options.tweak_sim).await;
     let dir = tempfile::tempdir().unwrap();
-    let db_url = options
-        .database_url
-        .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("calscan.db").display()));
+    let (db_url, dropped) = match options.database_url {
+        Some(url) => (url, None),
+        None => fresh_database(&dir).await,
+    };
     let calendly = options.calendly_token.map(|token| {
         let mut s = settings(&sim);
         s.token = SecretString::from(token);
@@ -233,6 +308,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         http: reqwest::Client::new(),
         shutdown,
         server: Some(server),
+        drop_database: dropped,
         _dir: dir,
     }
 }

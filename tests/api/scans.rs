@@ -545,3 +545,28 @@ async fn each_reader_gets_the_log_in_its_own_language() {
         .unwrap();
     assert!(streamed.contains("Scan completed: 60 events"), "{streamed}");
 }
+
+#[tokio::test]
+async fn of_twenty_concurrent_starts_exactly_one_wins_and_the_rest_name_it() {
+    let app = spawn_app(slow(100)).await;
+    let starts = (0..20).map(|_| async {
+        let response = app.post("/api/scans").await;
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        (status, body["scan_id"].as_str().unwrap().to_owned())
+    });
+    let answers = futures::future::join_all(starts).await;
+    let winners: Vec<&String> = answers
+        .iter()
+        .filter(|(s, _)| *s == 202)
+        .map(|(_, id)| id)
+        .collect();
+    assert_eq!(winners.len(), 1, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|(s, id)| *s == 202 || (*s == 409 && id == winners[0])),
+        "{answers:?}"
+    );
+    assert_eq!(app.state.store.scans(100).await.unwrap().len(), 1);
+}
