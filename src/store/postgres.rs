@@ -28,6 +28,14 @@ pub struct PostgresStore {
 }
 
 impl PostgresStore {
+    /// After the one-running-scan index refused us inside `failed` (now
+    /// unusable): the id of the scan that won.
+    async fn winner(&self, failed: Transaction<'_, Postgres>) -> StoreResult<String> {
+        drop(failed);
+        let mut tx = self.pool.begin().await?;
+        Ok(running_scan_id(&mut tx).await?.unwrap_or_default())
+    }
+
     /// Connects to `url` and migrates the database.
     pub async fn connect(url: &str) -> StoreResult<Self> {
         let pool = PgPoolOptions::new().max_connections(8).connect(url).await?;
@@ -195,10 +203,7 @@ impl Store for PostgresStore {
             Ok(_) => {}
             // Another process started one between our check and insert.
             Err(e) if is_unique_violation(&e) => {
-                drop(tx);
-                let mut tx = self.pool.begin().await?;
-                let running = running_scan_id(&mut tx).await?;
-                return Ok(StartOutcome::AlreadyRunning(running.unwrap_or_default()));
+                return Ok(StartOutcome::AlreadyRunning(self.winner(tx).await?));
             }
             Err(e) => return Err(e.into()),
         }
@@ -251,10 +256,7 @@ impl Store for PostgresStore {
         match updated {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => {
-                drop(tx);
-                let mut tx = self.pool.begin().await?;
-                let running = running_scan_id(&mut tx).await?;
-                return Ok(ResumeOutcome::AlreadyRunning(running.unwrap_or_default()));
+                return Ok(ResumeOutcome::AlreadyRunning(self.winner(tx).await?));
             }
             Err(e) => return Err(e.into()),
         }
