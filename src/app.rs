@@ -31,6 +31,10 @@ pub struct AppState {
     pub lang: Lang,
     /// See [`Settings::block_sse`].
     pub block_sse: bool,
+    /// Whether other instances' writes arrive as wake-ups (PostgreSQL);
+    /// otherwise streams of scans running elsewhere re-read the database
+    /// often.
+    pub wakeups: bool,
     pub shutdown: CancellationToken,
 }
 
@@ -141,6 +145,10 @@ impl Application {
         );
         scans.recover().await.context("cannot recover scans")?;
         scans.spawn_lease_sweeper();
+        let wakeups = scans
+            .spawn_wakeup_listener()
+            .await
+            .context("cannot listen for other instances")?;
         let auth = Auth::new(
             settings.admin_user,
             settings.admin_password,
@@ -158,6 +166,7 @@ impl Application {
                 auth: Arc::new(auth),
                 lang: settings.lang,
                 block_sse: settings.block_sse,
+                wakeups,
                 shutdown,
             },
         })

@@ -33,8 +33,12 @@ use crate::store::{ScanRow, ScanStatus};
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// How soon a browser reconnects after the stream broke.
 const RETRY: Duration = Duration::from_secs(2);
-/// How often a scan running elsewhere is re-read.
+/// How often a scan running elsewhere is re-read where no wake-ups come
+/// (SQLite, MySQL).
 const POLL: Duration = Duration::from_millis(500);
+/// How often it is re-read anyway where wake-ups come (PostgreSQL): a
+/// wake-up lost with a dropped connection is late by at most this.
+const POLL_WOKEN: Duration = Duration::from_secs(5);
 /// Log lines read back per refill.
 const REFILL_LIMIT: i64 = 100_000;
 
@@ -166,12 +170,14 @@ fn follow(
     }
 }
 
-/// Follows a scan that runs elsewhere by re-reading the database.
+/// Follows a scan that runs elsewhere by re-reading the database: when its
+/// instance announces new events, and every so often in any case.
 fn poll(state: AppState, scan_id: String, mut sent: i64) -> impl Stream<Item = Arc<Published>> {
     async_stream::stream! {
-        let mut tick = tokio::time::interval(POLL);
+        // Watched before the first read: no announcement falls in between.
+        let mut woken = state.scans.registry().watch_elsewhere(&scan_id);
+        let period = if state.wakeups { POLL_WOKEN } else { POLL };
         loop {
-            tick.tick().await;
             let Some((events, newest, finished)) = refill(&state, &scan_id, sent).await else {
                 return;
             };
@@ -182,6 +188,8 @@ fn poll(state: AppState, scan_id: String, mut sent: i64) -> impl Stream<Item = A
             if finished {
                 return;
             }
+            // An announcement during the read above wakes this at once.
+            let _ = tokio::time::timeout(period, woken.changed()).await;
         }
     }
 }

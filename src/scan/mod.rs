@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use futures::StreamExt;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -21,7 +22,8 @@ use tokio_util::task::TaskTracker;
 use crate::calendly::CalendlyClient;
 use crate::i18n::{Lang, Msg, Texts};
 use crate::store::{
-    LogRow, NewScan, Progress, ResumeOutcome, ScanRow, ScanStatus, StartOutcome, Store, StoreResult,
+    LogRow, NewScan, Progress, ResumeOutcome, ScanRow, ScanStatus, StartOutcome, Store,
+    StoreResult, Wakeup,
 };
 use registry::Registry;
 use status::Published;
@@ -219,15 +221,45 @@ impl Scans {
         Ok(outcome)
     }
 
-    /// Asks a running scan to stop; it records `cancelled` within a second.
+    /// Asks a running scan to stop, on whichever instance it runs; it
+    /// records `cancelled` within a second here, and elsewhere as soon as
+    /// its instance hears (a wake-up on PostgreSQL, else its next heartbeat).
     pub async fn cancel(&self, scan_id: &str) -> StoreResult<CancelOutcome> {
         if self.inner.registry.cancel(scan_id) {
             return Ok(CancelOutcome::Requested);
         }
-        Ok(match self.inner.store.scan(scan_id).await? {
+        Ok(match self.inner.store.request_cancel(scan_id).await? {
             None => CancelOutcome::NotFound,
-            Some(row) => CancelOutcome::NotRunning(row.status),
+            Some(ScanStatus::Running) => CancelOutcome::Requested,
+            Some(status) => CancelOutcome::NotRunning(status),
         })
+    }
+
+    /// Follows the wake-ups other instances send, where the database carries
+    /// them: watchers here of their scans read the database at once, and a
+    /// cancel asked elsewhere reaches the scan running here. Returns whether
+    /// there are wake-ups.
+    pub async fn spawn_wakeup_listener(&self) -> StoreResult<bool> {
+        let Some(mut wakeups) = self.inner.store.wakeups().await? else {
+            return Ok(false);
+        };
+        let inner = self.inner.clone();
+        self.inner.tasks.spawn(async move {
+            loop {
+                let wakeup = tokio::select! {
+                    _ = inner.shutdown.cancelled() => return,
+                    next = wakeups.next() => next,
+                };
+                match wakeup {
+                    Some(Wakeup::Event { scan_id, id }) => inner.registry.wake(&scan_id, id),
+                    Some(Wakeup::Cancel(scan_id)) => {
+                        inner.registry.cancel(&scan_id);
+                    }
+                    None => return,
+                }
+            }
+        });
+        Ok(true)
     }
 
     /// The live events of a scan running in this process.

@@ -1,10 +1,12 @@
 //! The scans running in this process: a broadcast channel per scan for its
-//! watchers, and the token that cancels it.
+//! watchers, and the token that cancels it. And, for scans running in
+//! another process, the wake-ups that tell their watchers here to read the
+//! database.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::status::Published;
@@ -19,6 +21,9 @@ struct Live {
 #[derive(Debug)]
 pub struct Registry {
     live: Mutex<HashMap<String, Live>>,
+    /// Per scan running elsewhere and watched here: the newest event id
+    /// another instance announced.
+    elsewhere: Mutex<HashMap<String, watch::Sender<i64>>>,
     /// How many events a watcher may fall behind before it is refilled from
     /// the database.
     capacity: usize,
@@ -28,6 +33,7 @@ impl Registry {
     pub fn new(capacity: usize) -> Self {
         Self {
             live: Mutex::new(HashMap::new()),
+            elsewhere: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
         }
     }
@@ -74,6 +80,30 @@ impl Registry {
     /// Forgets a finished scan; its watchers see the channel close.
     pub fn remove(&self, scan_id: &str) {
         self.lock().remove(scan_id);
+    }
+
+    /// Wake-ups for a scan running elsewhere: the receiver changes when
+    /// another instance announces a newer event of the scan.
+    pub fn watch_elsewhere(&self, scan_id: &str) -> watch::Receiver<i64> {
+        let mut elsewhere = self.elsewhere.lock().unwrap_or_else(|e| e.into_inner());
+        // Scans nobody here watches any more are forgotten.
+        elsewhere.retain(|_, sender| sender.receiver_count() > 0);
+        elsewhere
+            .entry(scan_id.to_owned())
+            .or_insert_with(|| watch::channel(0).0)
+            .subscribe()
+    }
+
+    /// Another instance announced event `id` of `scan_id`.
+    pub fn wake(&self, scan_id: &str, id: i64) {
+        let elsewhere = self.elsewhere.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sender) = elsewhere.get(scan_id) {
+            sender.send_if_modified(|newest| {
+                let newer = id > *newest;
+                *newest = (*newest).max(id);
+                newer
+            });
+        }
     }
 
     /// How many watchers each live scan has.

@@ -16,7 +16,7 @@ use super::status::Published;
 use crate::calendly::model::Event;
 use crate::calendly::{CalendlyError, EventInvitees};
 use crate::i18n::Msg;
-use crate::store::{Booking, ScanRow, ScanStatus, StoreError};
+use crate::store::{Booking, Lease, ScanRow, ScanStatus, StoreError};
 
 /// Why a scan stopped before completing.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +48,12 @@ pub(super) async fn run(
         channel,
         lost.clone(),
     );
-    let heartbeat = tokio::spawn(heartbeat(inner.clone(), scan_id.clone(), lost.clone()));
+    let heartbeat = tokio::spawn(heartbeat(
+        inner.clone(),
+        scan_id.clone(),
+        lost.clone(),
+        cancel.clone(),
+    ));
 
     let end = tokio::select! {
         biased;
@@ -89,8 +94,14 @@ pub(super) async fn run(
     inner.registry.remove(&scan_id);
 }
 
-/// Keeps the lease alive; cancels `lost` when the store says it is gone.
-async fn heartbeat(inner: Arc<Inner>, scan_id: String, lost: CancellationToken) {
+/// Keeps the lease alive; cancels `lost` when the store says it is gone,
+/// and `cancel` when someone asked, on any instance, that the scan stop.
+async fn heartbeat(
+    inner: Arc<Inner>,
+    scan_id: String,
+    lost: CancellationToken,
+    cancel: CancellationToken,
+) {
     let lease = inner.settings.lease;
     let mut tick = tokio::time::interval((lease / 3).max(Duration::from_millis(100)));
     tick.tick().await;
@@ -102,8 +113,9 @@ async fn heartbeat(inner: Arc<Inner>, scan_id: String, lost: CancellationToken) 
             .renew_lease(&scan_id, &inner.instance, until)
             .await
         {
-            Ok(true) => {}
-            Ok(false) => {
+            Ok(Lease::Held) => {}
+            Ok(Lease::CancelRequested) => cancel.cancel(),
+            Ok(Lease::Lost) => {
                 lost.cancel();
                 return;
             }

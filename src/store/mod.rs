@@ -6,7 +6,9 @@
 //! Rust, so no backend depends on `RETURNING`. Writes of a running scan carry
 //! the owner of its lease and change nothing once the lease is lost.
 
+mod mysql;
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::collections::HashSet;
@@ -16,10 +18,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
 use serde::Serialize;
 use thiserror::Error;
 
+pub use mysql::MySqlStore;
 pub use postgres::PostgresStore;
+pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
 
 use crate::i18n::Texts;
@@ -31,7 +36,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported DATABASE_URL scheme {0:?}: use sqlite://… or postgres://…")]
+    #[error(
+        "unsupported DATABASE_URL scheme {0:?}: use sqlite://…, postgres://… or mysql://… (mariadb://…)"
+    )]
     UnsupportedUrl(String),
     #[error("unexpected data in the database: {0}")]
     Corrupt(String),
@@ -47,6 +54,9 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
     if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         return Ok(Arc::new(PostgresStore::connect(url).await?));
     }
+    if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+        return Ok(Arc::new(MySqlStore::connect(url).await?));
+    }
     Err(StoreError::UnsupportedUrl(
         url.split_once("://")
             .map_or(url, |(scheme, _)| scheme)
@@ -59,14 +69,15 @@ pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
 const SESSION_SLIDE_MS: i64 = 60_000;
 
 /// A case-folded `LIKE` pattern that finds `query` anywhere, with the
-/// wildcards in it taken literally (escape character `\`).
+/// wildcards in it taken literally. The escape character is `!`: a
+/// backslash means something else in MySQL's string literals.
 fn like_pattern(query: &str) -> String {
     let folded = query
         .trim()
         .to_lowercase()
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_");
+        .replace('!', "!!")
+        .replace('%', "!%")
+        .replace('_', "!_");
     format!("%{folded}%")
 }
 
@@ -205,6 +216,60 @@ pub struct EmailCounts {
     pub new_count: i64,
 }
 
+/// What a heartbeat found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lease {
+    /// Still ours, extended.
+    Held,
+    /// Still ours, extended, and someone asked (perhaps on another instance)
+    /// that the scan stop.
+    CancelRequested,
+    /// Not ours any more: the scan stops without writing.
+    Lost,
+}
+
+/// A wake-up from another instance sharing the database. It only says where
+/// to look: the tables hold what happened, so a lost or merged wake-up loses
+/// nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wakeup {
+    /// The scan wrote events up to this id.
+    Event { scan_id: String, id: i64 },
+    /// Someone asked that the scan stop.
+    Cancel(String),
+}
+
+impl Wakeup {
+    pub fn event(scan_id: &str, id: i64) -> Self {
+        Self::Event {
+            scan_id: scan_id.to_owned(),
+            id,
+        }
+    }
+
+    /// `e <scan_id> <id>` or `c <scan_id>`: short, as notifications must be.
+    pub fn to_payload(&self) -> String {
+        match self {
+            Self::Event { scan_id, id } => format!("e {scan_id} {id}"),
+            Self::Cancel(scan_id) => format!("c {scan_id}"),
+        }
+    }
+
+    /// The wake-up a payload carries; `None` for anything else.
+    pub fn from_payload(payload: &str) -> Option<Self> {
+        let mut parts = payload.split(' ');
+        let wakeup = match (parts.next()?, parts.next()?) {
+            ("e", scan_id) => Self::Event {
+                scan_id: scan_id.to_owned(),
+                id: parts.next()?.parse().ok()?,
+            },
+            ("c", scan_id) => Self::Cancel(scan_id.to_owned()),
+            _ => return None,
+        };
+        parts.next().is_none().then_some(wakeup)
+    }
+}
+
 /// One customer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Customer {
@@ -295,8 +360,15 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         completed_at: DateTime<Utc>,
     ) -> StoreResult<bool>;
 
-    /// Extends the lease of a scan `owner` runs. `false`: it is not theirs any more.
-    async fn renew_lease(&self, scan_id: &str, owner: &str, until_ms: i64) -> StoreResult<bool>;
+    /// Extends the lease of a scan `owner` runs, and says whether someone
+    /// asked it to stop.
+    async fn renew_lease(&self, scan_id: &str, owner: &str, until_ms: i64) -> StoreResult<Lease>;
+
+    /// Asks the running scan to stop, whichever instance runs it; its owner
+    /// learns at its next heartbeat, or at once from a [`Wakeup::Cancel`].
+    /// Returns the scan's status (`Running`: asked), `None` if there is no
+    /// such scan.
+    async fn request_cancel(&self, scan_id: &str) -> StoreResult<Option<ScanStatus>>;
 
     /// Marks `interrupted` every running scan whose lease ended before
     /// `now_ms` (or every running scan, with `all`), appending `message` as a
@@ -335,4 +407,8 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> StoreResult<Option<String>>;
 
     async fn delete_session(&self, id_hash: &str) -> StoreResult<()>;
+
+    /// The wake-ups of every write a scan makes, from every instance, where
+    /// the database carries them (PostgreSQL's `LISTEN`); `None` elsewhere.
+    async fn wakeups(&self) -> StoreResult<Option<BoxStream<'static, Wakeup>>>;
 }

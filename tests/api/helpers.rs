@@ -196,53 +196,92 @@ impl Drop for TestApp {
 }
 
 /// The backend the suite runs against: `CALSCAN_TEST_DATABASE` is
-/// `sqlite` (the default) or `postgres`.
+/// `sqlite` (the default), `postgres` or `mysql`.
 pub fn backend() -> &'static str {
     static BACKEND: OnceLock<&'static str> = OnceLock::new();
     BACKEND.get_or_init(|| match std::env::var("CALSCAN_TEST_DATABASE").as_deref() {
         Ok("postgres") => "postgres",
+        Ok("mysql") => "mysql",
         Ok("sqlite") | Err(_) => {
             eprintln!(
-                "skipped: PostgreSQL; the suite runs on SQLite (CALSCAN_TEST_DATABASE=postgres runs it there; CI does both)"
+                "skipped: PostgreSQL and MySQL/MariaDB; the suite runs on SQLite \
+                 (CALSCAN_TEST_DATABASE=postgres or =mysql runs it there; CI does all three)"
             );
             "sqlite"
         }
-        Ok(other) => panic!("CALSCAN_TEST_DATABASE={other}: use sqlite or postgres"),
+        Ok(other) => panic!("CALSCAN_TEST_DATABASE={other}: use sqlite, postgres or mysql"),
     })
 }
 
-/// Where the test databases are created on PostgreSQL.
-fn postgres_admin_url() -> String {
-    std::env::var("CALSCAN_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+/// Where the test databases are created: `CALSCAN_TEST_POSTGRES_URL` or
+/// `CALSCAN_TEST_MYSQL_URL`, ending in the database to connect to first.
+fn admin_url(backend: &str) -> String {
+    match backend {
+        "postgres" => std::env::var("CALSCAN_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        _ => std::env::var("CALSCAN_TEST_MYSQL_URL")
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/mysql".into()),
+    }
+}
+
+/// Runs one statement on the database server of `backend`.
+async fn admin_execute(backend: &str, sql: String) {
+    use sqlx::Connection;
+    let url = admin_url(backend);
+    let sql = sqlx::AssertSqlSafe(sql);
+    let done = if backend == "postgres" {
+        let mut conn = sqlx::PgConnection::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL for the tests ({url}): {e}"));
+        sqlx::query(sql).execute(&mut conn).await.map(drop)
+    } else {
+        let mut conn = sqlx::MySqlConnection::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("MySQL/MariaDB for the tests ({url}): {e}"));
+        sqlx::query(sql).execute(&mut conn).await.map(drop)
+    };
+    done.unwrap();
 }
 
 type DropDatabase = Box<dyn FnOnce() + Send>;
 
-/// A fresh, empty database for one test, and how to drop it afterwards.
-async fn fresh_database(dir: &tempfile::TempDir) -> (String, Option<DropDatabase>) {
-    if backend() == "sqlite" {
+/// A fresh, empty database for one test on the suite's backend, and how to
+/// drop it afterwards.
+pub async fn fresh_database(dir: &tempfile::TempDir) -> (String, Option<DropDatabase>) {
+    fresh_database_on(backend(), dir).await
+}
+
+/// A fresh, empty database on `backend`.
+pub async fn fresh_database_on(
+    backend: &'static str,
+    dir: &tempfile::TempDir,
+) -> (String, Option<DropDatabase>) {
+    if backend == "sqlite" {
         return (
             format!("sqlite://{}", dir.path().join("calscan.db").display()),
             None,
         );
     }
-    use sqlx::Connection;
-    let admin = postgres_admin_url();
     let name = format!(
         "calscan_test_{}",
         ulid::Ulid::generate().to_string().to_lowercase()
     );
-    let mut conn = sqlx::PgConnection::connect(&admin)
-        .await
-        .expect("PostgreSQL for the tests (CALSCAN_TEST_POSTGRES_URL)");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    let (create, drop) = if backend == "postgres" {
+        (
+            format!("CREATE DATABASE {name}"),
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        )
+    } else {
+        (
+            format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"),
+            format!("DROP DATABASE IF EXISTS {name}"),
+        )
+    };
+    admin_execute(backend, create).await;
+    let admin = admin_url(backend);
     let url = match admin.rsplit_once('/') {
         Some((server, _)) => format!("{server}/{name}"),
-        None => panic!("CALSCAN_TEST_POSTGRES_URL needs a database path"),
+        None => panic!("{admin} needs a database path"),
     };
     let drop_database: DropDatabase = Box::new(move || {
         // Drop runs outside async: a thread with its own runtime does it.
@@ -251,14 +290,7 @@ async fn fresh_database(dir: &tempfile::TempDir) -> (String, Option<DropDatabase
                 .enable_all()
                 .build()
                 .unwrap();
-            runtime.block_on(async {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
-                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut conn)
-                        .await;
-                }
-            });
+            runtime.block_on(admin_execute(backend, drop));
         })
         .join();
     });

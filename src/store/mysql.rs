@@ -1,0 +1,78 @@
+//! MySQL and MariaDB: InnoDB row locks, `DATETIME(6)` in UTC, utf8mb4 with
+//! binary collation (emails compare exactly, as on the other databases).
+//! There is no partial unique index: a generated column that is 1 only for
+//! the running scan carries the one-running-scan rule.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use sqlx::MySql;
+use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions, MySqlQueryResult};
+
+use super::StoreResult;
+use super::sql::{Dialect, SqlStore};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
+
+pub type MySqlStore = SqlStore<MySql>;
+
+impl Dialect for MySql {
+    const BACKEND: &'static str = "mysql";
+    const SINGLE_PROCESS: bool = false;
+    const GREATEST: &'static str = "GREATEST";
+    const LEAST: &'static str = "LEAST";
+    const FOR_UPDATE: &'static str = " FOR UPDATE";
+    const FOR_UPDATE_SKIP_LOCKED: &'static str = " FOR UPDATE SKIP LOCKED";
+
+    type Time = DateTime<Utc>;
+
+    fn to_db(time: DateTime<Utc>) -> DateTime<Utc> {
+        time
+    }
+
+    fn from_db(time: DateTime<Utc>) -> StoreResult<DateTime<Utc>> {
+        Ok(time)
+    }
+
+    fn rows_affected(done: &MySqlQueryResult) -> u64 {
+        done.rows_affected()
+    }
+
+    /// `IGNORE` also turns other errors into warnings; the columns it
+    /// writes are sized for what Calendly sends, and the keys are the only
+    /// constraint those inserts can meet.
+    fn insert_ignore(rest: &str) -> String {
+        format!("INSERT IGNORE INTO {rest}")
+    }
+
+    fn on_email_conflict(set: &str) -> String {
+        format!("ON DUPLICATE KEY UPDATE {set}")
+    }
+
+    fn inserted(column: &str) -> String {
+        format!("VALUES({column})")
+    }
+}
+
+impl SqlStore<MySql> {
+    /// Connects to `url` (`mysql://…` or `mariadb://…`) and migrates the
+    /// database. Sessions run in UTC.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let url = match url.strip_prefix("mariadb:") {
+            Some(rest) => format!("mysql:{rest}"),
+            None => url.to_owned(),
+        };
+        let options = MySqlConnectOptions::from_str(&url)?
+            .charset("utf8mb4")
+            .timezone(Some(String::from("+00:00")));
+        let pool = MySqlPoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self {
+            writer: pool.clone(),
+            reader: pool,
+        })
+    }
+}

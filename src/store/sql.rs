@@ -1,0 +1,789 @@
+//! The one implementation of [`Store`] over SQL, shared by SQLite,
+//! PostgreSQL and MySQL/MariaDB.
+//!
+//! The statements are written once, with `?` placeholders bound in the
+//! order they appear; a [`Dialect`] supplies what differs between the
+//! databases: placeholder syntax, row locks, the upsert and insert-or-ignore
+//! forms, `GREATEST`/`MAX`, how timestamps are stored, and how other
+//! instances are woken.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use sqlx::{
+    AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row,
+    Transaction, Type,
+};
+
+use super::{
+    Booking, Customer, EmailCounts, Lease, LogRow, NewScan, Progress, ResumeOutcome, ScanRow,
+    ScanStatus, StartOutcome, Store, StoreError, StoreResult, Wakeup,
+};
+use crate::i18n::Texts;
+
+const SCAN_COLUMNS: &str = "scan_id, status, mode, progress, current_step, current_step_en, \
+     events_scanned, events_total, emails_found, new_count, existing_count, error_message, \
+     started_at, completed_at, last_event_id";
+
+/// What one database does its own way.
+pub trait Dialect: Database {
+    /// `sqlite`, `postgres` or `mysql`.
+    const BACKEND: &'static str;
+    /// Whether only one process uses the database (see [`Store::single_process`]).
+    const SINGLE_PROCESS: bool;
+    /// The two-argument maximum and minimum that ignore neither argument.
+    const GREATEST: &'static str;
+    const LEAST: &'static str;
+    /// Appended to a `SELECT` to lock its rows until the transaction ends;
+    /// empty where the database has a single writer anyway.
+    const FOR_UPDATE: &'static str;
+    /// The same, passing over rows another transaction holds.
+    const FOR_UPDATE_SKIP_LOCKED: &'static str;
+
+    /// How a timestamp is stored.
+    type Time: Type<Self> + for<'q> Encode<'q, Self> + for<'r> Decode<'r, Self> + Send + Sync;
+    fn to_db(time: DateTime<Utc>) -> Self::Time;
+    fn from_db(time: Self::Time) -> StoreResult<DateTime<Utc>>;
+
+    fn rows_affected(done: &Self::QueryResult) -> u64;
+
+    /// The statement with this database's placeholders.
+    fn placeholders(sql: &str) -> Cow<'_, str> {
+        Cow::Borrowed(sql)
+    }
+
+    /// `INSERT INTO {rest}` that inserts nothing when the key exists.
+    fn insert_ignore(rest: &str) -> String {
+        format!("INSERT INTO {rest} ON CONFLICT DO NOTHING")
+    }
+
+    /// The clause of an `INSERT INTO customers` that updates the row with
+    /// email already there, given its `SET` list; [`Self::inserted`] names
+    /// the value the insert carried.
+    fn on_email_conflict(set: &str) -> String {
+        format!("ON CONFLICT (email) DO UPDATE SET {set}")
+    }
+
+    fn inserted(column: &str) -> String {
+        format!("excluded.{column}")
+    }
+
+    /// A statement that, run in a transaction, wakes the other instances
+    /// with its one argument when the transaction commits.
+    const NOTIFY: Option<&'static str> = None;
+
+    /// The wake-ups other instances send, where the database carries them.
+    fn wakeups(
+        pool: &Pool<Self>,
+    ) -> BoxFuture<'_, StoreResult<Option<BoxStream<'static, Wakeup>>>> {
+        let _ = pool;
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// SQL with `?` placeholders, rewritten for `D`.
+fn sql<D: Dialect>(text: &str) -> AssertSqlSafe<String> {
+    AssertSqlSafe(D::placeholders(text).into_owned())
+}
+
+/// A store over one SQL database. `writer` and `reader` are the same pool
+/// except on SQLite, which has one writer and readers beside it.
+#[derive(Debug, Clone)]
+pub struct SqlStore<D: Database> {
+    pub(super) writer: Pool<D>,
+    pub(super) reader: Pool<D>,
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
+}
+
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    D::Arguments: IntoArguments<D>,
+    for<'q> &'q str: Type<D> + Encode<'q, D>,
+    String: Type<D> + for<'q> Encode<'q, D> + for<'r> Decode<'r, D>,
+    i64: Type<D> + for<'q> Encode<'q, D> + for<'r> Decode<'r, D>,
+    bool: Type<D> + for<'q> Encode<'q, D> + for<'r> Decode<'r, D>,
+    Option<i64>: for<'q> Encode<'q, D>,
+    for<'q> Option<&'q str>: Encode<'q, D>,
+    for<'n> &'n str: ColumnIndex<D::Row>,
+    usize: ColumnIndex<D::Row>,
+{
+    fn time(row: &D::Row, column: &str) -> StoreResult<DateTime<Utc>> {
+        D::from_db(row.try_get::<D::Time, _>(column)?)
+    }
+
+    fn opt_time(row: &D::Row, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
+        row.try_get::<Option<D::Time>, _>(column)?
+            .map(D::from_db)
+            .transpose()
+    }
+
+    fn scan_from_row(row: &D::Row) -> StoreResult<ScanRow> {
+        Ok(ScanRow {
+            scan_id: row.try_get("scan_id")?,
+            status: row.try_get::<String, _>("status")?.parse()?,
+            mode: row.try_get("mode")?,
+            figures: Progress {
+                progress: row.try_get("progress")?,
+                current_step: Texts {
+                    de: row.try_get("current_step")?,
+                    en: row.try_get("current_step_en")?,
+                },
+                events_scanned: row.try_get("events_scanned")?,
+                events_total: row.try_get("events_total")?,
+                emails_found: row.try_get("emails_found")?,
+                new_count: row.try_get("new_count")?,
+                existing_count: row.try_get("existing_count")?,
+                last_event_id: row.try_get("last_event_id")?,
+            },
+            error_message: row.try_get("error_message")?,
+            started_at: Self::time(row, "started_at")?,
+            completed_at: Self::opt_time(row, "completed_at")?,
+        })
+    }
+
+    async fn scan_in(
+        conn: &mut D::Connection,
+        scan_id: &str,
+        lock: &str,
+    ) -> StoreResult<Option<ScanRow>> {
+        sqlx::query(sql::<D>(&format!(
+            "SELECT {SCAN_COLUMNS} FROM scan_progress WHERE scan_id = ?{lock}"
+        )))
+        .bind(scan_id)
+        .fetch_optional(conn)
+        .await?
+        .as_ref()
+        .map(Self::scan_from_row)
+        .transpose()
+    }
+
+    async fn running_scan_id(conn: &mut D::Connection) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(sql::<D>(
+            "SELECT scan_id FROM scan_progress WHERE status = 'running'",
+        ))
+        .fetch_optional(conn)
+        .await?)
+    }
+
+    /// After the one-running-scan index refused `failed` (now unusable):
+    /// the id of the scan that won.
+    async fn winner(&self, failed: Transaction<'_, D>) -> StoreResult<String> {
+        drop(failed);
+        let mut conn = self.writer.acquire().await?;
+        Ok(Self::running_scan_id(&mut conn).await?.unwrap_or_default())
+    }
+
+    async fn insert_logs(
+        conn: &mut D::Connection,
+        scan_id: &str,
+        logs: &[LogRow],
+    ) -> StoreResult<()> {
+        for log in logs {
+            sqlx::query(sql::<D>(
+                "INSERT INTO scan_logs (scan_id, id, message, message_en, created_at) \
+                 VALUES (?, ?, ?, ?, ?)",
+            ))
+            .bind(scan_id)
+            .bind(log.id)
+            .bind(log.message.de.as_str())
+            .bind(log.message.en.as_str())
+            .bind(D::to_db(log.created_at))
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Wakes the other instances when the transaction commits.
+    async fn notify(conn: &mut D::Connection, wakeup: &Wakeup) -> StoreResult<()> {
+        if let Some(statement) = D::NOTIFY {
+            sqlx::query(sql::<D>(statement))
+                .bind(wakeup.to_payload().as_str())
+                .execute(conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn email_counts_in(conn: &mut D::Connection, scan_id: &str) -> StoreResult<EmailCounts> {
+        let (found, new): (i64, i64) = sqlx::query_as(sql::<D>(
+            "SELECT COUNT(*), COUNT(CASE WHEN is_new THEN 1 END) FROM scan_emails \
+             WHERE scan_id = ?",
+        ))
+        .bind(scan_id)
+        .fetch_one(conn)
+        .await?;
+        Ok(EmailCounts {
+            emails_found: found,
+            new_count: new,
+        })
+    }
+
+    /// Updates the figures of a scan `owner` runs; `false` when it is not theirs.
+    async fn update_figures(
+        conn: &mut D::Connection,
+        scan_id: &str,
+        owner: &str,
+        f: &Progress,
+    ) -> StoreResult<bool> {
+        let greatest = D::GREATEST;
+        let done = sqlx::query(sql::<D>(&format!(
+            "UPDATE scan_progress SET progress = {greatest}(progress, ?), current_step = ?, \
+             current_step_en = ?, events_scanned = ?, events_total = ?, emails_found = ?, \
+             new_count = ?, existing_count = ?, last_event_id = {greatest}(last_event_id, ?) \
+             WHERE scan_id = ? AND owner = ? AND status = 'running'"
+        )))
+        .bind(f.progress)
+        .bind(f.current_step.de.as_str())
+        .bind(f.current_step.en.as_str())
+        .bind(f.events_scanned)
+        .bind(f.events_total)
+        .bind(f.emails_found)
+        .bind(f.new_count)
+        .bind(f.existing_count)
+        .bind(f.last_event_id)
+        .bind(scan_id)
+        .bind(owner)
+        .execute(conn)
+        .await?;
+        Ok(D::rows_affected(&done) == 1)
+    }
+
+    /// Saves one booking of an event the scan records for the first time.
+    async fn save_booking(
+        conn: &mut D::Connection,
+        scan_id: &str,
+        b: &Booking,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        // Whether it was a customer before this booking.
+        let known: Option<String> =
+            sqlx::query_scalar(sql::<D>("SELECT email FROM customers WHERE email = ?"))
+                .bind(b.email.as_str())
+                .fetch_optional(&mut *conn)
+                .await?;
+        sqlx::query(sql::<D>(&D::insert_ignore(
+            "scan_emails (scan_id, email, is_new) VALUES (?, ?, ?)",
+        )))
+        .bind(scan_id)
+        .bind(b.email.as_str())
+        .bind(known.is_none())
+        .execute(&mut *conn)
+        .await?;
+        let booked = sqlx::query(sql::<D>(&D::insert_ignore(
+            "bookings (invitee_uri, email, event_uri, start_time, canceled) VALUES (?, ?, ?, ?, ?)",
+        )))
+        .bind(b.invitee_uri.as_str())
+        .bind(b.email.as_str())
+        .bind(b.event_uri.as_str())
+        .bind(D::to_db(b.start_time))
+        .bind(b.canceled)
+        .execute(&mut *conn)
+        .await?;
+        let folded = b.name.as_deref().map(str::to_lowercase);
+        let new = D::inserted;
+        let (least, greatest) = (D::LEAST, D::GREATEST);
+        let update = D::on_email_conflict(&format!(
+            "name = COALESCE(customers.name, {name}), \
+             name_folded = COALESCE(customers.name_folded, {folded}), \
+             bookings = customers.bookings + {bookings}, \
+             first_booking_at = {least}(COALESCE(customers.first_booking_at, {first}), {first}), \
+             last_booking_at = {greatest}(COALESCE(customers.last_booking_at, {last}), {last}), \
+             updated_at = {updated}",
+            name = new("name"),
+            folded = new("name_folded"),
+            bookings = new("bookings"),
+            first = new("first_booking_at"),
+            last = new("last_booking_at"),
+            updated = new("updated_at"),
+        ));
+        sqlx::query(sql::<D>(&format!(
+            "INSERT INTO customers (email, name, name_folded, bookings, first_booking_at, \
+             last_booking_at, created_by_scan, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) {update}"
+        )))
+        .bind(b.email.as_str())
+        .bind(b.name.as_deref())
+        .bind(folded.as_deref())
+        .bind(i64::try_from(D::rows_affected(&booked)).unwrap_or(0))
+        .bind(D::to_db(b.start_time))
+        .bind(D::to_db(b.start_time))
+        .bind(scan_id)
+        .bind(D::to_db(now))
+        .bind(D::to_db(now))
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl<D: Dialect> Store for SqlStore<D>
+where
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    D::Arguments: IntoArguments<D>,
+    for<'q> &'q str: Type<D> + Encode<'q, D>,
+    String: Type<D> + for<'q> Encode<'q, D> + for<'r> Decode<'r, D>,
+    i64: Type<D> + for<'q> Encode<'q, D> + for<'r> Decode<'r, D>,
+    bool: Type<D> + for<'q> Encode<'q, D> + for<'r> Decode<'r, D>,
+    Option<i64>: for<'q> Encode<'q, D>,
+    for<'q> Option<&'q str>: Encode<'q, D>,
+    for<'n> &'n str: ColumnIndex<D::Row>,
+    usize: ColumnIndex<D::Row>,
+{
+    fn backend(&self) -> &'static str {
+        D::BACKEND
+    }
+
+    fn single_process(&self) -> bool {
+        D::SINGLE_PROCESS
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    #[tracing::instrument(skip_all, fields(scan_id = %scan.scan_id))]
+    async fn start_scan(&self, scan: &NewScan) -> StoreResult<StartOutcome> {
+        let mut tx = self.writer.begin().await?;
+        if let Some(running) = Self::running_scan_id(&mut tx).await? {
+            return Ok(StartOutcome::AlreadyRunning(running));
+        }
+        let f = &scan.figures;
+        let inserted = sqlx::query(sql::<D>(
+            "INSERT INTO scan_progress (scan_id, status, mode, progress, current_step, \
+             current_step_en, events_scanned, emails_found, new_count, existing_count, \
+             started_at, owner, lease_until_ms, last_event_id) \
+             VALUES (?, 'running', ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, ?, ?)",
+        ))
+        .bind(scan.scan_id.as_str())
+        .bind(scan.mode.as_str())
+        .bind(f.progress)
+        .bind(f.current_step.de.as_str())
+        .bind(f.current_step.en.as_str())
+        .bind(D::to_db(scan.started_at))
+        .bind(scan.owner.as_str())
+        .bind(scan.lease_until_ms)
+        .bind(f.last_event_id)
+        .execute(&mut *tx)
+        .await;
+        match inserted {
+            Ok(_) => {}
+            // Another process started one between our check and insert.
+            Err(e) if is_unique_violation(&e) => {
+                return Ok(StartOutcome::AlreadyRunning(self.winner(tx).await?));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Self::insert_logs(&mut tx, &scan.scan_id, &scan.logs).await?;
+        Self::notify(&mut tx, &Wakeup::event(&scan.scan_id, f.last_event_id)).await?;
+        let row = Self::scan_in(&mut tx, &scan.scan_id, "")
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("inserted scan vanished".into()))?;
+        tx.commit().await?;
+        Ok(StartOutcome::Started(row))
+    }
+
+    #[tracing::instrument(skip_all, fields(scan_id))]
+    async fn resume_scan(
+        &self,
+        scan_id: &str,
+        owner: &str,
+        lease_until_ms: i64,
+        logs: &[LogRow],
+    ) -> StoreResult<ResumeOutcome> {
+        let mut tx = self.writer.begin().await?;
+        // Locked, so two resumes of one scan cannot both pass the checks.
+        let Some(scan) = Self::scan_in(&mut tx, scan_id, D::FOR_UPDATE).await? else {
+            return Ok(ResumeOutcome::NotFound);
+        };
+        if !scan.status.is_resumable() {
+            return Ok(ResumeOutcome::NotResumable(scan.status));
+        }
+        if let Some(running) = Self::running_scan_id(&mut tx).await? {
+            return Ok(ResumeOutcome::AlreadyRunning(running));
+        }
+        let last = logs.last().map_or(scan.figures.last_event_id, |l| l.id);
+        let updated = sqlx::query(sql::<D>(
+            "UPDATE scan_progress SET status = 'running', owner = ?, lease_until_ms = ?, \
+             error_message = NULL, completed_at = NULL, cancel_requested = ?, \
+             last_event_id = ? WHERE scan_id = ?",
+        ))
+        .bind(owner)
+        .bind(lease_until_ms)
+        .bind(false)
+        .bind(last)
+        .bind(scan_id)
+        .execute(&mut *tx)
+        .await;
+        match updated {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => {
+                return Ok(ResumeOutcome::AlreadyRunning(self.winner(tx).await?));
+            }
+            Err(e) => return Err(e.into()),
+        }
+        Self::insert_logs(&mut tx, scan_id, logs).await?;
+        Self::notify(&mut tx, &Wakeup::event(scan_id, last)).await?;
+        let row = Self::scan_in(&mut tx, scan_id, "")
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("resumed scan vanished".into()))?;
+        tx.commit().await?;
+        Ok(ResumeOutcome::Resumed(row))
+    }
+
+    async fn scan(&self, scan_id: &str) -> StoreResult<Option<ScanRow>> {
+        let mut conn = self.reader.acquire().await?;
+        Self::scan_in(&mut conn, scan_id, "").await
+    }
+
+    async fn scans(&self, limit: i64) -> StoreResult<Vec<ScanRow>> {
+        sqlx::query(sql::<D>(&format!(
+            "SELECT {SCAN_COLUMNS} FROM scan_progress ORDER BY id DESC LIMIT ?"
+        )))
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(Self::scan_from_row)
+        .collect()
+    }
+
+    async fn logs_after(&self, scan_id: &str, after: i64, limit: i64) -> StoreResult<Vec<LogRow>> {
+        sqlx::query(sql::<D>(
+            "SELECT id, message, message_en, created_at FROM scan_logs \
+             WHERE scan_id = ? AND id > ? ORDER BY id LIMIT ?",
+        ))
+        .bind(scan_id)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(LogRow {
+                id: row.try_get("id")?,
+                message: Texts {
+                    de: row.try_get("message")?,
+                    en: row.try_get("message_en")?,
+                },
+                created_at: Self::time(row, "created_at")?,
+            })
+        })
+        .collect()
+    }
+
+    async fn write_progress(
+        &self,
+        scan_id: &str,
+        owner: &str,
+        figures: &Progress,
+        logs: &[LogRow],
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        if !Self::update_figures(&mut tx, scan_id, owner, figures).await? {
+            return Ok(false);
+        }
+        Self::insert_logs(&mut tx, scan_id, logs).await?;
+        Self::notify(&mut tx, &Wakeup::event(scan_id, figures.last_event_id)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn record_event(
+        &self,
+        scan_id: &str,
+        owner: &str,
+        event_uri: &str,
+        bookings: &[Booking],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<EmailCounts>> {
+        let mut tx = self.writer.begin().await?;
+        // The row lock keeps a sweeper from interrupting the scan mid-record.
+        let held: Option<String> = sqlx::query_scalar(sql::<D>(&format!(
+            "SELECT scan_id FROM scan_progress \
+             WHERE scan_id = ? AND owner = ? AND status = 'running'{}",
+            D::FOR_UPDATE
+        )))
+        .bind(scan_id)
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if held.is_none() {
+            return Ok(None);
+        }
+        let fresh = sqlx::query(sql::<D>(&D::insert_ignore(
+            "scan_events_done (scan_id, event_uri) VALUES (?, ?)",
+        )))
+        .bind(scan_id)
+        .bind(event_uri)
+        .execute(&mut *tx)
+        .await?;
+        if D::rows_affected(&fresh) == 1 {
+            for booking in bookings {
+                Self::save_booking(&mut tx, scan_id, booking, now).await?;
+            }
+        }
+        let counts = Self::email_counts_in(&mut tx, scan_id).await?;
+        tx.commit().await?;
+        Ok(Some(counts))
+    }
+
+    async fn email_counts(&self, scan_id: &str) -> StoreResult<EmailCounts> {
+        let mut conn = self.reader.acquire().await?;
+        Self::email_counts_in(&mut conn, scan_id).await
+    }
+
+    async fn done_events(&self, scan_id: &str) -> StoreResult<HashSet<String>> {
+        let uris: Vec<String> = sqlx::query_scalar(sql::<D>(
+            "SELECT event_uri FROM scan_events_done WHERE scan_id = ?",
+        ))
+        .bind(scan_id)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(uris.into_iter().collect())
+    }
+
+    async fn finish_scan(
+        &self,
+        scan_id: &str,
+        owner: &str,
+        status: ScanStatus,
+        error_message: Option<&str>,
+        figures: &Progress,
+        logs: &[LogRow],
+        completed_at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        if !Self::update_figures(&mut tx, scan_id, owner, figures).await? {
+            return Ok(false);
+        }
+        Self::insert_logs(&mut tx, scan_id, logs).await?;
+        sqlx::query(sql::<D>(
+            "UPDATE scan_progress SET status = ?, error_message = ?, completed_at = ?, \
+             owner = NULL, lease_until_ms = NULL, cancel_requested = ? WHERE scan_id = ?",
+        ))
+        .bind(status.as_str())
+        .bind(error_message)
+        .bind(D::to_db(completed_at))
+        .bind(false)
+        .bind(scan_id)
+        .execute(&mut *tx)
+        .await?;
+        Self::notify(&mut tx, &Wakeup::event(scan_id, figures.last_event_id)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn renew_lease(&self, scan_id: &str, owner: &str, until_ms: i64) -> StoreResult<Lease> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(sql::<D>(
+            "UPDATE scan_progress SET lease_until_ms = ? \
+             WHERE scan_id = ? AND owner = ? AND status = 'running'",
+        ))
+        .bind(until_ms)
+        .bind(scan_id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if D::rows_affected(&done) != 1 {
+            return Ok(Lease::Lost);
+        }
+        let cancel: bool = sqlx::query_scalar(sql::<D>(
+            "SELECT cancel_requested FROM scan_progress WHERE scan_id = ?",
+        ))
+        .bind(scan_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(if cancel {
+            Lease::CancelRequested
+        } else {
+            Lease::Held
+        })
+    }
+
+    async fn request_cancel(&self, scan_id: &str) -> StoreResult<Option<ScanStatus>> {
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(sql::<D>(
+            "UPDATE scan_progress SET cancel_requested = ? WHERE scan_id = ? AND status = 'running'",
+        ))
+        .bind(true)
+        .bind(scan_id)
+        .execute(&mut *tx)
+        .await?;
+        let status = if D::rows_affected(&done) == 1 {
+            Self::notify(&mut tx, &Wakeup::Cancel(scan_id.to_owned())).await?;
+            Some(ScanStatus::Running)
+        } else {
+            Self::scan_in(&mut tx, scan_id, "")
+                .await?
+                .map(|row| row.status)
+        };
+        tx.commit().await?;
+        Ok(status)
+    }
+
+    async fn interrupt_stale(
+        &self,
+        now_ms: i64,
+        all: bool,
+        message: &Texts,
+        at: DateTime<Utc>,
+    ) -> StoreResult<Vec<ScanRow>> {
+        let mut tx = self.writer.begin().await?;
+        // SKIP LOCKED: a scan its owner is writing right now is not stale.
+        let stale: Vec<(String, i64)> = sqlx::query_as(sql::<D>(&format!(
+            "SELECT scan_id, last_event_id FROM scan_progress WHERE status = 'running' \
+             AND (? OR lease_until_ms IS NULL OR lease_until_ms < ?){}",
+            D::FOR_UPDATE_SKIP_LOCKED
+        )))
+        .bind(all)
+        .bind(now_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut rows = Vec::with_capacity(stale.len());
+        for (scan_id, last) in stale {
+            let log = LogRow {
+                id: last + 1,
+                message: message.clone(),
+                created_at: at,
+            };
+            // One id more than the line: the `done` event's, as for every
+            // finished scan.
+            let done_id = log.id + 1;
+            sqlx::query(sql::<D>(
+                "UPDATE scan_progress SET status = 'interrupted', owner = NULL, \
+                 lease_until_ms = NULL, cancel_requested = ?, completed_at = ?, \
+                 last_event_id = ? WHERE scan_id = ?",
+            ))
+            .bind(false)
+            .bind(D::to_db(at))
+            .bind(done_id)
+            .bind(scan_id.as_str())
+            .execute(&mut *tx)
+            .await?;
+            Self::insert_logs(&mut tx, &scan_id, std::slice::from_ref(&log)).await?;
+            Self::notify(&mut tx, &Wakeup::event(&scan_id, done_id)).await?;
+            if let Some(row) = Self::scan_in(&mut tx, &scan_id, "").await? {
+                rows.push(row);
+            }
+        }
+        tx.commit().await?;
+        Ok(rows)
+    }
+
+    async fn customers(
+        &self,
+        query: &str,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<(Vec<Customer>, i64)> {
+        let pattern = super::like_pattern(query);
+        let filter = "(email LIKE ? ESCAPE '!' OR name_folded LIKE ? ESCAPE '!')";
+        let total: i64 = sqlx::query_scalar(sql::<D>(&format!(
+            "SELECT COUNT(*) FROM customers WHERE {filter}"
+        )))
+        .bind(pattern.as_str())
+        .bind(pattern.as_str())
+        .fetch_one(&self.reader)
+        .await?;
+        let customers = sqlx::query(sql::<D>(&format!(
+            "SELECT email, name, bookings, first_booking_at, last_booking_at, created_by_scan, \
+             created_at FROM customers WHERE {filter} ORDER BY id DESC LIMIT ? OFFSET ?"
+        )))
+        .bind(pattern.as_str())
+        .bind(pattern.as_str())
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(Customer {
+                email: row.try_get("email")?,
+                name: row.try_get("name")?,
+                bookings: row.try_get("bookings")?,
+                first_booking_at: Self::opt_time(row, "first_booking_at")?,
+                last_booking_at: Self::opt_time(row, "last_booking_at")?,
+                created_by_scan: row.try_get("created_by_scan")?,
+                created_at: Self::time(row, "created_at")?,
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+        Ok((customers, total))
+    }
+
+    async fn create_session(
+        &self,
+        id_hash: &str,
+        username: &str,
+        expires_ms: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        // Expired sessions are cleared whenever someone logs in.
+        sqlx::query(sql::<D>("DELETE FROM sessions WHERE expires_ms <= ?"))
+            .bind(crate::time::now_ms())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(sql::<D>(
+            "INSERT INTO sessions (id_hash, username, expires_ms) VALUES (?, ?, ?)",
+        ))
+        .bind(id_hash)
+        .bind(username)
+        .bind(expires_ms)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn touch_session(
+        &self,
+        id_hash: &str,
+        now_ms: i64,
+        expires_ms: i64,
+    ) -> StoreResult<Option<String>> {
+        let found: Option<(String, i64)> = sqlx::query_as(sql::<D>(
+            "SELECT username, expires_ms FROM sessions WHERE id_hash = ?",
+        ))
+        .bind(id_hash)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some((user, current)) = found.filter(|(_, until)| *until > now_ms) else {
+            return Ok(None);
+        };
+        // Slide the expiry at most once a minute: most requests only read.
+        if current < expires_ms - super::SESSION_SLIDE_MS {
+            sqlx::query(sql::<D>(
+                "UPDATE sessions SET expires_ms = ? WHERE id_hash = ?",
+            ))
+            .bind(expires_ms)
+            .bind(id_hash)
+            .execute(&self.writer)
+            .await?;
+        }
+        Ok(Some(user))
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> StoreResult<()> {
+        sqlx::query(sql::<D>("DELETE FROM sessions WHERE id_hash = ?"))
+            .bind(id_hash)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn wakeups(&self) -> StoreResult<Option<BoxStream<'static, Wakeup>>> {
+        D::wakeups(&self.writer).await
+    }
+}
