@@ -147,20 +147,31 @@ impl Scans {
         Ok(rows)
     }
 
-    /// Sweeps expired leases every half lease until shutdown.
+    /// Sweeps expired leases until shutdown: just after the running scan's
+    /// lease ends, and every half lease to notice scans started elsewhere.
     pub fn spawn_lease_sweeper(&self) {
         let scans = self.clone();
         let period = (self.inner.settings.lease / 2).max(Duration::from_millis(100));
         self.inner.tasks.spawn(async move {
-            let mut tick = tokio::time::interval(period);
             loop {
+                if let Err(error) = scans.interrupt_stale(false).await {
+                    tracing::warn!(%error, "cannot sweep scan leases");
+                }
+                let wait = match scans.inner.store.next_lease_end().await {
+                    Ok(Some(end_ms)) => {
+                        // A little after the end, so the lease has surely run out.
+                        let left = end_ms + 20 - crate::time::now_ms();
+                        Duration::from_millis(left.max(10) as u64).min(period)
+                    }
+                    Ok(None) => period,
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot read scan leases");
+                        period
+                    }
+                };
                 tokio::select! {
                     _ = scans.inner.shutdown.cancelled() => return,
-                    _ = tick.tick() => {
-                        if let Err(error) = scans.interrupt_stale(false).await {
-                            tracing::warn!(%error, "cannot sweep scan leases");
-                        }
-                    }
+                    _ = tokio::time::sleep(wait) => {}
                 }
             }
         });

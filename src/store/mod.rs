@@ -364,6 +364,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// asked it to stop.
     async fn renew_lease(&self, scan_id: &str, owner: &str, until_ms: i64) -> StoreResult<Lease>;
 
+    /// When the earliest lease of a running scan ends (unix ms).
+    async fn next_lease_end(&self) -> StoreResult<Option<i64>>;
+
     /// Asks the running scan to stop, whichever instance runs it; its owner
     /// learns at its next heartbeat, or at once from a [`Wakeup::Cancel`].
     /// Returns the scan's status (`Running`: asked), `None` if there is no

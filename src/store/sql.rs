@@ -612,6 +612,14 @@ where
         })
     }
 
+    async fn next_lease_end(&self) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(sql::<D>(
+            "SELECT MIN(lease_until_ms) FROM scan_progress WHERE status = 'running'",
+        ))
+        .fetch_one(&self.reader)
+        .await?)
+    }
+
     async fn request_cancel(&self, scan_id: &str) -> StoreResult<Option<ScanStatus>> {
         let mut tx = self.writer.begin().await?;
         let done = sqlx::query(sql::<D>(

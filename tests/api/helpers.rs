@@ -177,6 +177,8 @@ impl Default for AppOptions {
 /// simulator behind it. Stops when dropped.
 pub struct TestApp {
     pub base: String,
+    /// The database it uses, for a second instance to share.
+    pub database_url: String,
     pub sim: TestSim,
     pub state: AppState,
     pub http: reqwest::Client,
@@ -312,7 +314,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     });
     let settings = Settings {
         bind: "127.0.0.1:0".parse().unwrap(),
-        database_url: db_url,
+        database_url: db_url.clone(),
         calendly,
         organization: None,
         admin_user: "admin".into(),
@@ -335,6 +337,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     let server = tokio::spawn(app.run_until_stopped());
     TestApp {
         base,
+        database_url: db_url,
         sim,
         state,
         http: reqwest::Client::new(),
@@ -396,7 +399,7 @@ impl TestApp {
             request = request.header("Last-Event-ID", id.to_string());
         }
         let response = request.send().await.unwrap();
-        SseStream::new(response)
+        SseStream::from_response(response)
     }
 
     /// Follows a scan's stream to its `done` and returns every event.
@@ -427,7 +430,7 @@ pub struct SseStream {
 }
 
 impl SseStream {
-    fn new(response: reqwest::Response) -> Self {
+    pub fn from_response(response: reqwest::Response) -> Self {
         Self {
             status: response.status(),
             body: response.bytes_stream().boxed(),
@@ -512,4 +515,66 @@ pub fn log_lines(events: &[SseEvent]) -> Vec<(i64, String)> {
         }
     }
     lines
+}
+
+/// Ids strictly increase, progress never goes down, one `done` at the end.
+pub fn assert_well_formed(events: &[SseEvent]) {
+    assert_eq!(events[0].event, "snapshot");
+    let ids: Vec<i64> = events
+        .iter()
+        .map(|e| e.id.expect("every event has an id"))
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1]),
+        "ids must strictly increase: {ids:?}"
+    );
+    let progress: Vec<i64> = events
+        .iter()
+        .filter_map(|e| e.data["progress"].as_i64())
+        .collect();
+    assert!(
+        progress.windows(2).all(|w| w[0] <= w[1]),
+        "progress went down: {progress:?}"
+    );
+    assert_eq!(events.iter().filter(|e| e.event == "done").count(), 1);
+    assert_eq!(events.last().unwrap().event, "done");
+}
+
+/// Every customer of the calscan at `base`, page by page.
+pub async fn all_customers(http: &reqwest::Client, base: &str) -> Vec<Value> {
+    let mut customers = Vec::new();
+    for page in 1.. {
+        let body: Value = http
+            .get(format!("{base}/api/customers?page={page}"))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let rows = body["customers"].as_array().unwrap();
+        if rows.is_empty() {
+            return customers;
+        }
+        customers.extend(rows.iter().cloned());
+    }
+    unreachable!("pages are counted until one is empty")
+}
+
+/// Asserts that the customers are exactly `expected`, each once, with one
+/// booking per invitee record of the simulator.
+pub fn assert_customers(customers: &[Value], expected: &BTreeSet<String>, invitees: usize) {
+    let emails: Vec<&str> = customers
+        .iter()
+        .map(|c| c["email"].as_str().unwrap())
+        .collect();
+    let distinct: BTreeSet<String> = emails.iter().map(|e| (*e).to_owned()).collect();
+    assert_eq!(distinct.len(), emails.len(), "duplicate customers");
+    assert_eq!(&distinct, expected);
+    let bookings: i64 = customers
+        .iter()
+        .map(|c| c["bookings"].as_i64().unwrap())
+        .sum();
+    assert_eq!(bookings, invitees as i64);
 }

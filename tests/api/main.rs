@@ -7,6 +7,7 @@ mod browser;
 mod calendly_client;
 mod cli;
 mod helpers;
+mod instances;
 mod pages;
 mod parsing;
 mod scans;

@@ -9,7 +9,9 @@ use calscan::store::{LogRow, NewScan, Progress, StartOutcome};
 use chrono::Utc;
 use serde_json::Value;
 
-use crate::helpers::{AppOptions, SseEvent, log_lines, spawn_app};
+use crate::helpers::{
+    AppOptions, all_customers, assert_customers, assert_well_formed, log_lines, spawn_app,
+};
 
 /// A running scan as another process would have written it, its lease
 /// ending `lease_ms` from now.
@@ -38,29 +40,6 @@ fn slow(latency_ms: u64) -> AppOptions {
         tweak_sim: Box::new(move |c| c.latency = Duration::from_millis(latency_ms)),
         ..AppOptions::default()
     }
-}
-
-/// Ids strictly increase, progress never goes down, one `done` at the end.
-fn assert_well_formed(events: &[SseEvent]) {
-    assert_eq!(events[0].event, "snapshot");
-    let ids: Vec<i64> = events
-        .iter()
-        .map(|e| e.id.expect("every event has an id"))
-        .collect();
-    assert!(
-        ids.windows(2).all(|w| w[0] < w[1]),
-        "ids must strictly increase: {ids:?}"
-    );
-    let progress: Vec<i64> = events
-        .iter()
-        .filter_map(|e| e.data["progress"].as_i64())
-        .collect();
-    assert!(
-        progress.windows(2).all(|w| w[0] <= w[1]),
-        "progress went down: {progress:?}"
-    );
-    assert_eq!(events.iter().filter(|e| e.event == "done").count(), 1);
-    assert_eq!(events.last().unwrap().event, "done");
 }
 
 #[tokio::test]
@@ -324,30 +303,9 @@ async fn resume_continues_from_the_checkpoint_with_exact_counts_and_no_duplicate
         "fetched {fetched} after {scanned_before} were done"
     );
 
-    let customers = app.get_json("/api/customers?page=1").await;
-    assert_eq!(customers["total"], expected.len() as i64);
-    // Every booking counted once: the bookings of all customers add up to
-    // the invitee records with a usable email.
-    let mut page = 1;
-    let mut bookings = 0;
-    let mut emails = std::collections::BTreeSet::new();
-    loop {
-        let body = app.get_json(&format!("/api/customers?page={page}")).await;
-        let rows = body["customers"].as_array().unwrap().clone();
-        if rows.is_empty() {
-            break;
-        }
-        for c in rows {
-            bookings += c["bookings"].as_i64().unwrap();
-            assert!(
-                emails.insert(c["email"].as_str().unwrap().to_owned()),
-                "duplicate customer"
-            );
-        }
-        page += 1;
-    }
-    assert_eq!(emails, expected);
-    assert_eq!(bookings, app.sim.org().invitee_count() as i64);
+    // Every customer once, every booking counted once.
+    let customers = all_customers(&app.http, &app.base).await;
+    assert_customers(&customers, &expected, app.sim.org().invitee_count());
 }
 
 #[tokio::test]
