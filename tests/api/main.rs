@@ -12,3 +12,4 @@ mod pages;
 mod parsing;
 mod scans;
 mod simulator;
+mod upgrade;

@@ -1,0 +1,195 @@
+//! Upgrades: a database migrated by the previous release, with its data,
+//! migrates to the current schema with nothing lost, and keeps working.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use serde_json::Value;
+use sqlx::migrate::Migrator;
+
+use crate::helpers::{AppOptions, all_customers, backend, fresh_database, log_lines, spawn_app};
+
+const DONE: &str = "scan_01jqprevrelease0000000001";
+const INTERRUPTED: &str = "scan_01jqprevrelease0000000002";
+
+/// The migrations of `backend` the previous release had applied, and its data.
+fn previous_release(backend: &str) -> (String, i64, String) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let last = match backend {
+        // 0.1.0: the first schema.
+        "sqlite" | "postgres" => 1,
+        // No release had MySQL: its first schema stands in.
+        _ => 7,
+    };
+    let data = std::fs::read_to_string(format!(
+        "{root}/tests/fixtures/previous_release/{backend}.sql"
+    ))
+    .unwrap();
+    (format!("{root}/migrations/{backend}"), last, data)
+}
+
+/// Migrates `url` as the previous release did and loads its data.
+async fn as_previous_release_left_it(url: &str) {
+    let (dir, last, data) = previous_release(backend());
+    let mut migrator = Migrator::new(Path::new(&dir)).await.unwrap();
+    let earlier: Vec<_> = migrator
+        .migrations
+        .iter()
+        .filter(|m| m.version <= last)
+        .cloned()
+        .collect();
+    assert_eq!(
+        earlier.len() as i64,
+        last,
+        "the previous release's migrations"
+    );
+    migrator.migrations = Cow::Owned(earlier);
+    let data = sqlx::AssertSqlSafe(data);
+    match backend() {
+        "sqlite" => {
+            let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+            let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
+                .await
+                .unwrap();
+            migrator.run(&pool).await.unwrap();
+            sqlx::raw_sql(data).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        "postgres" => {
+            let pool = sqlx::PgPool::connect(url).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            sqlx::raw_sql(data).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+        _ => {
+            let pool = sqlx::MySqlPool::connect(url).await.unwrap();
+            migrator.run(&pool).await.unwrap();
+            sqlx::raw_sql(data).execute(&pool).await.unwrap();
+            pool.close().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_database_of_the_previous_release_upgrades_with_nothing_lost_and_keeps_working() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, drop_database) = fresh_database(&dir).await;
+    as_previous_release_left_it(&url).await;
+
+    // Starting the server migrates; a second start finds nothing to do.
+    calscan::store::connect(&url).await.unwrap();
+    let app = spawn_app(AppOptions {
+        database_url: Some(url),
+        ..AppOptions::default()
+    })
+    .await;
+
+    let history = app.get_json("/api/scans").await;
+    let ids: Vec<&str> = history["scans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["scan_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [INTERRUPTED, DONE]);
+
+    let done = app.get_json(&format!("/api/scans/{DONE}")).await;
+    let expect = [
+        ("status", Value::from("completed")),
+        ("mode", "full".into()),
+        ("progress", 100.into()),
+        ("current_step", "✅ Fertig".into()),
+        ("events_scanned", 3.into()),
+        ("events_total", 3.into()),
+        ("emails_found", 2.into()),
+        ("new_count", 2.into()),
+        ("existing_count", 0.into()),
+        ("error_message", Value::Null),
+        ("started_at", "2026-05-04T10:00:00.000Z".into()),
+        ("completed_at", "2026-05-04T10:00:05.250Z".into()),
+        ("duration", 5.2.into()),
+        ("last_event_id", 4.into()),
+    ];
+    for (key, value) in expect {
+        assert_eq!(done[key], value, "{key}");
+    }
+    // The log, in both languages, with its event ids.
+    let events = app.follow(DONE).await;
+    assert_eq!(
+        log_lines(&events),
+        [
+            (1, "🚀 Calendly Scan gestartet".to_owned()),
+            (2, "✅ 3 Events von Calendly geladen".to_owned()),
+            (
+                3,
+                "🎉 Scan abgeschlossen: 3 Events, 2 Emails, 2 neu".to_owned()
+            ),
+        ]
+    );
+    assert_eq!(events.last().unwrap().id, Some(4));
+    let english: Value = app
+        .http
+        .get(app.url(&format!("/api/scans/{DONE}")))
+        .bearer_auth(crate::helpers::API_TOKEN)
+        .header("Accept-Language", "en")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        english["logs"][1]["message"],
+        "✅ 3 events loaded from Calendly"
+    );
+
+    let customers = all_customers(&app.http, &app.base).await;
+    assert_eq!(
+        customers,
+        [
+            serde_json::json!({
+                "email": "ben@example.com",
+                "name": "Ben O'Brien <b>",
+                "bookings": 1,
+                "first_booking_at": "2026-04-03T15:30:00.000Z",
+                "last_booking_at": "2026-04-03T15:30:00.000Z",
+                "created_by_scan": DONE,
+                "created_at": "2026-05-04T10:00:03.000Z",
+            }),
+            serde_json::json!({
+                "email": "anna.müller@example.de",
+                "name": "Anna Müller",
+                "bookings": 2,
+                "first_booking_at": "2026-04-01T09:00:00.000Z",
+                "last_booking_at": "2026-04-08T09:00:00.000Z",
+                "created_by_scan": DONE,
+                "created_at": "2026-05-04T10:00:02.000Z",
+            }),
+        ]
+    );
+    // Search still folds case beyond ASCII.
+    let found = app.get_json("/api/customers?q=M%C3%9CLLER").await;
+    assert_eq!(found["total"], 1);
+
+    // The interrupted scan resumes on the new schema from its checkpoint:
+    // its one email so far stays counted, every simulated one is new.
+    let expected = app.sim.expected_emails();
+    assert_eq!(
+        app.post(&format!("/api/scans/{INTERRUPTED}/resume"))
+            .await
+            .status(),
+        202
+    );
+    let resumed = app.follow(INTERRUPTED).await;
+    let end = &resumed.last().unwrap().data;
+    assert_eq!(end["status"], "completed");
+    assert_eq!(end["emails_found"], expected.len() as i64 + 1);
+    assert_eq!(end["new_count"], expected.len() as i64);
+    assert_eq!(end["existing_count"], 1);
+    assert_eq!(app.customer_total().await, expected.len() as i64 + 2);
+
+    drop(app);
+    if let Some(drop_database) = drop_database {
+        drop_database();
+    }
+}
