@@ -362,6 +362,17 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A GET with `Accept-Language: lang`.
+    pub async fn get_in(&self, path: &str, lang: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(API_TOKEN)
+            .header("Accept-Language", lang)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn post(&self, path: &str) -> reqwest::Response {
         self.http
             .post(self.url(path))

@@ -462,16 +462,14 @@ async fn each_reader_gets_the_log_in_its_own_language() {
     let app = spawn_app(AppOptions::default()).await;
     let scan_id = app.start_scan().await;
     app.follow(&scan_id).await;
-    let read = |lang: &'static str| {
-        let request = app
-            .http
-            .get(app.url(&format!("/api/scans/{scan_id}")))
-            .bearer_auth(crate::helpers::API_TOKEN)
-            .header("Accept-Language", lang);
-        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
-    };
-    let english = read("en-GB,en;q=0.9").await;
-    let german = read("de").await;
+    let path = format!("/api/scans/{scan_id}");
+    let english: Value = app
+        .get_in(&path, "en-GB,en;q=0.9")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let german: Value = app.get_in(&path, "de").await.json().await.unwrap();
     let lines = |v: &Value| -> Vec<String> {
         v["logs"]
             .as_array()
@@ -491,13 +489,8 @@ async fn each_reader_gets_the_log_in_its_own_language() {
     assert_eq!(lines(&english).len(), lines(&german).len());
 
     let streamed = app
-        .http
-        .get(app.url(&format!("/api/scans/{scan_id}/events")))
-        .bearer_auth(crate::helpers::API_TOKEN)
-        .header("Accept-Language", "en")
-        .send()
+        .get_in(&format!("/api/scans/{scan_id}/events"), "en")
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();

@@ -128,13 +128,8 @@ async fn a_database_of_the_previous_release_upgrades_with_nothing_lost_and_keeps
     );
     assert_eq!(events.last().unwrap().id, Some(4));
     let english: Value = app
-        .http
-        .get(app.url(&format!("/api/scans/{DONE}")))
-        .bearer_auth(crate::helpers::API_TOKEN)
-        .header("Accept-Language", "en")
-        .send()
+        .get_in(&format!("/api/scans/{DONE}"), "en")
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
