@@ -35,7 +35,8 @@ pub trait Dialect: Database {
     const BACKEND: &'static str;
     /// Whether only one process uses the database (see [`Store::single_process`]).
     const SINGLE_PROCESS: bool;
-    /// The two-argument maximum and minimum that ignore neither argument.
+    /// The two-argument maximum and minimum: `GREATEST` and `LEAST`, or
+    /// SQLite's scalar `MAX` and `MIN`.
     const GREATEST: &'static str;
     const LEAST: &'static str;
     /// Appended to a `SELECT` to lock its rows until the transaction ends;
