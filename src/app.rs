@@ -118,12 +118,21 @@ impl Application {
     /// Binds, opens and migrates the database, recovers scans a dead process
     /// left running, and prepares the routes. `shutdown` stops it.
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(settings.bind)
-            .await
-            .with_context(|| format!("cannot listen on {}", settings.bind))?;
         let store = store::connect(&settings.database_url)
             .await
             .context("cannot open the database")?;
+        Self::with_store(settings, store, shutdown).await
+    }
+
+    /// [`Self::build`] on a store already open (`settings.database_url` is
+    /// not read).
+    pub async fn with_store(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        let listener =
+            listen(settings.bind).with_context(|| format!("cannot listen on {}", settings.bind))?;
         let calendly = settings
             .calendly
             .map(CalendlyClient::new)
@@ -199,4 +208,17 @@ impl Application {
         state.scans.drain(Duration::from_secs(5)).await;
         Ok(())
     }
+}
+
+/// A listener with a backlog for thousands of streams connecting at once
+/// (the kernel caps it at `net.core.somaxconn`).
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }

@@ -3,6 +3,8 @@
 
 pub mod app;
 pub mod auth;
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod calendly;
 pub mod config;
 pub mod error;

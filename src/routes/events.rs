@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
@@ -25,14 +25,11 @@ use super::scans::{ScanIdPath, load_scan, logs_after, parse_event_id};
 use crate::app::AppState;
 use crate::auth::Admin;
 use crate::error::AppError;
-use crate::i18n::Lang;
 use crate::scan::status::{EventKind, Published, StatusObject};
 use crate::store::{ScanRow, ScanStatus};
 
 /// Comments keep proxies and browsers from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
-/// How soon a browser reconnects after the stream broke.
-const RETRY: Duration = Duration::from_secs(2);
 /// How often a scan running elsewhere is re-read where no wake-ups come
 /// (SQLite, MySQL).
 const POLL: Duration = Duration::from_millis(500);
@@ -81,32 +78,42 @@ async fn events(
     let first = Published::new(snapshot_id, EventKind::Snapshot, |lang| {
         StatusObject::new(&row, Some(&logs), now, lang)
     });
-    let stream = follow(state.clone(), row, first, live)
-        .map(move |published| Ok::<Event, Infallible>(to_sse(&published, lang)))
-        .take_until(state.shutdown.clone().cancelled_owned());
-    let sse = Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE));
+    let frames = follow(state.clone(), row, first, live).map(move |p| p.frame(lang));
+    let body = with_keep_alive(frames).take_until(state.shutdown.clone().cancelled_owned());
     Ok((
         [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
             (
                 HeaderName::from_static("x-accel-buffering"),
                 HeaderValue::from_static("no"),
             ),
-            (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
         ],
-        sse,
+        Body::from_stream(body.map(Ok::<Bytes, Infallible>)),
     )
         .into_response())
 }
 
-fn to_sse(published: &Published, lang: Lang) -> Event {
-    let event = Event::default()
-        .id(published.id.to_string())
-        .event(published.kind.as_str())
-        .data(published.data(lang));
-    if published.kind == EventKind::Snapshot {
-        event.retry(RETRY)
-    } else {
-        event
+/// The frames, and a comment every [`KEEP_ALIVE`] so that no proxy takes
+/// a quiet stream for a dead one; ends with the frames. Each frame is
+/// encoded once per language and shared by every subscriber.
+fn with_keep_alive(frames: impl Stream<Item = Bytes>) -> impl Stream<Item = Bytes> {
+    async_stream::stream! {
+        let mut frames = std::pin::pin!(frames);
+        let mut quiet = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+        loop {
+            tokio::select! {
+                biased;
+                frame = frames.next() => match frame {
+                    Some(frame) => yield frame,
+                    None => return,
+                },
+                _ = quiet.tick() => yield Bytes::from_static(b":\n\n"),
+            }
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //! store; the scan task writes each change once, to the store and to the
 //! scan's channel; streams and status requests only read.
 
-mod progress;
+pub(crate) mod progress;
 pub mod registry;
 mod runner;
 pub mod status;
@@ -81,6 +81,8 @@ pub struct Scans {
 pub(crate) struct Inner {
     store: Arc<dyn Store>,
     registry: Registry,
+    /// The one writer of every scan's progress.
+    journal: progress::Journal,
     calendly: Option<CalendlyClient>,
     settings: ScanSettings,
     /// This process, as the owner of the leases it holds.
@@ -100,6 +102,7 @@ impl Scans {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                journal: progress::Journal::start(store.clone()),
                 store,
                 registry: Registry::new(settings.stream_buffer),
                 calendly,
@@ -276,6 +279,31 @@ impl Scans {
     /// The live events of a scan running in this process.
     pub fn subscribe(&self, scan_id: &str) -> Option<broadcast::Receiver<Arc<Published>>> {
         self.inner.registry.subscribe(scan_id)
+    }
+
+    /// Makes `row`, a running scan this instance owns, live here without a
+    /// scan task: the caller reports its changes (synthetic scans of the
+    /// load generator).
+    #[cfg(feature = "bench")]
+    pub(crate) fn adopt(&self, row: ScanRow) -> progress::Reporter {
+        let channel = self
+            .inner
+            .registry
+            .register(&row.scan_id, CancellationToken::new());
+        progress::Reporter::start(
+            &self.inner.journal,
+            row,
+            self.inner.instance.clone(),
+            self.inner.settings.lang,
+            channel,
+            CancellationToken::new(),
+        )
+    }
+
+    /// This process, as the owner of the leases it holds.
+    #[cfg(feature = "bench")]
+    pub(crate) fn instance(&self) -> &str {
+        &self.inner.instance
     }
 
     fn spawn(&self, row: ScanRow, resumed: bool) {

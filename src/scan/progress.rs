@@ -1,25 +1,27 @@
 //! Write-through progress: every change a scan makes is written once to the
 //! store and then published to its watchers, in id order.
 //!
-//! The scan task never waits for the database to report progress: it hands
-//! changes to a writer task, which takes whatever has queued up, writes it in
-//! one transaction and publishes it. Idle, a change is out in about a
-//! millisecond; under load, lines batch themselves. Publishing only after
-//! the write means a watcher who reconnects finds in the database everything
-//! it may have missed live.
+//! A scan task never waits for the database to report progress: it hands
+//! changes to the [`Journal`], the one writer of the process, which takes
+//! whatever has queued up from every scan, writes it in one transaction
+//! (group commit) and then publishes it. Idle, a change is out in about a
+//! millisecond; under load, lines and scans batch themselves. Publishing
+//! only after the write means a watcher who reconnects finds in the database
+//! everything it may have missed live.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::Utc;
-use tokio::sync::{broadcast, mpsc};
-use tokio::task::JoinHandle;
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::status::{EventKind, Published};
 use crate::i18n::{Lang, Msg, Texts};
-use crate::store::{LogRow, Progress, ScanRow, ScanStatus, Store};
+use crate::store::{Finish, LogRow, Progress, ScanRow, ScanStatus, ScanWrite, Store};
 
-/// At most this many queued changes go into one transaction.
+/// At most this many queued changes, of all scans, go into one transaction.
 const MAX_BATCH: usize = 1_000;
 
 enum Change {
@@ -36,10 +38,47 @@ enum Change {
 /// The scan task's side: assigns event ids and queues changes.
 #[derive(Debug)]
 pub struct Reporter {
-    changes: mpsc::UnboundedSender<Change>,
-    writer: JoinHandle<()>,
+    key: u64,
+    journal: Journal,
     figures: Progress,
     lang: Lang,
+    /// Answers when the scan's end is written and published (or the
+    /// journal gave the scan up).
+    finished: oneshot::Receiver<()>,
+}
+
+/// The process's one writer of scan progress; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    sender: mpsc::UnboundedSender<Message>,
+    next_key: Arc<AtomicU64>,
+}
+
+enum Message {
+    Open(Box<Open>),
+    Change(u64, Change),
+}
+
+/// A scan the journal writes for.
+struct Open {
+    key: u64,
+    row: ScanRow,
+    owner: String,
+    channel: broadcast::Sender<Arc<Published>>,
+    lost: CancellationToken,
+    finished: oneshot::Sender<()>,
+}
+
+impl Journal {
+    /// Starts the writer task; it ends when the last clone and reporter are gone.
+    pub fn start(store: Arc<dyn Store>) -> Self {
+        let (sender, queue) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(store, queue));
+        Self {
+            sender,
+            next_key: Arc::new(AtomicU64::new(0)),
+        }
+    }
 }
 
 impl std::fmt::Debug for Change {
@@ -53,25 +92,39 @@ impl std::fmt::Debug for Change {
 }
 
 impl Reporter {
-    /// Starts the writer for `row`, a scan `owner` holds. `lost` is
+    /// Reports for `row`, a scan `owner` holds, through `journal`. `lost` is
     /// cancelled when the store refuses a write (the lease is gone).
     pub fn start(
-        store: Arc<dyn Store>,
+        journal: &Journal,
         row: ScanRow,
         owner: String,
         lang: Lang,
         channel: broadcast::Sender<Arc<Published>>,
         lost: CancellationToken,
     ) -> Self {
-        let (changes, queue) = mpsc::unbounded_channel();
+        let key = journal.next_key.fetch_add(1, Ordering::Relaxed);
+        let (done, finished) = oneshot::channel();
         let figures = row.figures.clone();
-        let writer = tokio::spawn(write_loop(store, row, owner, queue, channel, lost));
+        // The writer outlives every sender; a send fails only after it gave up.
+        let _ = journal.sender.send(Message::Open(Box::new(Open {
+            key,
+            row,
+            owner,
+            channel,
+            lost,
+            finished: done,
+        })));
         Self {
-            changes,
-            writer,
+            key,
+            journal: journal.clone(),
             figures,
             lang,
+            finished,
         }
+    }
+
+    fn send(&self, change: Change) {
+        let _ = self.journal.sender.send(Message::Change(self.key, change));
     }
 
     pub fn lang(&self) -> Lang {
@@ -89,13 +142,17 @@ impl Reporter {
 
     /// Appends a log line.
     pub fn log(&mut self, msg: Msg<'_>) {
+        self.line(Texts::of(&msg));
+    }
+
+    /// Appends a log line of given text.
+    pub fn line(&mut self, message: Texts) {
         let line = LogRow {
             id: self.next_id(),
-            message: Texts::of(&msg),
+            message,
             created_at: Utc::now(),
         };
-        // The writer outlives every sender; a send fails only after it gave up.
-        let _ = self.changes.send(Change::Log(line));
+        self.send(Change::Log(line));
     }
 
     /// Changes the figures; publishes them if anything changed. Progress
@@ -107,7 +164,7 @@ impl Reporter {
         self.figures.last_event_id = before.last_event_id;
         if self.figures != before {
             self.next_id();
-            let _ = self.changes.send(Change::Figures(self.figures.clone()));
+            self.send(Change::Figures(self.figures.clone()));
         }
     }
 
@@ -123,108 +180,137 @@ impl Reporter {
     /// Ends the scan with `status`, waits until it is written and published.
     pub async fn finish(mut self, status: ScanStatus, error: Option<String>) {
         let done_id = self.next_id();
-        let _ = self.changes.send(Change::Finish {
+        self.send(Change::Finish {
             status,
             error,
             done_id,
         });
-        drop(self.changes);
-        let _ = self.writer.await;
+        let _ = self.finished.await;
     }
 }
 
-async fn write_loop(
-    store: Arc<dyn Store>,
-    mut row: ScanRow,
-    owner: String,
-    mut queue: mpsc::UnboundedReceiver<Change>,
-    channel: broadcast::Sender<Arc<Published>>,
-    lost: CancellationToken,
-) {
+/// One scan's changes in a batch, folded: its lines, its newest figures,
+/// its end.
+#[derive(Default)]
+struct Pending {
+    logs: Vec<LogRow>,
+    figures: Option<Progress>,
+    finish: Option<(ScanStatus, Option<String>, i64)>,
+}
+
+async fn write_loop(store: Arc<dyn Store>, mut queue: mpsc::UnboundedReceiver<Message>) {
+    let mut scans: HashMap<u64, Open> = HashMap::new();
     let mut batch = Vec::new();
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let mut logs = Vec::new();
-        let mut figures: Option<Progress> = None;
-        let mut finish = None;
-        for change in batch.drain(..) {
+        // Each scan's changes, scans in the order they first changed.
+        let mut order: Vec<u64> = Vec::new();
+        let mut pending: HashMap<u64, Pending> = HashMap::new();
+        for message in batch.drain(..) {
+            let (key, change) = match message {
+                Message::Open(open) => {
+                    scans.insert(open.key, *open);
+                    continue;
+                }
+                Message::Change(key, change) => (key, change),
+            };
+            let p = pending.entry(key).or_insert_with(|| {
+                order.push(key);
+                Pending::default()
+            });
             match change {
-                Change::Log(line) => logs.push(line),
-                Change::Figures(f) => figures = Some(f),
+                Change::Log(line) => p.logs.push(line),
+                Change::Figures(f) => p.figures = Some(f),
                 Change::Finish {
                     status,
                     error,
                     done_id,
-                } => finish = Some((status, error, done_id)),
+                } => p.finish = Some((status, error, done_id)),
             }
         }
-        let progress_id = figures.as_ref().map(|f| f.last_event_id);
-        if let Some(f) = figures {
-            row.figures = f;
+        // A scan the journal gave up has nobody left to write for.
+        order.retain(|key| scans.contains_key(key));
+        for key in &order {
+            let (scan, p) = (&mut scans.get_mut(key).expect("retained"), &pending[key]);
+            if let Some(f) = &p.figures {
+                scan.row.figures = f.clone();
+            }
+            let newest = [
+                p.logs.last().map(|l| l.id),
+                p.figures.as_ref().map(|f| f.last_event_id),
+                p.finish.as_ref().map(|f| f.2),
+            ]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(scan.row.figures.last_event_id);
+            scan.row.figures.last_event_id = scan.row.figures.last_event_id.max(newest);
         }
-        let newest = [
-            logs.last().map(|l| l.id),
-            progress_id,
-            finish.as_ref().map(|f| f.2),
-        ]
-        .into_iter()
-        .flatten()
-        .max()
-        .unwrap_or(row.figures.last_event_id);
-        row.figures.last_event_id = row.figures.last_event_id.max(newest);
 
         let now = Utc::now();
-        let written = match &finish {
-            Some((status, error, _)) => {
-                store
-                    .finish_scan(
-                        &row.scan_id,
-                        &owner,
-                        *status,
-                        error.as_deref(),
-                        &row.figures,
-                        &logs,
-                        now,
-                    )
-                    .await
-            }
-            None => {
-                store
-                    .write_progress(&row.scan_id, &owner, &row.figures, &logs)
-                    .await
+        let writes: Vec<ScanWrite<'_>> = order
+            .iter()
+            .map(|key| {
+                let (scan, p) = (&scans[key], &pending[key]);
+                ScanWrite {
+                    scan_id: &scan.row.scan_id,
+                    owner: &scan.owner,
+                    figures: &scan.row.figures,
+                    logs: &p.logs,
+                    finish: p.finish.as_ref().map(|(status, error, _)| Finish {
+                        status: *status,
+                        error_message: error.as_deref(),
+                        completed_at: now,
+                    }),
+                }
+            })
+            .collect();
+        let written = store.write_scans(&writes).await;
+        drop(writes);
+        let held = match written {
+            Ok(held) => held,
+            Err(error) => {
+                tracing::error!(%error, scans = order.len(), "cannot write scan progress; the scans stop");
+                vec![false; order.len()]
             }
         };
-        match written {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::warn!(scan_id = %row.scan_id, "lost the scan's lease; it stops without writing");
-                lost.cancel();
-                return;
-            }
-            Err(error) => {
-                tracing::error!(scan_id = %row.scan_id, %error, "cannot write the scan's progress; it stops");
-                lost.cancel();
-                return;
-            }
-        }
 
-        // Published in id order, only after the write.
-        let mut events: Vec<Published> = logs.iter().map(Published::log).collect();
-        if let Some(id) = progress_id {
-            events.push(Published::status(id, EventKind::Progress, &row, now));
-        }
-        if let Some((status, error, done_id)) = finish {
-            row.status = status;
-            row.error_message = error;
-            row.completed_at = Some(now);
-            events.push(Published::status(done_id, EventKind::Done, &row, now));
-        }
-        events.sort_by_key(|e| e.id);
-        for event in events {
-            // No watcher is not an error.
-            let _ = channel.send(Arc::new(event));
-        }
-        if row.completed_at.is_some() {
-            return;
+        for (key, held) in order.iter().zip(held) {
+            let p = pending.remove(key).unwrap_or_default();
+            if !held {
+                if let Some(scan) = scans.remove(key) {
+                    tracing::warn!(scan_id = %scan.row.scan_id, "lost the scan's lease; it stops without writing");
+                    scan.lost.cancel();
+                }
+                continue;
+            }
+            let Some(scan) = scans.get_mut(key) else {
+                continue;
+            };
+            // Published in id order, only after the write.
+            let mut events: Vec<Published> = p.logs.iter().map(Published::log).collect();
+            if let Some(f) = &p.figures {
+                events.push(Published::status(
+                    f.last_event_id,
+                    EventKind::Progress,
+                    &scan.row,
+                    now,
+                ));
+            }
+            let finished = p.finish.is_some();
+            if let Some((status, error, done_id)) = p.finish {
+                scan.row.status = status;
+                scan.row.error_message = error;
+                scan.row.completed_at = Some(now);
+                events.push(Published::status(done_id, EventKind::Done, &scan.row, now));
+            }
+            events.sort_by_key(|e| e.id);
+            for event in events {
+                // No watcher is not an error.
+                let _ = scan.channel.send(Arc::new(event));
+            }
+            if finished && let Some(scan) = scans.remove(key) {
+                let _ = scan.finished.send(());
+            }
         }
     }
 }

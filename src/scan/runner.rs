@@ -41,7 +41,7 @@ pub(super) async fn run(
     let scan_id = row.scan_id.clone();
     let lost = CancellationToken::new();
     let mut reporter = Reporter::start(
-        inner.store.clone(),
+        &inner.journal,
         row,
         inner.instance.clone(),
         inner.settings.lang,

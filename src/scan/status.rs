@@ -1,8 +1,7 @@
 //! The status object of SPEC ("The status object") and the events the stream
 //! carries, serialized once and shared by every subscriber.
 
-use std::sync::Arc;
-
+use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -104,26 +103,41 @@ impl EventKind {
     }
 }
 
-/// One event of a scan, its JSON made once in each language for every
-/// subscriber.
+/// One event of a scan, encoded once in each language as the whole
+/// Server-Sent Events frame every subscriber in that language is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
     pub id: i64,
     pub kind: EventKind,
-    /// German, then English.
-    data: [Arc<str>; 2],
+    /// The frame in German, then in English.
+    frames: [Bytes; 2],
 }
+
+/// How soon a browser reconnects after its stream broke; sent with every
+/// snapshot.
+pub const RETRY_MS: u64 = 2_000;
 
 impl Published {
     /// `data` renders the event's payload in a language.
     pub fn new<T: Serialize>(id: i64, kind: EventKind, data: impl Fn(Lang) -> T) -> Self {
-        // Serializing these plain structs cannot fail.
-        let json =
-            |lang| Arc::from(serde_json::to_string(&data(lang)).unwrap_or_else(|_| "null".into()));
+        let frame = |lang| {
+            // Serializing these plain structs cannot fail; JSON text has no
+            // line breaks, so it is one `data:` line.
+            let json = serde_json::to_string(&data(lang)).unwrap_or_else(|_| "null".into());
+            let retry = if kind == EventKind::Snapshot {
+                format!("retry: {RETRY_MS}\n")
+            } else {
+                String::new()
+            };
+            Bytes::from(format!(
+                "{retry}id: {id}\nevent: {}\ndata: {json}\n\n",
+                kind.as_str()
+            ))
+        };
         Self {
             id,
             kind,
-            data: [json(Lang::De), json(Lang::En)],
+            frames: [frame(Lang::De), frame(Lang::En)],
         }
     }
 
@@ -136,11 +150,11 @@ impl Published {
         Self::new(id, kind, |lang| StatusObject::new(row, None, now, lang))
     }
 
-    /// The JSON payload in `lang`.
-    pub fn data(&self, lang: Lang) -> &str {
+    /// The event's frame in `lang`, shared by every subscriber.
+    pub fn frame(&self, lang: Lang) -> Bytes {
         match lang {
-            Lang::De => &self.data[0],
-            Lang::En => &self.data[1],
+            Lang::De => self.frames[0].clone(),
+            Lang::En => self.frames[1].clone(),
         }
     }
 }

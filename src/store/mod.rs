@@ -216,6 +216,24 @@ pub struct EmailCounts {
     pub new_count: i64,
 }
 
+/// One scan's share of a group write ([`Store::write_scans`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ScanWrite<'a> {
+    pub scan_id: &'a str,
+    pub owner: &'a str,
+    pub figures: &'a Progress,
+    pub logs: &'a [LogRow],
+    pub finish: Option<Finish<'a>>,
+}
+
+/// How a scan ends.
+#[derive(Debug, Clone, Copy)]
+pub struct Finish<'a> {
+    pub status: ScanStatus,
+    pub error_message: Option<&'a str>,
+    pub completed_at: DateTime<Utc>,
+}
+
 /// What a heartbeat found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lease {
@@ -319,6 +337,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Log lines with `id > after`, oldest first, at most `limit`.
     async fn logs_after(&self, scan_id: &str, after: i64, limit: i64) -> StoreResult<Vec<LogRow>>;
 
+    /// Writes each scan's share in one transaction (group commit): its
+    /// figures, its log lines, and its end if it ends. For each, in order,
+    /// whether `owner` still held the scan; nothing is written for a scan
+    /// that it did not.
+    async fn write_scans(&self, writes: &[ScanWrite<'_>]) -> StoreResult<Vec<bool>>;
+
     /// Writes the figures and appends `logs` in one transaction, if `owner`
     /// still holds the scan. `false`: the lease is lost, nothing was written.
     async fn write_progress(
@@ -327,7 +351,16 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         owner: &str,
         figures: &Progress,
         logs: &[LogRow],
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        let write = ScanWrite {
+            scan_id,
+            owner,
+            figures,
+            logs,
+            finish: None,
+        };
+        Ok(self.write_scans(&[write]).await? == [true])
+    }
 
     /// Records one event of the scan as done, with its bookings: customers
     /// upserted by email, the scan's emails counted, all in one transaction
@@ -358,7 +391,20 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         figures: &Progress,
         logs: &[LogRow],
         completed_at: DateTime<Utc>,
-    ) -> StoreResult<bool>;
+    ) -> StoreResult<bool> {
+        let write = ScanWrite {
+            scan_id,
+            owner,
+            figures,
+            logs,
+            finish: Some(Finish {
+                status,
+                error_message,
+                completed_at,
+            }),
+        };
+        Ok(self.write_scans(&[write]).await? == [true])
+    }
 
     /// Extends the lease of a scan `owner` runs, and says whether someone
     /// asked it to stop.

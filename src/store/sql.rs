@@ -21,7 +21,7 @@ use sqlx::{
 
 use super::{
     Booking, Customer, EmailCounts, Lease, LogRow, NewScan, Progress, ResumeOutcome, ScanRow,
-    ScanStatus, StartOutcome, Store, StoreError, StoreResult, Wakeup,
+    ScanStatus, ScanWrite, StartOutcome, Store, StoreError, StoreResult, Wakeup,
 };
 use crate::i18n::Texts;
 
@@ -182,23 +182,35 @@ where
         Ok(Self::running_scan_id(&mut conn).await?.unwrap_or_default())
     }
 
+    /// Appends log lines, many rows per statement.
     async fn insert_logs(
         conn: &mut D::Connection,
         scan_id: &str,
         logs: &[LogRow],
     ) -> StoreResult<()> {
-        for log in logs {
-            sqlx::query(sql::<D>(
-                "INSERT INTO scan_logs (scan_id, id, message, message_en, created_at) \
-                 VALUES (?, ?, ?, ?, ?)",
-            ))
-            .bind(scan_id)
-            .bind(log.id)
-            .bind(log.message.de.as_str())
-            .bind(log.message.en.as_str())
-            .bind(D::to_db(log.created_at))
-            .execute(&mut *conn)
-            .await?;
+        // 5 values a row: far below every database's limit on parameters.
+        const ROWS: usize = 200;
+        for chunk in logs.chunks(ROWS) {
+            let mut text = String::from(
+                "INSERT INTO scan_logs (scan_id, id, message, message_en, created_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                text.push_str(if i == 0 {
+                    "(?, ?, ?, ?, ?)"
+                } else {
+                    ", (?, ?, ?, ?, ?)"
+                });
+            }
+            let mut insert = sqlx::query(sql::<D>(&text));
+            for log in chunk {
+                insert = insert
+                    .bind(scan_id)
+                    .bind(log.id)
+                    .bind(log.message.de.as_str())
+                    .bind(log.message.en.as_str())
+                    .bind(D::to_db(log.created_at));
+            }
+            insert.execute(&mut *conn).await?;
         }
         Ok(())
     }
@@ -483,21 +495,33 @@ where
         .collect()
     }
 
-    async fn write_progress(
-        &self,
-        scan_id: &str,
-        owner: &str,
-        figures: &Progress,
-        logs: &[LogRow],
-    ) -> StoreResult<bool> {
+    async fn write_scans(&self, writes: &[ScanWrite<'_>]) -> StoreResult<Vec<bool>> {
         let mut tx = self.writer.begin().await?;
-        if !Self::update_figures(&mut tx, scan_id, owner, figures).await? {
-            return Ok(false);
+        let mut held = Vec::with_capacity(writes.len());
+        for w in writes {
+            let ours = Self::update_figures(&mut tx, w.scan_id, w.owner, w.figures).await?;
+            held.push(ours);
+            if !ours {
+                continue;
+            }
+            Self::insert_logs(&mut tx, w.scan_id, w.logs).await?;
+            if let Some(end) = &w.finish {
+                sqlx::query(sql::<D>(
+                    "UPDATE scan_progress SET status = ?, error_message = ?, completed_at = ?, \
+                     owner = NULL, lease_until_ms = NULL, cancel_requested = ? WHERE scan_id = ?",
+                ))
+                .bind(end.status.as_str())
+                .bind(end.error_message)
+                .bind(D::to_db(end.completed_at))
+                .bind(false)
+                .bind(w.scan_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            Self::notify(&mut tx, &Wakeup::event(w.scan_id, w.figures.last_event_id)).await?;
         }
-        Self::insert_logs(&mut tx, scan_id, logs).await?;
-        Self::notify(&mut tx, &Wakeup::event(scan_id, figures.last_event_id)).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(held)
     }
 
     async fn record_event(
@@ -552,37 +576,6 @@ where
         .fetch_all(&self.reader)
         .await?;
         Ok(uris.into_iter().collect())
-    }
-
-    async fn finish_scan(
-        &self,
-        scan_id: &str,
-        owner: &str,
-        status: ScanStatus,
-        error_message: Option<&str>,
-        figures: &Progress,
-        logs: &[LogRow],
-        completed_at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
-        if !Self::update_figures(&mut tx, scan_id, owner, figures).await? {
-            return Ok(false);
-        }
-        Self::insert_logs(&mut tx, scan_id, logs).await?;
-        sqlx::query(sql::<D>(
-            "UPDATE scan_progress SET status = ?, error_message = ?, completed_at = ?, \
-             owner = NULL, lease_until_ms = NULL, cancel_requested = ? WHERE scan_id = ?",
-        ))
-        .bind(status.as_str())
-        .bind(error_message)
-        .bind(D::to_db(completed_at))
-        .bind(false)
-        .bind(scan_id)
-        .execute(&mut *tx)
-        .await?;
-        Self::notify(&mut tx, &Wakeup::event(scan_id, figures.last_event_id)).await?;
-        tx.commit().await?;
-        Ok(true)
     }
 
     async fn renew_lease(&self, scan_id: &str, owner: &str, until_ms: i64) -> StoreResult<Lease> {
