@@ -837,7 +837,7 @@ async fn logs(quick: bool) -> anyhow::Result<Value> {
     let (lines, baseline_lines) = if quick {
         (100_000, 5_000)
     } else {
-        (500_000, 20_000)
+        (200_000, 20_000)
     };
     let server = Server::start(None).await?;
     let ids = server.create(1).await?;
@@ -1035,7 +1035,7 @@ async fn large_org(quick: bool) -> anyhow::Result<Value> {
     let sizes: &[usize] = if quick {
         &[500, 5_000]
     } else {
-        &[2_000, 20_000]
+        &[4_000, 40_000]
     };
     let mut runs = Vec::new();
     for &events in sizes {

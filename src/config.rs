@@ -190,7 +190,7 @@ pub struct CalendlyArgs {
     pub calendly_api_base: Url,
 
     /// Events whose invitees are fetched at the same time.
-    #[arg(long, env = "CALSCAN_CALENDLY_CONCURRENCY", default_value_t = 4,
+    #[arg(long, env = "CALSCAN_CALENDLY_CONCURRENCY", default_value_t = 8,
           value_parser = clap::value_parser!(u16).range(1..=64))]
     pub calendly_concurrency: u16,
 

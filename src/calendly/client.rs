@@ -62,7 +62,7 @@ impl ClientSettings {
         Self {
             api_base,
             token,
-            concurrency: 4,
+            concurrency: 8,
             max_attempts: 5,
             backoff_min: Duration::from_millis(500),
             backoff_max: Duration::from_secs(30),

@@ -209,7 +209,7 @@ async fn scan(
                 }),
             }
         }
-        let counts = inner
+        let added = inner
             .store
             .record_event(scan_id, &inner.instance, &event.uri, &bookings, Utc::now())
             .await?
@@ -218,9 +218,9 @@ async fn scan(
         reporter.update(|f| {
             f.progress = 40 + extract_share(scanned, total);
             f.events_scanned = scanned;
-            f.emails_found = counts.emails_found;
-            f.new_count = counts.new_count;
-            f.existing_count = counts.emails_found - counts.new_count;
+            f.emails_found += added.emails_found;
+            f.new_count += added.new_count;
+            f.existing_count = f.emails_found - f.new_count;
         });
     }
 

@@ -364,7 +364,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Records one event of the scan as done, with its bookings: customers
     /// upserted by email, the scan's emails counted, all in one transaction
-    /// (the checkpoint). `None`: the lease is lost, nothing was written.
+    /// (the checkpoint). Returns what this event added to the scan's email
+    /// counts (nothing when it was recorded before); `None`: the lease is
+    /// lost, nothing was written.
     async fn record_event(
         &self,
         scan_id: &str,

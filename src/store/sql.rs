@@ -270,20 +270,21 @@ where
         Ok(D::rows_affected(&done) == 1)
     }
 
-    /// Saves one booking of an event the scan records for the first time.
+    /// Saves one booking of an event the scan records for the first time;
+    /// what it added to the scan's email counts.
     async fn save_booking(
         conn: &mut D::Connection,
         scan_id: &str,
         b: &Booking,
         now: DateTime<Utc>,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<EmailCounts> {
         // Whether it was a customer before this booking.
         let known: Option<String> =
             sqlx::query_scalar(sql::<D>("SELECT email FROM customers WHERE email = ?"))
                 .bind(b.email.as_str())
                 .fetch_optional(&mut *conn)
                 .await?;
-        sqlx::query(sql::<D>(&D::insert_ignore(
+        let found = sqlx::query(sql::<D>(&D::insert_ignore(
             "scan_emails (scan_id, email, is_new) VALUES (?, ?, ?)",
         )))
         .bind(scan_id)
@@ -291,6 +292,11 @@ where
         .bind(known.is_none())
         .execute(&mut *conn)
         .await?;
+        let found = i64::from(D::rows_affected(&found) == 1);
+        let added = EmailCounts {
+            emails_found: found,
+            new_count: if known.is_none() { found } else { 0 },
+        };
         let booked = sqlx::query(sql::<D>(&D::insert_ignore(
             "bookings (invitee_uri, email, event_uri, start_time, canceled) VALUES (?, ?, ?, ?, ?)",
         )))
@@ -334,7 +340,7 @@ where
         .bind(D::to_db(now))
         .execute(conn)
         .await?;
-        Ok(())
+        Ok(added)
     }
 }
 
@@ -553,14 +559,21 @@ where
         .bind(event_uri)
         .execute(&mut *tx)
         .await?;
+        // Added up as it goes: counting the scan's emails every event would
+        // make a scan quadratic in its size.
+        let mut added = EmailCounts {
+            emails_found: 0,
+            new_count: 0,
+        };
         if D::rows_affected(&fresh) == 1 {
             for booking in bookings {
-                Self::save_booking(&mut tx, scan_id, booking, now).await?;
+                let one = Self::save_booking(&mut tx, scan_id, booking, now).await?;
+                added.emails_found += one.emails_found;
+                added.new_count += one.new_count;
             }
         }
-        let counts = Self::email_counts_in(&mut tx, scan_id).await?;
         tx.commit().await?;
-        Ok(Some(counts))
+        Ok(Some(added))
     }
 
     async fn email_counts(&self, scan_id: &str) -> StoreResult<EmailCounts> {

@@ -245,6 +245,41 @@ async fn admin_execute(backend: &str, sql: String) {
     done.unwrap();
 }
 
+/// Drops a test database. On MySQL the sessions still on it are killed
+/// first, as PostgreSQL's `WITH (FORCE)` does: a session of the dropped test
+/// may hold a transaction whose rollback waits for the runtime this drop
+/// blocks, and `DROP DATABASE` would wait for its lock for ever.
+async fn admin_drop(backend: &str, name: &str) {
+    if backend == "postgres" {
+        return admin_execute(
+            backend,
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        )
+        .await;
+    }
+    use sqlx::Connection;
+    let url = admin_url(backend);
+    let Ok(mut conn) = sqlx::MySqlConnection::connect(&url).await else {
+        return;
+    };
+    let sessions: Vec<u64> =
+        sqlx::query_scalar("SELECT id FROM information_schema.processlist WHERE db = ?")
+            .bind(name)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap_or_default();
+    for id in sessions {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("KILL {id}")))
+            .execute(&mut conn)
+            .await;
+    }
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name}"
+    )))
+    .execute(&mut conn)
+    .await;
+}
+
 type DropDatabase = Box<dyn FnOnce() + Send>;
 
 /// A fresh, empty database for one test on the suite's backend, and how to
@@ -268,16 +303,10 @@ pub async fn fresh_database_on(
         "calscan_test_{}",
         ulid::Ulid::generate().to_string().to_lowercase()
     );
-    let (create, drop) = if backend == "postgres" {
-        (
-            format!("CREATE DATABASE {name}"),
-            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        )
+    let create = if backend == "postgres" {
+        format!("CREATE DATABASE {name}")
     } else {
-        (
-            format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"),
-            format!("DROP DATABASE IF EXISTS {name}"),
-        )
+        format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
     };
     admin_execute(backend, create).await;
     let admin = admin_url(backend);
@@ -292,7 +321,7 @@ pub async fn fresh_database_on(
                 .enable_all()
                 .build()
                 .unwrap();
-            runtime.block_on(admin_execute(backend, drop));
+            runtime.block_on(admin_drop(backend, &name));
         })
         .join();
     });
