@@ -678,7 +678,7 @@ async fn push(quick: bool) -> anyhow::Result<Value> {
 
 /// Scenario 3: SSE against the original's 2-second polling, 1,000 watchers.
 async fn polling(quick: bool) -> anyhow::Result<Value> {
-    let (watchers, secs) = if quick { (500, 12) } else { (1_000, 60) };
+    let (watchers, secs) = if quick { (500, 8) } else { (1_000, 60) };
     let lines = secs * 10;
     let every = Duration::from_millis(100);
 
@@ -835,9 +835,9 @@ async fn start_cycles(server: &Server, cycles: usize) -> anyhow::Result<Vec<i64>
 /// Scenario 5: Log throughput on SQLite with 100 subscribers, against one INSERT per line.
 async fn logs(quick: bool) -> anyhow::Result<Value> {
     let (lines, baseline_lines) = if quick {
-        (100_000, 5_000)
+        (30_000, 5_000)
     } else {
-        (200_000, 20_000)
+        (100_000, 20_000)
     };
     let server = Server::start(None).await?;
     let ids = server.create(1).await?;
@@ -1009,7 +1009,7 @@ async fn scan_speed(quick: bool) -> anyhow::Result<Value> {
     server.stop().await;
 
     // (b) 1,200 events under 100 requests per 10 s.
-    let events_b = if quick { 200 } else { 1_200 };
+    let events_b = if quick { 120 } else { 1_200 };
     let sim_b = Sim::spawn(events_b, 0, 100, 10).await?;
     let server = Server::start(Some(sim_b.base_url())).await?;
     let (status_b, wall_b) = full_scan(&server).await?;
@@ -1074,9 +1074,9 @@ async fn reconnect(quick: bool) -> anyhow::Result<Value> {
     let ids = server.create(scans).await?;
     let mut crowd = Crowd::new()?;
     crowd.join(&server, &ids, n, 0).await?;
-    // 100 events/s over all scans, for 20 s.
+    // 100 events/s over all scans, for 20 s (10 s in quick mode).
     let per_scan_every = Duration::from_micros(1_000_000 * scans as u64 / 100);
-    let rounds = 20 * 100 / scans;
+    let rounds = (if quick { 10 } else { 20 }) * 100 / scans;
     let flowing = {
         let (ids, control, http) = (ids.clone(), server.control.clone(), server.http.clone());
         tokio::spawn(async move {

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
 use futures::{Stream, StreamExt};
+use rand::RngExt;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::scans::{ScanIdPath, load_scan, logs_after, parse_event_id};
@@ -103,7 +104,9 @@ async fn events(
 fn with_keep_alive(frames: impl Stream<Item = Bytes>) -> impl Stream<Item = Bytes> {
     async_stream::stream! {
         let mut frames = std::pin::pin!(frames);
-        let mut quiet = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);
+        // A random first beat: streams opened together do not all beat together.
+        let first = KEEP_ALIVE.mul_f64(rand::rng().random_range(0.5..1.0));
+        let mut quiet = tokio::time::interval_at(tokio::time::Instant::now() + first, KEEP_ALIVE);
         loop {
             tokio::select! {
                 biased;
