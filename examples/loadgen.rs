@@ -815,21 +815,32 @@ async fn start_cycles(server: &Server, cycles: usize) -> anyhow::Result<Vec<i64>
             .bearer_auth(TOKEN)
             .send()
             .await?;
-        loop {
-            let status: Value = http
-                .get(format!("{}/api/scans/{scan_id}", server.app))
-                .bearer_auth(TOKEN)
-                .send()
-                .await?
-                .json()
-                .await?;
-            if status["status"] != "running" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
+        ended(&http, server, scan_id, Duration::from_millis(2)).await?;
     }
     Ok(times)
+}
+
+/// Reads the scan's status every `poll` until it is no longer running; the
+/// final status.
+async fn ended(
+    http: &reqwest::Client,
+    server: &Server,
+    scan_id: &str,
+    poll: Duration,
+) -> anyhow::Result<Value> {
+    loop {
+        let status: Value = http
+            .get(format!("{}/api/scans/{scan_id}", server.app))
+            .bearer_auth(TOKEN)
+            .send()
+            .await?
+            .json()
+            .await?;
+        if status["status"] != "running" {
+            return Ok(status);
+        }
+        tokio::time::sleep(poll).await;
+    }
 }
 
 /// Scenario 5: Log throughput on SQLite with 100 subscribers, against one INSERT per line.
@@ -930,19 +941,8 @@ async fn full_scan(server: &Server) -> anyhow::Result<(Value, Duration)> {
         .as_str()
         .context("scan_id")?
         .to_owned();
-    loop {
-        let status: Value = http
-            .get(format!("{}/api/scans/{scan_id}", server.app))
-            .bearer_auth(TOKEN)
-            .send()
-            .await?
-            .json()
-            .await?;
-        if status["status"] != "running" {
-            return Ok((status, t.elapsed()));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let status = ended(&http, server, &scan_id, Duration::from_millis(20)).await?;
+    Ok((status, t.elapsed()))
 }
 
 /// The original's strategy: one call after another, a 200 ms pause every
