@@ -188,3 +188,41 @@ async fn a_database_of_the_previous_release_upgrades_with_nothing_lost_and_keeps
         drop_database();
     }
 }
+
+#[test]
+fn migrations_only_add_they_never_drop_or_rewrite_data() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+    let mut files = 0;
+    for backend in std::fs::read_dir(root).unwrap() {
+        for file in std::fs::read_dir(backend.unwrap().path()).unwrap() {
+            let path = file.unwrap().path();
+            files += 1;
+            // Comments may say anything; the statements may not.
+            let text: String = std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .map(|l| l.split("--").next().unwrap_or("").to_owned() + "\n")
+                .collect();
+            for statement in text.split(';').filter(|s| !s.trim().is_empty()) {
+                let words: Vec<String> = statement
+                    .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                    .filter(|w| !w.is_empty())
+                    .map(str::to_ascii_uppercase)
+                    .collect();
+                let what = format!("{}: {}", path.display(), statement.trim());
+                match words[0].as_str() {
+                    "CREATE" => {}
+                    // Adding is all an ALTER may do.
+                    "ALTER" => {
+                        for word in ["DROP", "RENAME", "MODIFY", "CHANGE", "TYPE"] {
+                            assert!(!words.iter().any(|w| w == word), "{word} in {what}");
+                        }
+                    }
+                    other => panic!("{other} statement in {what}"),
+                }
+            }
+        }
+    }
+    // sqlite 2, postgres 2, mysql 8.
+    assert_eq!(files, 12);
+}
