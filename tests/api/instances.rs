@@ -2,19 +2,16 @@
 //! a scan runs on one and is watched, refused, cancelled and taken over on
 //! another. On SQLite, which one process owns, these are skipped.
 
-use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use calscan::store::{self, NewScan, Progress, StartOutcome, Wakeup};
 use chrono::Utc;
 use futures::StreamExt;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::helpers::{
-    API_TOKEN, AppOptions, PASSWORD, SseStream, TestApp, all_customers, assert_customers,
-    assert_well_formed, backend, fresh_database, log_lines, simulator, spawn_app,
+    AppOptions, Process, TestApp, all_customers, assert_customers, assert_well_formed, backend,
+    fresh_database, log_lines, simulator, spawn_app,
 };
 
 /// Whether the suite's database can be shared; says why not when it cannot.
@@ -194,80 +191,6 @@ async fn elsewhere_than_postgresql_there_are_no_wake_ups() {
     drop(store);
     if let Some(drop_database) = drop_database {
         drop_database();
-    }
-}
-
-/// A calscan process of the built binary, serving on a port of its own.
-struct Process {
-    child: tokio::process::Child,
-    base: String,
-    http: reqwest::Client,
-    /// What it logged, for a failing test to show.
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Process {
-    async fn spawn(database_url: &str, calendly: &str, lease_s: u64) -> Self {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_calscan"))
-            .args(["serve", "--bind", "127.0.0.1:0"])
-            .env("DATABASE_URL", database_url)
-            .env("CALENDLY_API_BASE", calendly)
-            .env("CALENDLY_TOKEN", "demo-token")
-            .env("CALSCAN_ADMIN_PASSWORD", PASSWORD)
-            .env("CALSCAN_API_TOKEN", API_TOKEN)
-            .env("CALSCAN_LEASE_S", lease_s.to_string())
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let base = loop {
-            let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-                .await
-                .expect("the process starts within 60 s")
-                .unwrap()
-                .unwrap_or_else(|| panic!("the process ended: {:?}", log.lock().unwrap()));
-            log.lock().unwrap().push(line.clone());
-            if let Some((_, address)) = line.split_once("listening on ") {
-                break address.trim().to_owned();
-            }
-        };
-        // Read on, so the pipe never fills and blocks the process.
-        let keep = log.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                keep.lock().unwrap().push(line);
-            }
-        });
-        Self {
-            child,
-            base,
-            http: reqwest::Client::new(),
-            log,
-        }
-    }
-
-    async fn post(&self, path: &str) -> reqwest::Response {
-        self.http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(API_TOKEN)
-            .send()
-            .await
-            .unwrap()
-    }
-
-    async fn stream(&self, scan_id: &str) -> SseStream {
-        let response = self
-            .http
-            .get(format!("{}/api/scans/{scan_id}/events", self.base))
-            .bearer_auth(API_TOKEN)
-            .send()
-            .await
-            .unwrap();
-        SseStream::from_response(response)
     }
 }
 

@@ -6,6 +6,7 @@ mod access;
 mod browser;
 mod calendly_client;
 mod cli;
+mod faults;
 mod helpers;
 mod instances;
 mod pages;
