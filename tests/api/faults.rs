@@ -1,6 +1,7 @@
 //! What production does to a scan, done to a real `calscan` process on
-//! every backend: kill -9 mid-scan, and SIGTERM with streams open. Either
-//! way the scan ends `interrupted`, and a resume finishes it exactly.
+//! every backend: kill -9 mid-scan, SIGTERM with streams open (either way
+//! the scan ends `interrupted`, and a resume finishes it exactly), and a
+//! cancel that must hold.
 
 use std::time::{Duration, Instant};
 
@@ -128,6 +129,52 @@ async fn sigterm_mid_scan_ends_the_streams_and_the_process_leaving_the_scan_resu
     let second = Process::spawn(&url, sim.base_url(), 15).await;
     assert_eq!(status(&second, &scan_id).await["status"], "interrupted");
     resume_exactly(&second, &sim, &scan_id).await;
+
+    drop((first, second));
+    if let Some(drop_database) = drop_database {
+        drop_database();
+    }
+}
+
+#[tokio::test]
+async fn a_cancel_is_recorded_within_2_s_no_calendly_call_follows_and_it_survives_a_restart() {
+    let sim = simulator(200, |c| c.latency = Duration::from_millis(40)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (url, drop_database) = fresh_database(&dir).await;
+    let mut first = Process::spawn(&url, sim.base_url(), 15).await;
+    let (scan_id, stream) = start_and_wait(&first, 10).await;
+
+    let asked = Instant::now();
+    let response = first.post(&format!("/api/scans/{scan_id}/cancel")).await;
+    assert_eq!(response.status(), 202);
+    let rest = stream.until_done().await;
+    let took = asked.elapsed();
+    let done = &rest.last().unwrap().data;
+    assert_eq!(done["status"], "cancelled");
+    assert!(took < Duration::from_secs(2), "cancelled after {took:?}");
+    // Acknowledged: from here on, Calendly hears nothing more of this scan.
+    let calls = sim.stats().requests;
+    let scanned = done["events_scanned"].as_i64().unwrap();
+    assert!(scanned < 200, "{scanned}");
+
+    // A restart (a graceful one, then a new process) keeps it cancelled.
+    let pid = first.child.id().unwrap().to_string();
+    let sent = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
+    assert!(sent.success());
+    first.child.wait().await.unwrap();
+    let second = Process::spawn(&url, sim.base_url(), 15).await;
+    let after = status(&second, &scan_id).await;
+    assert_eq!(after["status"], "cancelled");
+    assert_eq!(after["events_scanned"], scanned);
+    assert_eq!(
+        sim.stats().requests,
+        calls,
+        "Calendly was called after the cancel"
+    );
 
     drop((first, second));
     if let Some(drop_database) = drop_database {
