@@ -224,6 +224,34 @@ async fn state_changing_requests_from_another_origin_are_refused_and_change_noth
     }
     assert_eq!(app.state.store.scans(10).await.unwrap().len(), 0);
 
+    // The guard stands in front of the router, not on a list of routes: every
+    // state-changing method on every path, a route added later included, is
+    // refused before routing.
+    let mut paths: Vec<String> = api_routes().into_iter().map(|(_, path)| path).collect();
+    paths.extend(
+        [
+            "/login",
+            "/logout",
+            "/admin/scans",
+            "/api/a-route-added-later",
+        ]
+        .map(String::from),
+    );
+    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        for path in &paths {
+            let response = app
+                .http
+                .request(method.parse().unwrap(), app.url(path))
+                .bearer_auth(API_TOKEN)
+                .header("Origin", "http://evil.example")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 403, "{method} {path}");
+        }
+    }
+    assert_eq!(app.state.store.scans(10).await.unwrap().len(), 0);
+
     // The page's own origin passes.
     let origin = app.base.clone();
     let same = app
