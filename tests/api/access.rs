@@ -35,6 +35,10 @@ fn api_routes() -> Vec<(reqwest::Method, String)> {
 }
 
 async fn login(app: &TestApp, password: &str) -> reqwest::Response {
+    login_as(app, "admin", password).await
+}
+
+async fn login_as(app: &TestApp, username: &str, password: &str) -> reqwest::Response {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -43,7 +47,7 @@ async fn login(app: &TestApp, password: &str) -> reqwest::Response {
         .header("Content-Type", "application/x-www-form-urlencoded")
         .body(
             url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("username", "admin")
+                .append_pair("username", username)
                 .append_pair("password", password)
                 .finish(),
         )
@@ -194,6 +198,43 @@ async fn logins_are_throttled_after_five_failures_per_client() {
     assert_eq!(login(&app, "wrong").await.status(), 429);
     // Even the right password waits out the window.
     assert_eq!(login(&app, PASSWORD).await.status(), 429);
+}
+
+#[tokio::test]
+async fn an_unknown_user_and_a_wrong_password_answer_alike_in_similar_time() {
+    let app = spawn_app(AppOptions {
+        login_attempts: 1_000,
+        ..AppOptions::default()
+    })
+    .await;
+    let mut unknown = Vec::new();
+    let mut wrong = Vec::new();
+    let mut answers = std::collections::BTreeSet::new();
+    // Interleaved, so a busy moment of the machine hits both alike.
+    for _ in 0..9 {
+        for (user, times) in [("nobody", &mut unknown), ("admin", &mut wrong)] {
+            let t = std::time::Instant::now();
+            let response = login_as(&app, user, "not the password").await;
+            times.push(t.elapsed());
+            let status = response.status();
+            let body = response.text().await.unwrap();
+            answers.insert((status.as_u16(), body));
+        }
+    }
+    // One answer for both: nothing tells a valid user name.
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers.first().unwrap().0, 401);
+    // Both pay for a full password hash check: medians within 2× (the hash
+    // takes tens of milliseconds; an unchecked user would take microseconds).
+    let median = |v: &mut Vec<std::time::Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let (unknown, wrong) = (median(&mut unknown), median(&mut wrong));
+    assert!(
+        unknown * 2 > wrong && wrong * 2 > unknown,
+        "unknown user {unknown:?}, wrong password {wrong:?}"
+    );
 }
 
 #[tokio::test]

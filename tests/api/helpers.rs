@@ -158,6 +158,8 @@ pub struct AppOptions {
     pub database_url: Option<String>,
     /// The event stream answers 503 (to test the pages' polling fallback).
     pub block_sse: bool,
+    /// Failed logins per client before 429.
+    pub login_attempts: u32,
 }
 
 impl Default for AppOptions {
@@ -171,6 +173,7 @@ impl Default for AppOptions {
             stream_buffer: 1024,
             database_url: None,
             block_sse: false,
+            login_attempts: 5,
         }
     }
 }
@@ -354,7 +357,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         lang: options.lang,
         cookie_secure: false,
         session_idle: Duration::from_secs(3600),
-        login_attempts: 5,
+        login_attempts: options.login_attempts,
         lease: options.lease,
         stream_buffer: options.stream_buffer,
         block_sse: options.block_sse,
