@@ -349,6 +349,23 @@ async fn a_rejected_token_ends_the_scan_with_calendlys_message_and_never_leaks()
         !crate::helpers::server_log().contains("eyJleaky"),
         "the token was logged"
     );
+    // Nor stored: on SQLite every byte of the database is in its files.
+    if let Some(path) = app.database_url.strip_prefix("sqlite://") {
+        let holds = |content: &[u8], text: &[u8]| content.windows(text.len()).any(|w| w == text);
+        let mut message_found = false;
+        for file in [path.to_owned(), format!("{path}-wal")] {
+            let Ok(content) = std::fs::read(&file) else {
+                continue;
+            };
+            assert!(!holds(&content, b"eyJleaky"), "{file} holds the token");
+            message_found |= holds(&content, b"The access token is invalid");
+        }
+        // The search looks where the scan's data is.
+        assert!(
+            message_found,
+            "the scan's error message is not in the files"
+        );
+    }
 }
 
 #[tokio::test]
