@@ -2,6 +2,8 @@
 //! token, cross-site refusals, throttling, ids, the original PHP routes,
 //! health.
 
+use std::time::Duration;
+
 use serde_json::Value;
 
 use crate::helpers::{API_TOKEN, AppOptions, PASSWORD, TestApp, spawn_app};
@@ -187,6 +189,32 @@ async fn login_sets_a_strict_http_only_cookie_with_a_new_id_and_logout_ends_it()
     assert_eq!(out.status(), 303);
     assert_eq!(with_cookie(&cookie).await.unwrap().status(), 401);
     assert_eq!(with_cookie(&second).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn behind_tls_the_cookie_is_secure_and_an_idle_session_ends_on_the_server() {
+    let idle = Duration::from_secs(1);
+    let app = spawn_app(AppOptions {
+        cookie_secure: true,
+        session_idle: idle,
+        ..AppOptions::default()
+    })
+    .await;
+    let (cookie, header) = session_cookie(&login(&app, PASSWORD).await);
+    assert!(header.contains("Secure"), "{header}");
+    let status = || async {
+        app.http
+            .get(app.url("/api/scans"))
+            .header("Cookie", cookie.clone())
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    assert_eq!(status().await, 200);
+    // What is awaited here is the passing of the idle time itself.
+    tokio::time::sleep(idle + Duration::from_millis(200)).await;
+    assert_eq!(status().await, 401);
 }
 
 #[tokio::test]

@@ -160,6 +160,10 @@ pub struct AppOptions {
     pub block_sse: bool,
     /// Failed logins per client before 429.
     pub login_attempts: u32,
+    /// Inactivity that ends a session.
+    pub session_idle: Duration,
+    /// Whether the session cookie is marked `Secure` (served behind TLS).
+    pub cookie_secure: bool,
 }
 
 impl Default for AppOptions {
@@ -174,6 +178,8 @@ impl Default for AppOptions {
             database_url: None,
             block_sse: false,
             login_attempts: 5,
+            session_idle: Duration::from_secs(3600),
+            cookie_secure: false,
         }
     }
 }
@@ -355,8 +361,8 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         admin_password: AdminPassword::Hash(password_hash()),
         api_token: Some(SecretString::from(API_TOKEN)),
         lang: options.lang,
-        cookie_secure: false,
-        session_idle: Duration::from_secs(3600),
+        cookie_secure: options.cookie_secure,
+        session_idle: options.session_idle,
         login_attempts: options.login_attempts,
         lease: options.lease,
         stream_buffer: options.stream_buffer,
