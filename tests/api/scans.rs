@@ -538,3 +538,62 @@ async fn of_twenty_concurrent_starts_exactly_one_wins_and_the_rest_name_it() {
     );
     assert_eq!(app.state.store.scans(100).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn two_hundred_clients_dropping_and_reconnecting_at_random_each_see_every_line_once() {
+    use rand::{RngExt, SeedableRng};
+    let app = spawn_app(AppOptions {
+        events: 120,
+        tweak_sim: Box::new(|c| c.latency = Duration::from_millis(15)),
+        ..AppOptions::default()
+    })
+    .await;
+    let scan_id = app.start_scan().await;
+    let mut clients = Vec::new();
+    for seed in 0..200u64 {
+        let (app_ref, scan_id) = (&app, scan_id.clone());
+        clients.push(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut seen: Vec<crate::helpers::SseEvent> = Vec::new();
+            let mut last = None;
+            let mut reconnects = 0;
+            loop {
+                let mut stream = app_ref.stream(&scan_id, last).await;
+                if stream.status == 204 {
+                    return (seen, reconnects);
+                }
+                // Read a random number of events, then drop the connection.
+                let keep = rng.random_range(1..6);
+                for _ in 0..keep {
+                    let Some(event) = stream.next().await else {
+                        break;
+                    };
+                    last = event.id;
+                    let done = event.event == "done";
+                    seen.push(event);
+                    if done {
+                        return (seen, reconnects);
+                    }
+                }
+                reconnects += 1;
+            }
+        });
+    }
+    let results = futures::future::join_all(clients).await;
+    let polled = app.get_json(&format!("/api/scans/{scan_id}")).await;
+    let expected: Vec<i64> = polled["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_i64().unwrap())
+        .collect();
+    assert!(expected.len() > 5, "{expected:?}");
+    let mut total_reconnects = 0;
+    for (seen, reconnects) in results {
+        total_reconnects += reconnects;
+        let ids: Vec<i64> = log_lines(&seen).iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, expected, "after {reconnects} reconnects");
+        assert_eq!(seen.last().unwrap().event, "done");
+    }
+    assert!(total_reconnects >= 200, "{total_reconnects}");
+}
