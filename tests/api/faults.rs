@@ -105,14 +105,8 @@ async fn sigterm_mid_scan_ends_the_streams_and_the_process_leaving_the_scan_resu
     let (url, drop_database) = fresh_database(&dir).await;
     let mut first = Process::spawn(&url, sim.base_url(), 15).await;
     let (scan_id, mut stream) = start_and_wait(&first, 5).await;
-    let pid = first.child.id().unwrap().to_string();
     let terminated = Instant::now();
-    let sent = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(sent.success());
+    first.terminate().await;
 
     // The open stream ends (with the scan's `done`, or cut at shutdown).
     while let Some(event) = stream.next().await {
@@ -158,13 +152,7 @@ async fn a_cancel_is_recorded_within_2_s_no_calendly_call_follows_and_it_survive
     assert!(scanned < 200, "{scanned}");
 
     // A restart (a graceful one, then a new process) keeps it cancelled.
-    let pid = first.child.id().unwrap().to_string();
-    let sent = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(sent.success());
+    first.terminate().await;
     first.child.wait().await.unwrap();
     let second = Process::spawn(&url, sim.base_url(), 15).await;
     let after = status(&second, &scan_id).await;

@@ -684,6 +684,17 @@ impl Process {
         }
     }
 
+    /// Sends SIGTERM, as a container stop does.
+    pub async fn terminate(&self) {
+        let pid = self.child.id().expect("the process runs").to_string();
+        let sent = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(sent.success());
+    }
+
     pub async fn post(&self, path: &str) -> reqwest::Response {
         self.http
             .post(format!("{}{path}", self.base))
