@@ -715,3 +715,42 @@ impl Process {
         SseStream::from_response(response)
     }
 }
+
+/// Every text value in calscan's tables at `url`, one per line: for tests
+/// that search the database for what must never be stored.
+pub async fn database_text(url: &str) -> String {
+    use sqlx::{Connection, Row};
+    const TABLES: [&str; 7] = [
+        "scan_progress",
+        "scan_logs",
+        "scan_events_done",
+        "scan_emails",
+        "customers",
+        "bookings",
+        "sessions",
+    ];
+    let mut text = String::new();
+    for table in TABLES {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT * FROM {table}"));
+        // Columns that are not text fail to decode as text and are passed over.
+        macro_rules! collect {
+            ($conn:ty) => {{
+                let mut conn = <$conn>::connect(url).await.unwrap();
+                for row in sqlx::query(sql).fetch_all(&mut conn).await.unwrap() {
+                    for i in 0..row.len() {
+                        if let Ok(Some(value)) = row.try_get::<Option<String>, _>(i) {
+                            text.push_str(&value);
+                            text.push('\n');
+                        }
+                    }
+                }
+            }};
+        }
+        match url.split(':').next() {
+            Some("sqlite") => collect!(sqlx::SqliteConnection),
+            Some("postgres") => collect!(sqlx::PgConnection),
+            _ => collect!(sqlx::MySqlConnection),
+        }
+    }
+    text
+}

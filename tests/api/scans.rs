@@ -349,7 +349,13 @@ async fn a_rejected_token_ends_the_scan_with_calendlys_message_and_never_leaks()
         !crate::helpers::server_log().contains("eyJleaky"),
         "the token was logged"
     );
-    // Nor stored: on SQLite every byte of the database is in its files.
+    // Nor stored: no text value of any table holds it (and the scan's error
+    // message shows the search looks where the data is)...
+    let stored = crate::helpers::database_text(&app.database_url).await;
+    assert!(!stored.contains("eyJleaky"), "the database holds the token");
+    assert!(stored.contains("The access token is invalid"), "{stored}");
+    // ...and on SQLite, where every byte of the database is in its files,
+    // not even a freed page does.
     if let Some(path) = app.database_url.strip_prefix("sqlite://") {
         let holds = |content: &[u8], text: &[u8]| content.windows(text.len()).any(|w| w == text);
         let mut message_found = false;
