@@ -97,13 +97,14 @@ impl Store for BenchStore {
     async fn write_scans(&self, writes: &[ScanWrite<'_>]) -> StoreResult<Vec<bool>> {
         let (synthetic, real): (Vec<ScanWrite<'_>>, Vec<ScanWrite<'_>>) =
             writes.iter().partition(|w| is_synthetic(w.scan_id));
-        let mut from_synthetic = self.synthetic.write_scans(&synthetic).await?.into_iter();
-        let mut from_real = if real.is_empty() {
-            Vec::new()
-        } else {
-            self.real.write_scans(&real).await?
+        async fn write(store: &dyn Store, writes: &[ScanWrite<'_>]) -> StoreResult<Vec<bool>> {
+            if writes.is_empty() {
+                return Ok(Vec::new());
+            }
+            store.write_scans(writes).await
         }
-        .into_iter();
+        let mut from_synthetic = write(&self.synthetic, &synthetic).await?.into_iter();
+        let mut from_real = write(self.real.as_ref(), &real).await?.into_iter();
         Ok(writes
             .iter()
             .map(|w| {

@@ -228,9 +228,11 @@ async fn write_loop(store: Arc<dyn Store>, mut queue: mpsc::UnboundedReceiver<Me
             }
         }
         // A scan the journal gave up has nobody left to write for.
-        order.retain(|key| scans.contains_key(key));
+        order.retain(|key| scans.contains_key(key) && pending.contains_key(key));
         for key in &order {
-            let (scan, p) = (&mut scans.get_mut(key).expect("retained"), &pending[key]);
+            let (Some(scan), Some(p)) = (scans.get_mut(key), pending.get(key)) else {
+                continue;
+            };
             if let Some(f) = &p.figures {
                 scan.row.figures = f.clone();
             }
@@ -247,21 +249,20 @@ async fn write_loop(store: Arc<dyn Store>, mut queue: mpsc::UnboundedReceiver<Me
         }
 
         let now = Utc::now();
+        // `order` holds only keys of both maps (retained above).
         let writes: Vec<ScanWrite<'_>> = order
             .iter()
-            .map(|key| {
-                let (scan, p) = (&scans[key], &pending[key]);
-                ScanWrite {
-                    scan_id: &scan.row.scan_id,
-                    owner: &scan.owner,
-                    figures: &scan.row.figures,
-                    logs: &p.logs,
-                    finish: p.finish.as_ref().map(|(status, error, _)| Finish {
-                        status: *status,
-                        error_message: error.as_deref(),
-                        completed_at: now,
-                    }),
-                }
+            .filter_map(|key| Some((scans.get(key)?, pending.get(key)?)))
+            .map(|(scan, p)| ScanWrite {
+                scan_id: &scan.row.scan_id,
+                owner: &scan.owner,
+                figures: &scan.row.figures,
+                logs: &p.logs,
+                finish: p.finish.as_ref().map(|(status, error, _)| Finish {
+                    status: *status,
+                    error_message: error.as_deref(),
+                    completed_at: now,
+                }),
             })
             .collect();
         let written = store.write_scans(&writes).await;

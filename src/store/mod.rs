@@ -463,3 +463,35 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// the database carries them (PostgreSQL's `LISTEN`); `None` elsewhere.
     async fn wakeups(&self) -> StoreResult<Option<BoxStream<'static, Wakeup>>>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wakeups_survive_their_payload_and_nothing_else_parses() {
+        for wakeup in [
+            Wakeup::event("scan_01jq0000000000000000000000", 42),
+            Wakeup::Cancel("scan_01jq0000000000000000000000".into()),
+        ] {
+            assert_eq!(Wakeup::from_payload(&wakeup.to_payload()), Some(wakeup));
+        }
+        for junk in [
+            "",
+            "e",
+            "e scan",
+            "e scan x",
+            "e scan 1 2",
+            "c",
+            "c a b",
+            "x scan 1",
+        ] {
+            assert_eq!(Wakeup::from_payload(junk), None, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn like_patterns_take_wildcards_literally() {
+        assert_eq!(like_pattern(" 50%_Off! "), "%50!%!_off!!%");
+    }
+}

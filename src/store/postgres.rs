@@ -103,3 +103,20 @@ impl SqlStore<Postgres> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_numbered_in_order() {
+        assert_eq!(
+            Postgres::placeholders("UPDATE t SET a = ?, b = GREATEST(b, ?) WHERE c = ?"),
+            "UPDATE t SET a = $1, b = GREATEST(b, $2) WHERE c = $3"
+        );
+        assert!(matches!(
+            Postgres::placeholders("SELECT 1"),
+            Cow::Borrowed("SELECT 1")
+        ));
+    }
+}
