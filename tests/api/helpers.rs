@@ -273,12 +273,16 @@ async fn admin_drop(backend: &str, name: &str) {
     let Ok(mut conn) = sqlx::MySqlConnection::connect(&url).await else {
         return;
     };
-    let sessions: Vec<u64> =
+    // `ID` is a signed BIGINT in MariaDB's information schema.
+    let sessions: Vec<i64> =
         sqlx::query_scalar("SELECT id FROM information_schema.processlist WHERE db = ?")
             .bind(name)
             .fetch_all(&mut conn)
             .await
-            .unwrap_or_default();
+            .unwrap_or_else(|error| {
+                eprintln!("cannot list the sessions on {name}: {error}");
+                Vec::new()
+            });
     for id in sessions {
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!("KILL {id}")))
             .execute(&mut conn)
