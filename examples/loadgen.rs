@@ -242,15 +242,30 @@ impl Server {
         })
     }
 
+    /// A request to the control API, its JSON answer.
+    async fn control<T: serde::de::DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<T> {
+        let mut request = self.http.request(method, format!("{}{path}", self.control));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?.error_for_status()?;
+        let bytes = response.bytes().await?;
+        // Unit answers are empty.
+        Ok(serde_json::from_slice(if bytes.is_empty() {
+            b"null"
+        } else {
+            &bytes
+        })?)
+    }
+
     async fn create(&self, n: usize) -> anyhow::Result<Vec<String>> {
-        Ok(self
-            .http
-            .post(format!("{}/create/{n}", self.control))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?)
+        self.control(reqwest::Method::POST, &format!("/create/{n}"), None)
+            .await
     }
 
     /// Emits `rounds` rounds of `per_round` probes to each scan, `every` apart.
@@ -262,37 +277,28 @@ impl Server {
         per_round: usize,
         every: Duration,
     ) -> anyhow::Result<()> {
-        self.http
-            .post(format!("{}/emit", self.control))
-            .json(&json!({
-                "scan_ids": scan_ids, "first": first, "rounds": rounds,
-                "per_round": per_round, "every_us": every.as_micros() as u64,
-            }))
-            .send()
-            .await?
-            .error_for_status()?;
-        Ok(())
+        let body = json!({
+            "scan_ids": scan_ids, "first": first, "rounds": rounds,
+            "per_round": per_round, "every_us": every.as_micros() as u64,
+        });
+        self.control(reqwest::Method::POST, "/emit", Some(body))
+            .await
     }
 
     async fn finish(&self, scan_ids: &[String]) -> anyhow::Result<()> {
-        self.http
-            .post(format!("{}/finish", self.control))
-            .json(scan_ids)
-            .send()
-            .await?
-            .error_for_status()?;
-        Ok(())
+        self.control(reqwest::Method::POST, "/finish", Some(json!(scan_ids)))
+            .await
     }
 
     async fn stored(&self, scan_id: &str) -> anyhow::Result<i64> {
-        Ok(self
-            .http
-            .get(format!("{}/stored/{scan_id}", self.control))
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?)
+        self.control(reqwest::Method::GET, &format!("/stored/{scan_id}"), None)
+            .await
+    }
+
+    /// The one-INSERT-per-line baseline of `lines` lines, in lines per second.
+    async fn baseline(&self, lines: usize) -> anyhow::Result<f64> {
+        self.control(reqwest::Method::POST, &format!("/baseline/{lines}"), None)
+            .await
     }
 
     fn proc(&self) -> anyhow::Result<ProcStats> {
@@ -364,7 +370,6 @@ struct Tally {
     /// Subscribers back after their first drop.
     reconnected: AtomicUsize,
     probes: AtomicUsize,
-    finished: AtomicUsize,
 }
 
 /// Follows a scan's stream to `done`. Reconnects with `Last-Event-ID`
@@ -448,7 +453,6 @@ async fn subscribe(
                     }
                     "done" => {
                         seen.done = true;
-                        tally.finished.fetch_add(1, Ordering::Relaxed);
                         break 'connect;
                     }
                     _ => {}
@@ -468,9 +472,6 @@ async fn subscribe(
                 }
             }
         }
-    }
-    if !seen.done {
-        tally.finished.fetch_add(1, Ordering::Relaxed);
     }
     seen
 }
@@ -872,14 +873,7 @@ async fn logs(quick: bool) -> anyhow::Result<Value> {
     server.finish(&ids).await?;
     let seen = crowd.results().await?;
     let (_, verdict) = check(&seen, lines);
-    let baseline: f64 = server
-        .http
-        .post(format!("{}/baseline/{baseline_lines}", server.control))
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+    let baseline = server.baseline(baseline_lines).await?;
     server.stop().await;
     let rate = lines as f64 / persisted.as_secs_f64();
     Ok(json!({
@@ -1077,30 +1071,22 @@ async fn reconnect(quick: bool) -> anyhow::Result<Value> {
     // 100 events/s over all scans, for 20 s (10 s in quick mode).
     let per_scan_every = Duration::from_micros(1_000_000 * scans as u64 / 100);
     let rounds = (if quick { 10 } else { 20 }) * 100 / scans;
-    let flowing = {
-        let (ids, control, http) = (ids.clone(), server.control.clone(), server.http.clone());
-        tokio::spawn(async move {
-            http.post(format!("{control}/emit"))
-                .json(
-                    &json!({"scan_ids": ids, "first": 0, "rounds": rounds, "per_round": 1,
-                              "every_us": per_scan_every.as_micros() as u64}),
-                )
-                .send()
-                .await
-        })
+    let storm = async {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let t = Instant::now();
+        crowd.reconnect_all();
+        wait_for(
+            &crowd.tally.reconnected,
+            n,
+            Duration::from_secs(60),
+            "subscribers back",
+        )
+        .await
+        .map(|()| t.elapsed())
     };
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let t = Instant::now();
-    crowd.reconnect_all();
-    wait_for(
-        &crowd.tally.reconnected,
-        n,
-        Duration::from_secs(60),
-        "subscribers back",
-    )
-    .await?;
-    let back = t.elapsed();
-    flowing.await??;
+    let (flowed, back) = tokio::join!(server.emit(&ids, 0, rounds, 1, per_scan_every), storm);
+    flowed?;
+    let back = back?;
     server.finish(&ids).await?;
     let seen = crowd.results().await?;
     let (_, verdict) = check(&seen, rounds);

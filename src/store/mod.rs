@@ -382,32 +382,6 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The URIs of the events the scan has recorded (its checkpoint).
     async fn done_events(&self, scan_id: &str) -> StoreResult<HashSet<String>>;
 
-    /// Ends a running scan held by `owner` with `status`.
-    #[allow(clippy::too_many_arguments)]
-    async fn finish_scan(
-        &self,
-        scan_id: &str,
-        owner: &str,
-        status: ScanStatus,
-        error_message: Option<&str>,
-        figures: &Progress,
-        logs: &[LogRow],
-        completed_at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        let write = ScanWrite {
-            scan_id,
-            owner,
-            figures,
-            logs,
-            finish: Some(Finish {
-                status,
-                error_message,
-                completed_at,
-            }),
-        };
-        Ok(self.write_scans(&[write]).await? == [true])
-    }
-
     /// Extends the lease of a scan `owner` runs, and says whether someone
     /// asked it to stop.
     async fn renew_lease(&self, scan_id: &str, owner: &str, until_ms: i64) -> StoreResult<Lease>;

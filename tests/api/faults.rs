@@ -67,7 +67,8 @@ async fn resume_exactly(process: &Process, sim: &TestSim, scan_id: &str) {
 async fn after_kill_9_mid_scan_a_restart_reports_it_interrupted_and_a_resume_finishes_it_exactly() {
     let sim = simulator(60, |c| c.latency = Duration::from_millis(40)).await;
     let dir = tempfile::tempdir().unwrap();
-    let (url, drop_database) = fresh_database(&dir).await;
+    let database = fresh_database(&dir).await;
+    let url = database.url.clone();
     let lease_s = 2;
     let mut first = Process::spawn(&url, sim.base_url(), lease_s).await;
     let (scan_id, _stream) = start_and_wait(&first, 10).await;
@@ -91,18 +92,14 @@ async fn after_kill_9_mid_scan_a_restart_reports_it_interrupted_and_a_resume_fin
     }
     eprintln!("interrupted {:?} after kill -9", killed.elapsed());
     resume_exactly(&second, &sim, &scan_id).await;
-
-    drop((first, second));
-    if let Some(drop_database) = drop_database {
-        drop_database();
-    }
 }
 
 #[tokio::test]
 async fn sigterm_mid_scan_ends_the_streams_and_the_process_leaving_the_scan_resumable() {
     let sim = simulator(60, |c| c.latency = Duration::from_millis(40)).await;
     let dir = tempfile::tempdir().unwrap();
-    let (url, drop_database) = fresh_database(&dir).await;
+    let database = fresh_database(&dir).await;
+    let url = database.url.clone();
     let mut first = Process::spawn(&url, sim.base_url(), 15).await;
     let (scan_id, mut stream) = start_and_wait(&first, 5).await;
     let terminated = Instant::now();
@@ -123,18 +120,14 @@ async fn sigterm_mid_scan_ends_the_streams_and_the_process_leaving_the_scan_resu
     let second = Process::spawn(&url, sim.base_url(), 15).await;
     assert_eq!(status(&second, &scan_id).await["status"], "interrupted");
     resume_exactly(&second, &sim, &scan_id).await;
-
-    drop((first, second));
-    if let Some(drop_database) = drop_database {
-        drop_database();
-    }
 }
 
 #[tokio::test]
 async fn a_cancel_is_recorded_within_2_s_no_calendly_call_follows_and_it_survives_a_restart() {
     let sim = simulator(200, |c| c.latency = Duration::from_millis(40)).await;
     let dir = tempfile::tempdir().unwrap();
-    let (url, drop_database) = fresh_database(&dir).await;
+    let database = fresh_database(&dir).await;
+    let url = database.url.clone();
     let mut first = Process::spawn(&url, sim.base_url(), 15).await;
     let (scan_id, stream) = start_and_wait(&first, 10).await;
 
@@ -163,9 +156,4 @@ async fn a_cancel_is_recorded_within_2_s_no_calendly_call_follows_and_it_survive
         calls,
         "Calendly was called after the cancel"
     );
-
-    drop((first, second));
-    if let Some(drop_database) = drop_database {
-        drop_database();
-    }
 }

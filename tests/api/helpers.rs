@@ -195,16 +195,14 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub shutdown: CancellationToken,
     pub server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    drop_database: Option<DropDatabase>,
+    /// Dropped after the server is told to stop (fields drop after `drop`).
+    _database: Option<TestDatabase>,
     _dir: tempfile::TempDir,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.shutdown.cancel();
-        if let Some(drop_database) = self.drop_database.take() {
-            drop_database();
-        }
     }
 }
 
@@ -295,24 +293,42 @@ async fn admin_drop(backend: &str, name: &str) {
     .await;
 }
 
-type DropDatabase = Box<dyn FnOnce() + Send>;
-
-/// A fresh, empty database for one test on the suite's backend, and how to
-/// drop it afterwards.
-pub async fn fresh_database(dir: &tempfile::TempDir) -> (String, Option<DropDatabase>) {
-    fresh_database_on(backend(), dir).await
+/// A fresh, empty database for one test, dropped with it (a SQLite file
+/// goes with its temporary directory).
+pub struct TestDatabase {
+    pub url: String,
+    backend: &'static str,
+    /// The database's name on a server; `None` for SQLite.
+    server_name: Option<String>,
 }
 
-/// A fresh, empty database on `backend`.
-pub async fn fresh_database_on(
-    backend: &'static str,
-    dir: &tempfile::TempDir,
-) -> (String, Option<DropDatabase>) {
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some(name) = self.server_name.take() else {
+            return;
+        };
+        let backend = self.backend;
+        // Drop runs outside async: a thread with its own runtime does it.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(admin_drop(backend, &name));
+        })
+        .join();
+    }
+}
+
+/// A fresh, empty database on the suite's backend; a SQLite one in `dir`.
+pub async fn fresh_database(dir: &tempfile::TempDir) -> TestDatabase {
+    let backend = backend();
     if backend == "sqlite" {
-        return (
-            format!("sqlite://{}", dir.path().join("calscan.db").display()),
-            None,
-        );
+        return TestDatabase {
+            url: format!("sqlite://{}", dir.path().join("calscan.db").display()),
+            backend,
+            server_name: None,
+        };
     }
     let name = format!(
         "calscan_test_{}",
@@ -329,27 +345,23 @@ pub async fn fresh_database_on(
         Some((server, _)) => format!("{server}/{name}"),
         None => panic!("{admin} needs a database path"),
     };
-    let drop_database: DropDatabase = Box::new(move || {
-        // Drop runs outside async: a thread with its own runtime does it.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            runtime.block_on(admin_drop(backend, &name));
-        })
-        .join();
-    });
-    (url, Some(drop_database))
+    TestDatabase {
+        url,
+        backend,
+        server_name: Some(name),
+    }
 }
 
 pub async fn spawn_app(options: AppOptions) -> TestApp {
     init_tracing();
     let sim = simulator(options.events, options.tweak_sim).await;
     let dir = tempfile::tempdir().unwrap();
-    let (db_url, dropped) = match options.database_url {
+    let (db_url, database) = match options.database_url {
         Some(url) => (url, None),
-        None => fresh_database(&dir).await,
+        None => {
+            let database = fresh_database(&dir).await;
+            (database.url.clone(), Some(database))
+        }
     };
     let calendly = options.calendly_token.map(|token| {
         let mut s = settings(&sim);
@@ -387,7 +399,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         http: reqwest::Client::new(),
         shutdown,
         server: Some(server),
-        drop_database: dropped,
+        _database: database,
         _dir: dir,
     }
 }

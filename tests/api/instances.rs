@@ -124,7 +124,8 @@ async fn on_postgresql_every_write_wakes_the_other_instances() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (url, drop_database) = fresh_database(&dir).await;
+    let database = fresh_database(&dir).await;
+    let url = database.url.clone();
     let writer = store::connect(&url).await.unwrap();
     let reader = store::connect(&url).await.unwrap();
     let mut wakeups = reader.wakeups().await.unwrap().expect("PostgreSQL wakes");
@@ -166,10 +167,6 @@ async fn on_postgresql_every_write_wakes_the_other_instances() {
         next_wakeup(&mut wakeups).await,
         Wakeup::Cancel("scan_wakeup01".into())
     );
-    drop((writer, reader, wakeups));
-    if let Some(drop_database) = drop_database {
-        drop_database();
-    }
 }
 
 async fn next_wakeup(wakeups: &mut futures::stream::BoxStream<'static, Wakeup>) -> Wakeup {
@@ -185,13 +182,10 @@ async fn elsewhere_than_postgresql_there_are_no_wake_ups() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let (url, drop_database) = fresh_database(&dir).await;
+    let database = fresh_database(&dir).await;
+    let url = database.url.clone();
     let store = store::connect(&url).await.unwrap();
     assert!(store.wakeups().await.unwrap().is_none());
-    drop(store);
-    if let Some(drop_database) = drop_database {
-        drop_database();
-    }
 }
 
 #[tokio::test]
@@ -203,7 +197,8 @@ async fn when_the_instance_running_a_scan_is_killed_another_interrupts_it_and_re
     let sim = simulator(60, |c| c.latency = Duration::from_millis(40)).await;
     let expected = sim.expected_emails();
     let dir = tempfile::tempdir().unwrap();
-    let (url, drop_database) = fresh_database(&dir).await;
+    let database = fresh_database(&dir).await;
+    let url = database.url.clone();
     let mut a = Process::spawn(&url, sim.base_url(), lease_s).await;
     let b = Process::spawn(&url, sim.base_url(), lease_s).await;
 
@@ -263,9 +258,4 @@ async fn when_the_instance_running_a_scan_is_killed_another_interrupts_it_and_re
     assert_eq!(done["existing_count"], 0);
     let customers = all_customers(&b.http, &b.base).await;
     assert_customers(&customers, &expected, sim.org().invitee_count());
-
-    drop((a, b));
-    if let Some(drop_database) = drop_database {
-        drop_database();
-    }
 }

@@ -73,7 +73,8 @@ async fn as_previous_release_left_it(url: &str) {
 #[tokio::test]
 async fn a_database_of_the_previous_release_upgrades_with_nothing_lost_and_keeps_working() {
     let dir = tempfile::tempdir().unwrap();
-    let (url, drop_database) = fresh_database(&dir).await;
+    let database = fresh_database(&dir).await;
+    let url = database.url.clone();
     as_previous_release_left_it(&url).await;
 
     // Starting the server migrates; a second start finds nothing to do.
@@ -182,11 +183,6 @@ async fn a_database_of_the_previous_release_upgrades_with_nothing_lost_and_keeps
     assert_eq!(end["new_count"], expected.len() as i64);
     assert_eq!(end["existing_count"], 1);
     assert_eq!(app.customer_total().await, expected.len() as i64 + 2);
-
-    drop(app);
-    if let Some(drop_database) = drop_database {
-        drop_database();
-    }
 }
 
 #[test]
