@@ -10,6 +10,19 @@
 //!
 //! Until the first answer the limit is unknown, so only one request may be in
 //! flight. All waiting uses tokio's clock, so tests can pause time.
+//!
+//! Where the window ends: `X-RateLimit-Reset` counts whole seconds, rounded
+//! up (a 429 at the start of a 60 s window says `60`), and was computed
+//! before the answer reached us. So "now + reset" on receipt is never earlier
+//! than the window's real end, and each answer of a window bounds that end
+//! from above: the earliest bound wins. Over a window's answers the bound
+//! closes in on the real end, so a spent window costs no idle second per
+//! reset (measured in `BENCHMARKS.md`, scenario 6b).
+//!
+//! How much is left: our own count of the requests we sent in the window is
+//! exact for a token only we use; an answer's `X-RateLimit-Remaining` can
+//! only lower it (somebody else spends the same budget). Answers to requests
+//! sent in an earlier window are ignored.
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,8 +35,9 @@ use tokio::time::Instant;
 /// (about 2001-09-09; no window lasts 31 years).
 const EPOCH_THRESHOLD: u64 = 1_000_000_000;
 
-/// Two answers whose computed resets differ by less than this belong to the
-/// same window (the header has whole-second resolution, plus latency).
+/// An answer whose window ends later than the one we know by more than this
+/// belongs to a newer window (the header has whole-second resolution, plus
+/// latency).
 const SAME_WINDOW_SLACK: Duration = Duration::from_secs(2);
 
 /// The rate-limit headers of one answer, as far as they were present.
@@ -99,8 +113,11 @@ struct Window {
     /// Requests the current window still allows us, `None` before the first answer.
     remaining: Option<u32>,
     limit: Option<u32>,
-    /// When the current window ends (by our clock, never earlier than Calendly's).
+    /// When the current window ends (by our clock, never earlier than Calendly's);
+    /// `None` from the moment a window is over until an answer tells the next one's.
     reset_at: Option<Instant>,
+    /// Counts windows; a permit remembers the one it was sent in.
+    epoch: u64,
     /// Requests sent and not yet answered.
     in_flight: u32,
     /// After a 429: nobody sends before this.
@@ -119,6 +136,8 @@ pub struct Pacer {
 #[derive(Debug)]
 pub struct Permit<'a> {
     pacer: &'a Pacer,
+    /// The window this request was sent in.
+    epoch: u64,
 }
 
 impl Pacer {
@@ -143,16 +162,18 @@ impl Pacer {
                             // until an answer says otherwise.
                             w.reset_at = None;
                             w.remaining = w.limit;
+                            w.epoch += 1;
                         }
+                        let epoch = w.epoch;
                         match w.remaining {
                             None if w.in_flight == 0 => {
                                 w.in_flight += 1;
-                                return Permit { pacer: self };
+                                return Permit { pacer: self, epoch };
                             }
                             Some(n) if n > 0 => {
                                 w.remaining = Some(n - 1);
                                 w.in_flight += 1;
-                                return Permit { pacer: self };
+                                return Permit { pacer: self, epoch };
                             }
                             _ => w.reset_at,
                         }
@@ -180,6 +201,7 @@ impl Pacer {
         w.blocked_until = Some(until);
         w.remaining = Some(0);
         w.reset_at = Some(until);
+        w.epoch += 1;
         drop(w);
         self.changed.notify_waiters();
     }
@@ -198,25 +220,32 @@ impl Permit<'_> {
             return;
         };
         let mut w = self.pacer.lock();
+        if self.epoch != w.epoch {
+            // Sent in a window that is over: it says nothing about this one.
+            return;
+        }
         if headers.limit.is_some() {
             w.limit = headers.limit;
         }
-        // Requests of ours still in flight may not be counted in this answer yet.
-        let others = w.in_flight.saturating_sub(1);
-        let budget = server_remaining.saturating_sub(others);
-        // Rounded up by a second: the header is whole seconds, and sending a
-        // moment late costs little while sending early costs a 429.
-        let reset_at = Instant::now() + reset + Duration::from_secs(1);
-        let same_window = w
+        let ends_by = Instant::now() + reset;
+        let newer_window = w
             .reset_at
-            .is_some_and(|at| reset_at <= at + SAME_WINDOW_SLACK);
-        if same_window {
-            // Answers arrive out of order: within one window the lowest count wins.
-            w.remaining = Some(w.remaining.map_or(budget, |r| r.min(budget)));
-            w.reset_at = w.reset_at.map(|at| at.max(reset_at));
+            .is_some_and(|at| ends_by > at + SAME_WINDOW_SLACK);
+        if newer_window {
+            // Calendly started a window we did not expect (the budget is
+            // shared, or its windows are not what we assumed): start over from
+            // its figures. Our other requests in flight may not be counted in
+            // them yet.
+            let others = w.in_flight.saturating_sub(1);
+            w.remaining = Some(server_remaining.saturating_sub(others));
+            w.reset_at = Some(ends_by);
+            w.epoch += 1;
         } else {
-            w.remaining = Some(budget);
-            w.reset_at = Some(reset_at);
+            w.remaining = Some(
+                w.remaining
+                    .map_or(server_remaining, |r| r.min(server_remaining)),
+            );
+            w.reset_at = Some(w.reset_at.map_or(ends_by, |at| at.min(ends_by)));
         }
         drop(w);
         self.pacer.changed.notify_waiters();
@@ -300,6 +329,76 @@ mod tests {
         let waited = start.elapsed();
         assert!(waited >= Duration::from_secs(10), "waited {waited:?}");
         assert!(waited <= Duration::from_secs(12), "waited {waited:?}");
+    }
+
+    fn window(limit: u32, remaining: u32, reset_s: u64) -> RateHeaders {
+        RateHeaders {
+            limit: Some(limit),
+            remaining: Some(remaining),
+            reset: Some(Duration::from_secs(reset_s)),
+            retry_after: None,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_answer_narrows_the_window_end_and_the_earliest_bound_wins() {
+        let pacer = Pacer::new();
+        let start = Instant::now();
+        let p = pacer.acquire().await;
+        p.observe(&window(3, 2, 10)); // ends by 10 s
+        drop(p);
+        tokio::time::advance(Duration::from_millis(500)).await;
+        let p = pacer.acquire().await;
+        p.observe(&window(3, 1, 9)); // ends by 9.5 s: the tighter bound
+        drop(p);
+        tokio::time::advance(Duration::from_millis(300)).await;
+        let p = pacer.acquire().await;
+        p.observe(&window(3, 0, 10)); // ends by 10.8 s: looser, ignored
+        drop(p);
+        drop(pacer.acquire().await); // waits for the window to end
+        assert_eq!(start.elapsed(), Duration::from_millis(9_500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn requests_in_flight_are_not_counted_twice() {
+        let pacer = Pacer::new();
+        let first = pacer.acquire().await;
+        first.observe(&window(10, 9, 10));
+        drop(first);
+        // Eight requests go out together; Calendly counts each as it arrives
+        // and the answers come back while the others are still in flight.
+        let mut flying = Vec::new();
+        for _ in 0..8 {
+            flying.push(pacer.acquire().await);
+        }
+        for (k, permit) in flying.iter().enumerate() {
+            permit.observe(&window(10, 8 - k as u32, 10));
+        }
+        drop(flying);
+        // One of the ten is left, at once; the eleventh waits for the window.
+        let start = Instant::now();
+        drop(pacer.acquire().await);
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        drop(pacer.acquire().await);
+        assert_eq!(start.elapsed(), Duration::from_secs(10));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_answer_from_a_window_that_is_over_is_ignored() {
+        let pacer = Pacer::new();
+        let first = pacer.acquire().await;
+        first.observe(&window(5, 4, 1));
+        drop(first);
+        let late = pacer.acquire().await; // sent in the first window
+        tokio::time::advance(Duration::from_secs(2)).await;
+        let fresh = pacer.acquire().await; // the second window: 4 left after this
+        // The late answer speaks of the first window's last request.
+        late.observe(&window(5, 0, 1));
+        drop((late, fresh));
+        for _ in 0..4 {
+            let p = tokio::time::timeout(Duration::from_millis(1), pacer.acquire()).await;
+            assert!(p.is_ok(), "the stale answer emptied the new window");
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -77,27 +77,36 @@ async fn a_configured_organization_is_used_without_asking_users_me() {
     assert!(err.to_string().contains("CALENDLY_ORG_URI"), "{err}");
 }
 
-#[tokio::test]
+// The throttling tests run on paused time: tokio's clock jumps to the next
+// timer whenever every task waits, so minutes of rate-limit windows pass in
+// milliseconds, exactly, with no real sleeping. The simulator's windows run
+// on the same clock.
+
+#[tokio::test(start_paused = true)]
 async fn a_tight_rate_limit_is_paced_by_the_headers_without_429s() {
-    // 25 requests per 1 s window; the scan needs 63 calls, so at least three
-    // windows, with four events fetched at a time.
+    // 25 requests per 10 s window; the scan needs 63 calls, so three windows,
+    // with several events fetched at a time.
     let sim = simulator(60, |c| {
         c.rate_limit = 25;
-        c.rate_window = Duration::from_secs(1);
+        c.rate_window = Duration::from_secs(10);
     })
     .await;
     let client = client(&sim);
+    let started = tokio::time::Instant::now();
+    let real = std::time::Instant::now();
     assert_eq!(scanned_emails(&client).await, sim.expected_emails());
+    let (elapsed, real) = (started.elapsed(), real.elapsed());
     let stats = sim.stats();
-    assert!(stats.requests >= 63, "{stats:?}");
+    assert_eq!(stats.requests, 63, "{stats:?}");
+    assert_eq!(stats.rate_limited, 0, "{stats:?}");
+    assert_eq!(stats.max_in_window, 25, "{stats:?}");
+    // 63 calls fill two windows and start a third: 20 s and a moment, with
+    // no idle second lost at either reset.
     assert!(
-        stats.rate_limited <= 2,
-        "a paced client collects at most a handful of 429s: {stats:?}"
+        elapsed >= Duration::from_secs(20) && elapsed < Duration::from_secs(21),
+        "{elapsed:?}"
     );
-    assert!(
-        stats.max_in_window <= 25 + stats.rate_limited as u32,
-        "the window saw more than the limit allows: {stats:?}"
-    );
+    assert!(real < Duration::from_secs(10), "slept for real: {real:?}");
 }
 
 #[tokio::test]
@@ -254,35 +263,38 @@ async fn a_stale_invitee_page_token_restarts_that_listing_without_duplicates() {
     assert_eq!(client.stats().restarts, 1);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_429_is_waited_out_by_retry_after_or_by_the_reset_header() {
     let sim = simulator(20, |_| {}).await;
     sim.inject(
         Fault::RateLimited {
             reset_s: 30,
-            retry_after_s: Some(1),
+            retry_after_s: Some(7),
         },
         1,
     );
     sim.inject(
         Fault::RateLimited {
-            reset_s: 1,
+            reset_s: 11,
             retry_after_s: None,
         },
         1,
     );
     let client = client(&sim);
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     assert_eq!(scanned_emails(&client).await, sim.expected_emails());
     let elapsed = started.elapsed();
     assert_eq!(client.stats().rate_limited, 2);
     assert_eq!(client.stats().retries, 0, "a 429 is not a failure");
-    // Retry-After (1 s) won over the 30 s reset; then the 1 s reset.
-    assert!(elapsed >= Duration::from_secs(2), "{elapsed:?}");
-    assert!(elapsed < Duration::from_secs(20), "{elapsed:?}");
+    // Retry-After (7 s) won over the 30 s reset; then the 11 s reset. The
+    // scan itself takes no time on this clock.
+    assert!(
+        elapsed >= Duration::from_secs(18) && elapsed < Duration::from_secs(19),
+        "{elapsed:?}"
+    );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_429_asking_for_longer_than_allowed_stops_with_a_resumable_error() {
     let sim = simulator(5, |_| {}).await;
     sim.inject(
@@ -295,6 +307,7 @@ async fn a_429_asking_for_longer_than_allowed_stops_with_a_resumable_error() {
     let mut settings = settings(&sim);
     settings.max_rate_limit_wait = Duration::from_secs(60);
     let client = CalendlyClient::new(settings).unwrap();
+    let started = tokio::time::Instant::now();
     let err = client.current_user().await.unwrap_err();
     assert!(
         matches!(err, CalendlyError::RateLimitWaitTooLong { .. }),
@@ -302,6 +315,10 @@ async fn a_429_asking_for_longer_than_allowed_stops_with_a_resumable_error() {
     );
     assert!(err.is_retryable());
     assert!(err.to_string().contains("600 s"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "it waited first"
+    );
 }
 
 #[tokio::test]
@@ -350,4 +367,48 @@ async fn invitees_are_fetched_with_bounded_concurrency() {
     assert_eq!(scanned_emails(&client).await, sim.expected_emails());
     let peak = sim.stats().max_in_flight;
     assert!((2..=6).contains(&peak), "peak concurrency {peak}");
+}
+
+/// Each kind of failure Calendly (or the network before it) produces, alone:
+/// four in a row are retried and the result is exact; five in a row exhaust
+/// the attempts and say what failed. On paused time, so the stalls and the
+/// backoff cost nothing real.
+#[tokio::test(start_paused = true)]
+async fn each_kind_of_failure_alone_is_retried_and_five_in_a_row_stop_saying_what_failed() {
+    let kinds = [
+        (Fault::ServerError(500), "HTTP 500"),
+        (Fault::ServerError(503), "HTTP 503"),
+        (Fault::HtmlBadGateway, "non-JSON body"),
+        (Fault::ResetConnection, "connection closed"),
+        (Fault::Stall(Duration::from_secs(60)), "timed out"),
+    ];
+    for (fault, says) in kinds {
+        let sim = simulator(20, |_| {}).await;
+        sim.inject(fault.clone(), 4);
+        let mut settings = settings(&sim);
+        settings.max_attempts = 5;
+        settings.request_timeout = Duration::from_secs(2);
+        let client = CalendlyClient::new(settings.clone()).unwrap();
+        assert_eq!(
+            scanned_emails(&client).await,
+            sim.expected_emails(),
+            "{fault:?}"
+        );
+        assert_eq!(client.stats().retries, 4, "{fault:?}");
+        assert_eq!(sim.stats().faults, 4, "{fault:?}");
+
+        let sim = simulator(5, |_| {}).await;
+        sim.inject(fault.clone(), 5);
+        settings.api_base = sim.base_url().parse().unwrap();
+        let client = CalendlyClient::new(settings).unwrap();
+        let err = client.current_user().await.unwrap_err();
+        assert!(
+            matches!(err, CalendlyError::Unavailable { attempts: 5, .. }),
+            "{fault:?}: {err:?}"
+        );
+        assert!(err.is_retryable(), "{fault:?}");
+        let text = err.to_string();
+        assert!(text.contains(says), "{fault:?}: {text}");
+        assert_eq!(sim.stats().requests, 5, "{fault:?}");
+    }
 }

@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use calscan::calendly::Fault;
 use calscan::i18n::Texts;
 use calscan::store::{LogRow, NewScan, Progress, StartOutcome};
 use chrono::Utc;
@@ -304,6 +305,57 @@ async fn resume_continues_from_the_checkpoint_with_exact_counts_and_no_duplicate
     );
 
     // Every customer once, every booking counted once.
+    let customers = all_customers(&app.http, &app.base).await;
+    assert_customers(&customers, &expected, app.sim.org().invitee_count());
+}
+
+#[tokio::test]
+async fn calendly_failing_mid_scan_stops_it_as_error_keeping_its_checkpoint_for_a_resume() {
+    let app = spawn_app(AppOptions {
+        events: 80,
+        tweak_sim: Box::new(|c| c.latency = Duration::from_millis(30)),
+        ..AppOptions::default()
+    })
+    .await;
+    let expected = app.sim.expected_emails();
+    let scan_id = app.start_scan().await;
+    let mut stream = app.stream(&scan_id, None).await;
+    loop {
+        let event = stream.next().await.unwrap();
+        if event.data["events_scanned"].as_i64().unwrap_or(0) >= 20 {
+            break;
+        }
+    }
+    // From here on every request fails: each in flight uses up its five
+    // attempts, and the first to run out ends the scan.
+    app.sim.inject(Fault::ServerError(503), 10_000);
+    let rest = stream.until_done().await;
+    let done = &rest.last().unwrap().data;
+    assert_eq!(done["status"], "error", "{done}");
+    let message = done["error_message"].as_str().unwrap();
+    assert!(message.contains("503"), "{message}");
+    assert!(message.contains("5"), "says how often it tried: {message}");
+    let stored = app.get_json(&format!("/api/scans/{scan_id}")).await;
+    assert_eq!(stored["status"], "error");
+    let scanned_before = stored["events_scanned"].as_i64().unwrap();
+    assert!((20..80).contains(&scanned_before), "{stored}");
+    assert!(
+        app.sim.clear_faults() > 0,
+        "the faults ran out before the scan stopped"
+    );
+    // The checkpoint is the events whose invitees are stored: their customers are there.
+    let customers_before = all_customers(&app.http, &app.base).await.len();
+    assert!(customers_before > 0);
+
+    let response = app.post(&format!("/api/scans/{scan_id}/resume")).await;
+    assert_eq!(response.status(), 202);
+    let events = app.follow(&scan_id).await;
+    let done = &events.last().unwrap().data;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["events_scanned"], 80);
+    assert_eq!(done["emails_found"], expected.len() as i64);
+    assert_eq!(done["new_count"], expected.len() as i64);
+    assert_eq!(done["existing_count"], 0);
     let customers = all_customers(&app.http, &app.base).await;
     assert_customers(&customers, &expected, app.sim.org().invitee_count());
 }

@@ -238,6 +238,14 @@ impl Simulator {
         state.faults.extend(std::iter::repeat_n(fault, times));
     }
 
+    /// Drops the faults still queued; returns how many there were.
+    pub fn clear_faults(&self) -> usize {
+        let mut state = self.shared.lock();
+        let queued = state.faults.len();
+        state.faults.clear();
+        queued
+    }
+
     /// An `invitee.created` delivery for the `invitee`-th invitee of the
     /// `event`-th event, signed with `key` at `timestamp`: the raw body and
     /// the `Calendly-Webhook-Signature` header value. `None` when there is no
