@@ -97,7 +97,7 @@ use std::sync::{Mutex, OnceLock};
 use calscan::app::{AppState, Application, Settings};
 use calscan::auth::AdminPassword;
 use calscan::i18n::Lang;
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use serde_json::Value;
 
 /// The API token every test app accepts.
@@ -492,16 +492,44 @@ pub struct SseEvent {
 /// A minimal text/event-stream reader.
 pub struct SseStream {
     pub status: reqwest::StatusCode,
-    body: futures::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buffer: String,
+    body: futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>,
+    /// Bytes not yet split into events (a chunk may end inside a character).
+    buffer: Vec<u8>,
 }
 
 impl SseStream {
     pub fn from_response(response: reqwest::Response) -> Self {
         Self {
             status: response.status(),
-            body: response.bytes_stream().boxed(),
-            buffer: String::new(),
+            body: response
+                .bytes_stream()
+                .map_err(std::io::Error::other)
+                .boxed(),
+            buffer: Vec::new(),
+        }
+    }
+
+    /// The events in the body `reader` yields, read as it is asked for them.
+    pub fn from_reader(
+        status: reqwest::StatusCode,
+        reader: impl tokio::io::AsyncRead + Send + Unpin + 'static,
+    ) -> Self {
+        use tokio::io::AsyncReadExt;
+        let body = futures::stream::unfold(reader, |mut reader| async move {
+            let mut chunk = vec![0; 8192];
+            match reader.read(&mut chunk).await {
+                Ok(0) => None,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    Some((Ok(bytes::Bytes::from(chunk)), reader))
+                }
+                Err(e) => Some((Err(e), reader)),
+            }
+        });
+        Self {
+            status,
+            body: body.boxed(),
+            buffer: Vec::new(),
         }
     }
 
@@ -515,8 +543,9 @@ impl SseStream {
 
     async fn next_inner(&mut self) -> Option<SseEvent> {
         loop {
-            while let Some(end) = self.buffer.find("\n\n") {
-                let block: String = self.buffer.drain(..end + 2).collect();
+            while let Some(end) = self.buffer.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buffer.drain(..end + 2).collect();
+                let block = String::from_utf8(block).expect("an event that is not UTF-8");
                 let mut event = SseEvent {
                     id: None,
                     event: "message".into(),
@@ -539,7 +568,7 @@ impl SseStream {
                 return Some(event);
             }
             match self.body.next().await {
-                Some(Ok(chunk)) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                Some(Ok(chunk)) => self.buffer.extend_from_slice(&chunk),
                 Some(Err(_)) | None => return None,
             }
         }

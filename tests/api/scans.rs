@@ -495,6 +495,86 @@ async fn a_watcher_that_falls_behind_is_refilled_from_the_database() {
     );
 }
 
+/// A watcher whose socket takes 4 KiB and then nothing: it asks for the
+/// stream and never reads past the answer's head.
+async fn stalled_watcher(app: &crate::helpers::TestApp, scan_id: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket.connect(addr).await.unwrap();
+    // HTTP/1.0: the body is the rest of the connection, no chunking to undo.
+    let request = format!(
+        "GET /api/scans/{scan_id}/events HTTP/1.0\r\nHost: {addr}\r\n\
+         Authorization: Bearer {}\r\n\r\n",
+        crate::helpers::API_TOKEN
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        assert_eq!(
+            stream.read(&mut byte).await.unwrap(),
+            1,
+            "closed in the head"
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+    stream
+}
+
+#[tokio::test]
+async fn a_watcher_that_stops_reading_neither_holds_up_the_others_nor_is_buffered_for() {
+    let app = spawn_app(AppOptions {
+        events: 1_500,
+        stream_buffer: 64,
+        ..AppOptions::default()
+    })
+    .await;
+    let scan_id = app.start_scan().await;
+    let stalled = stalled_watcher(&app, &scan_id).await;
+    // Two watchers that read: they see the whole scan through to its end
+    // while the stalled one has not read a byte of it.
+    let (first, second) = tokio::join!(app.follow(&scan_id), app.follow(&scan_id));
+    for events in [&first, &second] {
+        assert_well_formed(events);
+        assert_eq!(events.last().unwrap().data["status"], "completed");
+    }
+    let stored = app.get_json(&format!("/api/scans/{scan_id}")).await;
+    let stored: Vec<i64> = stored["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_i64().unwrap())
+        .collect();
+    // About 500 KB of events: more than the stalled watcher's socket holds
+    // (the server's 128 KiB send buffer, its 4 KiB receive buffer) plus the
+    // 64 events of the channel.
+    let bytes: usize = first.iter().map(|e| e.data.to_string().len()).sum();
+    assert!(bytes > 400_000, "too little ({bytes} B) to fill the socket");
+
+    // Nothing was kept in memory for the stalled watcher beyond its socket
+    // and its place in the shared channel: the events it missed were let go,
+    // and it is refilled from the database when it reads again.
+    let events = crate::helpers::SseStream::from_reader(reqwest::StatusCode::OK, stalled)
+        .until_done()
+        .await;
+    assert_well_formed(&events);
+    let streamed: Vec<i64> = log_lines(&events).iter().map(|(id, _)| *id).collect();
+    assert_eq!(streamed, stored, "every line once, in order");
+    assert_eq!(events.last().unwrap().data, first.last().unwrap().data);
+    let refills = crate::helpers::server_log()
+        .lines()
+        .filter(|l| l.contains("stream refilled from the database") && l.contains(&scan_id))
+        .count();
+    assert!(
+        refills >= 1,
+        "the stalled watcher was buffered for, not refilled"
+    );
+}
+
 #[tokio::test]
 async fn at_start_up_a_scan_left_running_in_its_own_database_becomes_interrupted() {
     let dir = tempfile::tempdir().unwrap();
