@@ -466,6 +466,24 @@ async fn shutdown_ends_open_streams_and_leaves_the_scan_interrupted_and_resumabl
     assert!(row.status.is_resumable());
 }
 
+/// Asserts that `events` carry every log line the database holds for the
+/// scan, each once, in order.
+async fn assert_has_every_stored_line_once(
+    app: &crate::helpers::TestApp,
+    scan_id: &str,
+    events: &[crate::helpers::SseEvent],
+) {
+    let polled = app.get_json(&format!("/api/scans/{scan_id}")).await;
+    let stored: Vec<i64> = polled["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["id"].as_i64().unwrap())
+        .collect();
+    let streamed: Vec<i64> = log_lines(events).iter().map(|(id, _)| *id).collect();
+    assert_eq!(streamed, stored, "every line once, in order");
+}
+
 #[tokio::test]
 async fn a_watcher_that_falls_behind_is_refilled_from_the_database() {
     // A channel of two events: every batch the scan writes overflows it.
@@ -477,15 +495,7 @@ async fn a_watcher_that_falls_behind_is_refilled_from_the_database() {
     let scan_id = app.start_scan().await;
     let events = app.follow(&scan_id).await;
     assert_well_formed(&events);
-    let polled = app.get_json(&format!("/api/scans/{scan_id}")).await;
-    let stored: Vec<i64> = polled["logs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["id"].as_i64().unwrap())
-        .collect();
-    let streamed: Vec<i64> = log_lines(&events).iter().map(|(id, _)| *id).collect();
-    assert_eq!(streamed, stored, "every line once, in order");
+    assert_has_every_stored_line_once(&app, &scan_id, &events).await;
     assert_eq!(events.last().unwrap().data["status"], "completed");
     let log = crate::helpers::server_log();
     assert!(
@@ -542,13 +552,6 @@ async fn a_watcher_that_stops_reading_neither_holds_up_the_others_nor_is_buffere
         assert_well_formed(events);
         assert_eq!(events.last().unwrap().data["status"], "completed");
     }
-    let stored = app.get_json(&format!("/api/scans/{scan_id}")).await;
-    let stored: Vec<i64> = stored["logs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["id"].as_i64().unwrap())
-        .collect();
     // About 500 KB of events: more than the stalled watcher's socket holds
     // (the server's 128 KiB send buffer, its 4 KiB receive buffer) plus the
     // 64 events of the channel.
@@ -562,8 +565,7 @@ async fn a_watcher_that_stops_reading_neither_holds_up_the_others_nor_is_buffere
         .until_done()
         .await;
     assert_well_formed(&events);
-    let streamed: Vec<i64> = log_lines(&events).iter().map(|(id, _)| *id).collect();
-    assert_eq!(streamed, stored, "every line once, in order");
+    assert_has_every_stored_line_once(&app, &scan_id, &events).await;
     assert_eq!(events.last().unwrap().data, first.last().unwrap().data);
     let refills = crate::helpers::server_log()
         .lines()
