@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Scenarios: watchers, push, polling, start, logs, scan-speed, large-org,
-//! reconnect. The server is this same program run as `loadgen serve`: the
+//! reconnect, and floor: what the machine itself costs for the deliveries
+//! of push and polling, measured without calscan (see [`floor`]). The server is this same program run as `loadgen serve`: the
 //! calscan application with the `bench` feature's synthetic scans (see
 //! `src/bench.rs`) and a small control API beside it. The simulated Calendly
 //! runs in the client process, so the server's figures are calscan's own.
@@ -25,7 +26,7 @@ use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use calscan::app::{Application, Settings};
 use calscan::auth::AdminPassword;
-use calscan::bench::{BenchStore, Synthetic, parse_probe, unix_micros};
+use calscan::bench::{BenchStore, Synthetic, parse_probe, probe, unix_micros};
 use calscan::calendly::{ClientSettings, Simulator, SimulatorConfig};
 use calscan::i18n::Lang;
 use futures::StreamExt;
@@ -45,6 +46,9 @@ async fn main() -> anyhow::Result<()> {
     if what == "serve" {
         return serve(args.get(1).cloned()).await;
     }
+    if what == "floor-serve" {
+        return floor_serve(&args[1..]).await;
+    }
     let (names, quick): (Vec<&str>, bool) = match what {
         "quick" => (SCENARIOS.to_vec(), true),
         "all" => (SCENARIOS.to_vec(), false),
@@ -62,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
             "scan-speed" => scan_speed(quick).await?,
             "large-org" => large_org(quick).await?,
             "reconnect" => reconnect(quick).await?,
+            "floor" => floor(quick).await?,
             _ => unreachable!("checked above"),
         };
         figures["scenario"] = name.into();
@@ -72,7 +77,7 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-const SCENARIOS: [&str; 8] = [
+const SCENARIOS: [&str; 9] = [
     "watchers",
     "push",
     "polling",
@@ -81,6 +86,7 @@ const SCENARIOS: [&str; 8] = [
     "scan-speed",
     "large-org",
     "reconnect",
+    "floor",
 ];
 
 // ---------------------------------------------------------------------------
@@ -1097,4 +1103,124 @@ async fn reconnect(quick: bool) -> anyhow::Result<Value> {
         "all_back_s": round(back.as_secs_f64(), 2),
         "target": "all back within 15 s; no duplicates, no gaps",
     }))
+}
+
+// ---------------------------------------------------------------------------
+// The floor: the same deliveries without calscan.
+
+/// Bytes of one floor frame: as long as calscan's SSE frame of a probe line
+/// (`id`, `event: log`, the JSON line, and HTTP/1.1 chunk framing).
+const FLOOR_FRAME_BYTES: usize = 200;
+
+/// The machine's own floor for pushing events: a plain tokio server (this
+/// program as `loadgen floor-serve`, in a process of its own) writes each
+/// frame with one `write` per socket, in one loop, to `subscribers` plain TCP
+/// connections; no HTTP, no channels, no database. Its CPU per delivery and
+/// the latency its readers see bound what any server can do here, since
+/// calscan's delivery is the same one write per socket plus its own work.
+async fn floor(quick: bool) -> anyhow::Result<Value> {
+    let rounds = if quick { 100 } else { 400 };
+    let mut out = json!({"frame_bytes": FLOOR_FRAME_BYTES});
+    // As push's two cases, and as polling's SSE side (1,000 watchers, 10 lines/s).
+    for (name, subscribers, every_ms) in [
+        ("as_push_1000_every_10ms", 1_000, 10),
+        ("as_push_100x10_every_20ms", 1_000, 20),
+        ("as_polling_sse_1000_every_100ms", 1_000, 100),
+    ] {
+        let rounds = if every_ms == 100 { rounds / 4 } else { rounds };
+        out[name] = floor_run(subscribers, rounds, every_ms).await?;
+    }
+    out["target"] = "none: the bound for scenarios 2b and 3".into();
+    Ok(out)
+}
+
+async fn floor_run(subscribers: usize, rounds: usize, every_ms: u64) -> anyhow::Result<Value> {
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .args([
+            "floor-serve",
+            &subscribers.to_string(),
+            &rounds.to_string(),
+            &every_ms.to_string(),
+        ])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut lines = BufReader::new(child.stdout.take().context("stdout")?).lines();
+    let ready = lines.next_line().await?.context("the floor server ended")?;
+    let addr = ready
+        .strip_prefix("READY ")
+        .with_context(|| format!("floor server said {ready:?}"))?
+        .to_owned();
+    let mut readers = Vec::with_capacity(subscribers);
+    for _ in 0..subscribers {
+        let stream = tokio::net::TcpStream::connect(&addr).await?;
+        stream.set_nodelay(true)?;
+        readers.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(rounds);
+            let mut lines = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Some((_, at)) = line.strip_prefix("data: ").and_then(parse_probe) {
+                    latencies.push(unix_micros() - at);
+                }
+            }
+            latencies
+        }));
+    }
+    let done = lines.next_line().await?.context("the floor server ended")?;
+    let cpu_s: f64 = done
+        .strip_prefix("DONE ")
+        .with_context(|| format!("floor server said {done:?}"))?
+        .parse()?;
+    let mut latencies = Vec::new();
+    let mut short = 0;
+    for reader in readers {
+        let seen = reader.await?;
+        short += rounds.saturating_sub(seen.len());
+        latencies.extend(seen);
+    }
+    child.wait().await?;
+    let deliveries = (subscribers * rounds) as f64;
+    Ok(json!({
+        "subscribers": subscribers, "rounds": rounds, "every_ms": every_ms,
+        "missing": short,
+        "server_cpu_s": round(cpu_s, 2),
+        "server_cpu_us_per_delivery": round(cpu_s * 1e6 / deliveries, 2),
+        "latency": latency_ms(&mut latencies),
+    }))
+}
+
+/// `loadgen floor-serve SUBSCRIBERS ROUNDS EVERY_MS`: accepts the
+/// subscribers, writes ROUNDS probe frames to each, one round every
+/// EVERY_MS, then prints its own CPU time and closes them all.
+async fn floor_serve(args: &[String]) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let number = |i: usize| -> anyhow::Result<u64> {
+        Ok(args
+            .get(i)
+            .context("floor-serve SUBSCRIBERS ROUNDS EVERY_MS")?
+            .parse()?)
+    };
+    let (subscribers, rounds, every_ms) = (number(0)? as usize, number(1)?, number(2)?);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    println!("READY {}", listener.local_addr()?);
+    let mut sockets = Vec::with_capacity(subscribers);
+    while sockets.len() < subscribers {
+        let (socket, _) = listener.accept().await?;
+        socket.set_nodelay(true)?;
+        sockets.push(socket);
+    }
+    let cpu_before = ProcStats::read(std::process::id())?.cpu_s;
+    let mut tick = tokio::time::interval(Duration::from_millis(every_ms));
+    for n in 0..rounds as usize {
+        tick.tick().await;
+        let mut frame = format!("data: {}", probe(n)).into_bytes();
+        frame.resize(FLOOR_FRAME_BYTES - 2, b' ');
+        frame.extend_from_slice(b"\n\n");
+        for socket in &mut sockets {
+            socket.write_all(&frame).await?;
+        }
+    }
+    let cpu = ProcStats::read(std::process::id())?.cpu_s - cpu_before;
+    println!("DONE {cpu}");
+    Ok(())
 }
