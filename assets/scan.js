@@ -162,11 +162,14 @@
     once();
   }
 
-  async function post(url) {
+  async function post(url, json) {
+    const headers = { Accept: "application/json" };
+    if (json !== undefined) headers["Content-Type"] = "application/json";
     const response = await fetch(url, {
       method: "POST",
       credentials: "same-origin",
-      headers: { Accept: "application/json" },
+      headers,
+      body: json === undefined ? undefined : JSON.stringify(json),
     });
     let body = {};
     try {
@@ -192,7 +195,8 @@
   async function start() {
     $("scan-start").disabled = true;
     try {
-      const { status, body } = await post("/api/scans");
+      const mode = $("scan-full").checked ? "full" : "incremental";
+      const { status, body } = await post("/api/scans", { mode });
       if (status === 202 || status === 409) {
         reset();
         say(status === 202 ? text.started : text.attached);

@@ -118,6 +118,7 @@ async fn serve(calendly: Option<String>) -> anyhow::Result<()> {
         login_attempts: 5,
         lease: Duration::from_secs(15),
         stream_buffer: 1024,
+        lookback: Duration::from_secs(24 * 3600),
         block_sse: false,
     };
     let real = calscan::store::connect(&real_url).await?;

@@ -80,6 +80,8 @@ pub struct Settings {
     pub login_attempts: u32,
     pub lease: Duration,
     pub stream_buffer: usize,
+    /// How far before the last completed scan an incremental scan starts.
+    pub lookback: Duration,
     /// Testing only: the event stream answers 503, as behind a proxy that
     /// blocks it, so the pages' polling fallback can be tested.
     pub block_sse: bool,
@@ -149,6 +151,7 @@ impl Application {
                 organization: settings.organization,
                 lease: settings.lease,
                 stream_buffer: settings.stream_buffer,
+                lookback: settings.lookback,
             },
             shutdown.clone(),
         );

@@ -91,6 +91,12 @@ impl Store for BenchStore {
     async fn scans(&self, limit: i64) -> StoreResult<Vec<ScanRow>> {
         self.real.scans(limit).await
     }
+    async fn last_completed(&self) -> StoreResult<Option<ScanRow>> {
+        self.real.last_completed().await
+    }
+    async fn most_events_listed(&self) -> StoreResult<Option<i64>> {
+        self.real.most_events_listed().await
+    }
     async fn logs_after(&self, scan_id: &str, after: i64, limit: i64) -> StoreResult<Vec<LogRow>> {
         self.of(scan_id).logs_after(scan_id, after, limit).await
     }

@@ -100,6 +100,13 @@ pub struct ServerArgs {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub stream_buffer: u32,
 
+    /// Hours before the last completed scan's start from which an
+    /// incremental scan reads events (a booking made since starts after it
+    /// was made; the margin covers clocks and late edits).
+    #[arg(long, env = "CALSCAN_LOOKBACK_HOURS", default_value_t = 24,
+          value_parser = clap::value_parser!(u64).range(0..=87_600))]
+    pub lookback_hours: u64,
+
     /// Testing only: answer 503 on the event stream, as a proxy that blocks
     /// it would, to exercise the pages' polling fallback.
     #[arg(

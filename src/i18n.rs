@@ -84,6 +84,19 @@ pub enum Msg<'a> {
     EventsLoaded {
         count: usize,
     },
+    /// An incremental scan reads events from `since` (UTC) on.
+    IncrementalSince {
+        since: &'a str,
+        lookback_hours: u64,
+    },
+    /// An incremental scan without a completed scan before it.
+    IncrementalFirst,
+    /// Roughly how many calls an incremental scan saved against a full one,
+    /// which lists about `full_events`.
+    CallsSaved {
+        saved: i64,
+        full_events: i64,
+    },
     NoEmail {
         name: &'a str,
     },
@@ -161,6 +174,36 @@ impl Lang {
                     format!("📄 Seite {page}: {count} Events ({total} insgesamt)")
                 } else {
                     format!("📄 Page {page}: {count} events ({total} in all)")
+                }
+            }
+            IncrementalSince {
+                since,
+                lookback_hours,
+            } => {
+                if de {
+                    format!(
+                        "⏩ Inkrementeller Scan: nur Events ab {since} (Start des letzten abgeschlossenen Scans minus {lookback_hours} h)"
+                    )
+                } else {
+                    format!(
+                        "⏩ Incremental scan: only events from {since} on (the last completed scan's start minus {lookback_hours} h)"
+                    )
+                }
+            }
+            IncrementalFirst => pick(
+                de,
+                "⏩ Noch kein abgeschlossener Scan: dieser Scan liest alle Events",
+                "⏩ No completed scan yet: this scan reads every event",
+            ),
+            CallsSaved { saved, full_events } => {
+                if de {
+                    format!(
+                        "💡 Etwa {saved} Calendly-Aufrufe gespart (ein vollständiger Scan liest etwa {full_events} Events)"
+                    )
+                } else {
+                    format!(
+                        "💡 About {saved} Calendly calls saved (a full scan reads about {full_events} events)"
+                    )
                 }
             }
             EventsLoaded { count } => {

@@ -80,6 +80,7 @@ fn settings(
         login_attempts: server.login_attempts,
         lease: Duration::from_secs(server.lease_s),
         stream_buffer: server.stream_buffer as usize,
+        lookback: Duration::from_secs(server.lookback_hours * 3600),
         block_sse: server.test_block_sse,
     }
 }

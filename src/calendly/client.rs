@@ -26,7 +26,8 @@ use super::model::{ErrorBody, Event, Invitee, Page, Resource, User};
 use super::pacer::{Pacer, RateHeaders};
 
 /// Calendly's largest page size.
-const PAGE_SIZE: &str = "100";
+/// Items per page asked of a Calendly listing (its maximum).
+pub const PAGE_SIZE: i64 = 100;
 
 /// How often in a row a listing may restart after a refused page token before
 /// the scan gives up.
@@ -337,7 +338,7 @@ impl CalendlyClient {
         let mut url = self.endpoint("scheduled_events")?;
         {
             let mut q = url.query_pairs_mut();
-            q.append_pair("count", PAGE_SIZE);
+            q.append_pair("count", &PAGE_SIZE.to_string());
             if let Some(min) = min_start_time {
                 q.append_pair(
                     "min_start_time",
@@ -359,7 +360,8 @@ impl CalendlyClient {
             )));
         }
         let mut url = self.endpoint(&format!("scheduled_events/{uuid}/invitees"))?;
-        url.query_pairs_mut().append_pair("count", PAGE_SIZE);
+        url.query_pairs_mut()
+            .append_pair("count", &PAGE_SIZE.to_string());
         Ok(url)
     }
 

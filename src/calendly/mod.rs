@@ -9,7 +9,7 @@ mod pacer;
 pub mod simulator;
 pub mod webhook;
 
-pub use client::{CalendlyClient, CallStats, ClientSettings, EventInvitees};
+pub use client::{CalendlyClient, CallStats, ClientSettings, EventInvitees, PAGE_SIZE};
 pub use error::CalendlyError;
 pub use pacer::RateHeaders;
 pub use simulator::{Fault, SimStats, Simulator, SimulatorConfig};

@@ -39,24 +39,39 @@ pub struct ScanSettings {
     pub lease: Duration,
     /// Events a watcher may fall behind before it is refilled from the database.
     pub stream_buffer: usize,
+    /// How far before the last completed scan's start an incremental scan
+    /// begins reading events.
+    pub lookback: Duration,
 }
 
-/// The mode a scan was asked for. Both read every event of the
-/// organization today; incremental scans (only recent events) come with a
-/// later release, and the mode is recorded as asked.
+/// The mode a scan was asked for.
+///
+/// An incremental scan (the default) asks Calendly only for events starting
+/// at or after the last completed scan's start minus the look-back: a
+/// booking made since then starts after it was made, so it is among them.
+/// Without a completed scan it reads every event, as a full scan does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ScanMode {
-    Incremental,
     #[default]
+    Incremental,
     Full,
 }
 
 impl ScanMode {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Incremental => "incremental",
             Self::Full => "full",
+        }
+    }
+
+    /// The mode a stored scan row names (`full` unless it says incremental).
+    pub fn of_row(mode: &str) -> Self {
+        if mode == "incremental" {
+            Self::Incremental
+        } else {
+            Self::Full
         }
     }
 }

@@ -334,6 +334,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The newest `limit` scans, newest first.
     async fn scans(&self, limit: i64) -> StoreResult<Vec<ScanRow>>;
 
+    /// The newest completed scan.
+    async fn last_completed(&self) -> StoreResult<Option<ScanRow>>;
+
+    /// The most events any completed scan listed: about what a full scan
+    /// reads.
+    async fn most_events_listed(&self) -> StoreResult<Option<i64>>;
+
     /// Log lines with `id > after`, oldest first, at most `limit`.
     async fn logs_after(&self, scan_id: &str, after: i64, limit: i64) -> StoreResult<Vec<LogRow>>;
 

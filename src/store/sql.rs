@@ -477,6 +477,26 @@ where
         .collect()
     }
 
+    async fn last_completed(&self) -> StoreResult<Option<ScanRow>> {
+        sqlx::query(sql::<D>(&format!(
+            "SELECT {SCAN_COLUMNS} FROM scan_progress \
+             WHERE status = 'completed' ORDER BY id DESC LIMIT 1"
+        )))
+        .fetch_optional(&self.reader)
+        .await?
+        .as_ref()
+        .map(Self::scan_from_row)
+        .transpose()
+    }
+
+    async fn most_events_listed(&self) -> StoreResult<Option<i64>> {
+        Ok(sqlx::query_scalar(sql::<D>(
+            "SELECT MAX(events_total) FROM scan_progress WHERE status = 'completed'",
+        ))
+        .fetch_one(&self.reader)
+        .await?)
+    }
+
     async fn logs_after(&self, scan_id: &str, after: i64, limit: i64) -> StoreResult<Vec<LogRow>> {
         sqlx::query(sql::<D>(
             "SELECT id, message, message_en, created_at FROM scan_logs \

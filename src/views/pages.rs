@@ -111,6 +111,12 @@ pub fn scan_panel(lang: Lang, latest: Option<&StatusObject>) -> Markup {
             h2 #scan-heading { (t(lang, "Calendly Scan", "Calendly scan")) }
             div.actions {
                 button #scan-start type="button" { "📡 Calendly Scan" }
+                label.full-scan title=(t(lang,
+                    "Sonst liest der Scan nur Events ab dem letzten abgeschlossenen Scan (minus Rückblick).",
+                    "Otherwise the scan reads only events from the last completed scan on (minus the look-back).")) {
+                    input #scan-full type="checkbox";
+                    " " (t(lang, "Vollständiger Scan (alle Events)", "Full scan (every event)"))
+                }
                 button #scan-cancel.secondary type="button" hidden[state != "running"] { (t(lang, "Abbrechen", "Cancel")) }
                 button #scan-resume.secondary type="button"
                     hidden[!latest.is_some_and(|s| s.status.is_resumable())] { (t(lang, "Fortsetzen", "Resume")) }

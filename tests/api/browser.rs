@@ -600,6 +600,24 @@ new MutationObserver(record).observe(document, {
             let path = std::path::Path::new(&dir).join(format!("scan-panel-{}.png", lang_code(lang)));
             std::fs::write(&path, png).unwrap();
         }
+
+        // The first scan was incremental (the default); ticking the box
+        // asks for a full one.
+        click(&client, "#scan-full").await;
+        click(&client, "#scan-start").await;
+        let deadline = std::time::Instant::now() + SCAN_TIMEOUT;
+        let second = loop {
+            let ids = app.history("scan_id").await;
+            if ids.len() == 2 {
+                break ids[0].clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "no second scan started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let done = app.follow(&second).await.last().unwrap().data.clone();
+        assert_eq!(done["status"], "completed");
+        assert_eq!(done["existing_count"], emails as i64, "a full scan reads every event");
+        assert_eq!(app.history("mode").await, ["full", "incremental"]);
     })
     .await;
 }

@@ -382,6 +382,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         login_attempts: options.login_attempts,
         lease: options.lease,
         stream_buffer: options.stream_buffer,
+        lookback: Duration::from_secs(24 * 3600),
         block_sse: options.block_sse,
     };
     let shutdown = CancellationToken::new();
@@ -448,9 +449,34 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
-    /// Starts a scan and returns its id.
+    /// Starts a scan in the default (incremental) mode and returns its id.
     pub async fn start_scan(&self) -> String {
         let response = self.post("/api/scans").await;
+        assert_eq!(response.status(), 202);
+        let body: Value = response.json().await.unwrap();
+        body["scan_id"].as_str().unwrap().to_owned()
+    }
+
+    /// One key of every scan in the history, newest first.
+    pub async fn history(&self, key: &str) -> Vec<String> {
+        self.get_json("/api/scans").await["scans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s[key].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// Starts a scan with `{"mode": mode}` and returns its id.
+    pub async fn start_scan_in(&self, mode: &str) -> String {
+        let response = self
+            .http
+            .post(self.url("/api/scans"))
+            .bearer_auth(API_TOKEN)
+            .json(&serde_json::json!({ "mode": mode }))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 202);
         let body: Value = response.json().await.unwrap();
         body["scan_id"].as_str().unwrap().to_owned()

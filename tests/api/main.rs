@@ -8,6 +8,7 @@ mod calendly_client;
 mod cli;
 mod faults;
 mod helpers;
+mod incremental;
 mod instances;
 mod pages;
 mod parsing;

@@ -101,8 +101,8 @@ async fn a_watcher_sees_every_stage_and_log_once_and_the_counts_match_calendly()
     );
     assert_eq!(app.customer_total().await, expected);
 
-    // A second scan finds every one of them existing.
-    let again = app.start_scan().await;
+    // A second, full scan finds every one of them existing.
+    let again = app.start_scan_in("full").await;
     let done = app.follow(&again).await.last().unwrap().data.clone();
     assert_eq!(done["status"], "completed");
     assert_eq!(done["emails_found"], expected);
@@ -110,14 +110,11 @@ async fn a_watcher_sees_every_stage_and_log_once_and_the_counts_match_calendly()
     assert_eq!(done["existing_count"], expected);
     assert_eq!(app.customer_total().await, expected);
 
-    let history = app.get_json("/api/scans").await;
-    let ids: Vec<&str> = history["scans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["scan_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, [again.as_str(), scan_id.as_str()], "newest first");
+    assert_eq!(
+        app.history("scan_id").await,
+        [again.as_str(), scan_id.as_str()],
+        "newest first"
+    );
 }
 
 #[tokio::test]

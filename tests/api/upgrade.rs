@@ -85,14 +85,7 @@ async fn a_database_of_the_previous_release_upgrades_with_nothing_lost_and_keeps
     })
     .await;
 
-    let history = app.get_json("/api/scans").await;
-    let ids: Vec<&str> = history["scans"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["scan_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(ids, [INTERRUPTED, DONE]);
+    assert_eq!(app.history("scan_id").await, [INTERRUPTED, DONE]);
 
     let done = app.get_json(&format!("/api/scans/{DONE}")).await;
     let expect = [

@@ -240,6 +240,50 @@ impl OrgData {
             .collect()
     }
 
+    /// A booking made now by `name <email>` for a one-to-one event starting
+    /// at `start`, as Calendly's booking page would add it; returns the new
+    /// event's UUID. Its ids follow from the organization's size, so the
+    /// same bookings on the same organization give the same ids.
+    pub fn book(&mut self, name: &str, email: &str, start: DateTime<Utc>) -> String {
+        let mut rng = gen_seed(self.events.len() as u64, usize::MAX - self.events.len());
+        let mut uuid = uuid_source(&mut rng);
+        let template = self.events.first().cloned();
+        let created = Utc::now();
+        let (first, last) = name.split_once(' ').unwrap_or((name, ""));
+        let event = SimEvent {
+            uuid: uuid(),
+            name: EVENT_NAMES[0].to_owned(),
+            canceled: false,
+            start,
+            end: start + Duration::minutes(60),
+            created,
+            host: 0,
+            event_type: template.map(|e| e.event_type).unwrap_or_else(&mut uuid),
+            location: None,
+            guests: Vec::new(),
+            invitee_limit: 1,
+            invitees: vec![SimInvitee {
+                uuid: uuid(),
+                email: email.to_owned(),
+                name: name.to_owned(),
+                first_name: Some(first.to_owned()),
+                last_name: Some(last.to_owned()).filter(|l| !l.is_empty()),
+                canceled: false,
+                created,
+                rescheduled: false,
+                old_invitee: None,
+                new_invitee: None,
+                timezone: Some("Europe/Berlin"),
+            }],
+        };
+        let id = event.uuid.clone();
+        let at = self
+            .events
+            .partition_point(|e| (e.start, &e.uuid) <= (start, &event.uuid));
+        self.events.insert(at, event);
+        id
+    }
+
     /// The number of invitee records (bookings), every status.
     pub fn invitee_count(&self) -> usize {
         self.events.iter().map(|e| e.invitees.len()).sum()

@@ -238,6 +238,18 @@ impl Simulator {
         state.faults.extend(std::iter::repeat_n(fault, times));
     }
 
+    /// Adds a booking made now, by `name <email>`, for an event starting at
+    /// `start`; returns the event's URI.
+    pub fn book(&self, name: &str, email: &str, start: chrono::DateTime<chrono::Utc>) -> String {
+        let uuid = self
+            .shared
+            .org
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .book(name, email, start);
+        format!("{}/scheduled_events/{uuid}", self.shared.base_url)
+    }
+
     /// Drops the faults still queued; returns how many there were.
     pub fn clear_faults(&self) -> usize {
         let mut state = self.shared.lock();
