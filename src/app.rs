@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::{self, AdminPassword, Auth};
 use crate::calendly::{CalendlyClient, ClientSettings};
 use crate::i18n::Lang;
+use crate::metrics::Metrics;
 use crate::routes;
 use crate::scan::{ScanSettings, Scans};
 use crate::store::{self, Store};
@@ -35,6 +36,7 @@ pub struct AppState {
     /// otherwise streams of scans running elsewhere re-read the database
     /// often.
     pub wakeups: bool,
+    pub metrics: Metrics,
     pub shutdown: CancellationToken,
 }
 
@@ -143,6 +145,7 @@ impl Application {
         if calendly.is_none() {
             tracing::warn!("CALENDLY_TOKEN is not set: scans will end with an error saying so");
         }
+        let metrics = Metrics::new();
         let scans = Scans::new(
             store.clone(),
             calendly,
@@ -153,6 +156,7 @@ impl Application {
                 stream_buffer: settings.stream_buffer,
                 lookback: settings.lookback,
             },
+            metrics.clone(),
             shutdown.clone(),
         );
         scans.recover().await.context("cannot recover scans")?;
@@ -179,6 +183,7 @@ impl Application {
                 lang: settings.lang,
                 block_sse: settings.block_sse,
                 wakeups,
+                metrics,
                 shutdown,
             },
         })

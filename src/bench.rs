@@ -27,7 +27,7 @@ use crate::i18n::Texts;
 use crate::scan::progress::Reporter;
 use crate::store::{
     Booking, Customer, EmailCounts, Lease, LogRow, NewScan, ResumeOutcome, ScanRow, ScanStatus,
-    ScanWrite, SqliteStore, StartOutcome, Store, StoreResult, Wakeup,
+    ScanWrite, SqliteStore, StartOutcome, Store, StoreResult, Totals, Wakeup,
 };
 
 /// Synthetic scan ids start so (and are valid scan ids).
@@ -93,6 +93,9 @@ impl Store for BenchStore {
     }
     async fn last_completed(&self) -> StoreResult<Option<ScanRow>> {
         self.real.last_completed().await
+    }
+    async fn totals(&self) -> StoreResult<Totals> {
+        self.real.totals().await
     }
     async fn most_events_listed(&self) -> StoreResult<Option<i64>> {
         self.real.most_events_listed().await

@@ -9,6 +9,7 @@ pub mod calendly;
 pub mod config;
 pub mod error;
 pub mod i18n;
+pub mod metrics;
 pub mod routes;
 pub mod scan;
 pub mod store;

@@ -81,6 +81,13 @@ async fn events(
     });
     let frames = follow(state.clone(), row, first, live).map(move |p| p.frame(lang));
     let body = with_keep_alive(frames).take_until(state.shutdown.clone().cancelled_owned());
+    // Counted as open until hyper drops the body: the stream ended or the
+    // client went away.
+    let open = state.metrics.stream_opened();
+    let body = body.map(move |frame| {
+        let _counted = &open;
+        Ok::<Bytes, Infallible>(frame)
+    });
     Ok((
         [
             (
@@ -93,7 +100,7 @@ async fn events(
                 HeaderValue::from_static("no"),
             ),
         ],
-        Body::from_stream(body.map(Ok::<Bytes, Infallible>)),
+        Body::from_stream(body),
     )
         .into_response())
 }

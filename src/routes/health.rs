@@ -1,18 +1,39 @@
-//! `/healthz` (the process answers) and `/readyz` (and its database does).
+//! `/healthz` (the process answers), `/readyz` (and its database does) and
+//! `/metrics` (Prometheus).
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
 use crate::app::AppState;
+use crate::error::AppError;
+use crate::metrics::Snapshot;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+}
+
+/// No session: scrapers do not log in, and nothing here is personal (scan
+/// ids and counts). Restrict it at the proxy if it must not be public.
+async fn metrics(State(state): State<AppState>) -> Result<Response, AppError> {
+    let totals = state.store.totals().await?;
+    let snapshot = Snapshot {
+        subscribers: state.scans.registry().watchers(),
+        scans_by_status: totals.scans_by_status,
+        customers: totals.customers,
+        calendly: state.scans.calendly_stats(),
+    };
+    Ok((
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        state.metrics.render(&snapshot),
+    )
+        .into_response())
 }
 
 async fn ready(State(state): State<AppState>) -> Response {

@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::calendly::CalendlyClient;
 use crate::i18n::{Lang, Msg, Texts};
+use crate::metrics::Metrics;
 use crate::store::{
     LogRow, NewScan, Progress, ResumeOutcome, ScanRow, ScanStatus, StartOutcome, Store,
     StoreResult, Wakeup,
@@ -113,11 +114,12 @@ impl Scans {
         store: Arc<dyn Store>,
         calendly: Option<CalendlyClient>,
         settings: ScanSettings,
+        metrics: Metrics,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                journal: progress::Journal::start(store.clone()),
+                journal: progress::Journal::start(store.clone(), metrics),
                 store,
                 registry: Registry::new(settings.stream_buffer),
                 calendly,
@@ -130,6 +132,11 @@ impl Scans {
                 tasks: TaskTracker::new(),
             }),
         }
+    }
+
+    /// What the Calendly client has sent and received since the start.
+    pub fn calendly_stats(&self) -> Option<crate::calendly::CallStats> {
+        self.inner.calendly.as_ref().map(CalendlyClient::stats)
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::status::{EventKind, Published};
 use crate::i18n::{Lang, Msg, Texts};
+use crate::metrics::Metrics;
 use crate::store::{Finish, LogRow, Progress, ScanRow, ScanStatus, ScanWrite, Store};
 
 /// At most this many queued changes, of all scans, go into one transaction.
@@ -71,9 +72,9 @@ struct Open {
 
 impl Journal {
     /// Starts the writer task; it ends when the last clone and reporter are gone.
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    pub fn start(store: Arc<dyn Store>, metrics: Metrics) -> Self {
         let (sender, queue) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(store, queue));
+        tokio::spawn(write_loop(store, queue, metrics));
         Self {
             sender,
             next_key: Arc::new(AtomicU64::new(0)),
@@ -198,7 +199,11 @@ struct Pending {
     finish: Option<(ScanStatus, Option<String>, i64)>,
 }
 
-async fn write_loop(store: Arc<dyn Store>, mut queue: mpsc::UnboundedReceiver<Message>) {
+async fn write_loop(
+    store: Arc<dyn Store>,
+    mut queue: mpsc::UnboundedReceiver<Message>,
+    metrics: Metrics,
+) {
     let mut scans: HashMap<u64, Open> = HashMap::new();
     let mut batch = Vec::new();
     while queue.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -287,6 +292,7 @@ async fn write_loop(store: Arc<dyn Store>, mut queue: mpsc::UnboundedReceiver<Me
             let Some(scan) = scans.get_mut(key) else {
                 continue;
             };
+            metrics.log_lines_written(p.logs.len() as u64);
             // Published in id order, only after the write.
             let mut events: Vec<Published> = p.logs.iter().map(Published::log).collect();
             if let Some(f) = &p.figures {
@@ -299,6 +305,8 @@ async fn write_loop(store: Arc<dyn Store>, mut queue: mpsc::UnboundedReceiver<Me
             }
             let finished = p.finish.is_some();
             if let Some((status, error, done_id)) = p.finish {
+                let took = (now - scan.row.started_at).num_milliseconds() as f64 / 1000.0;
+                metrics.scan_ended(status.as_str(), took);
                 scan.row.status = status;
                 scan.row.error_message = error;
                 scan.row.completed_at = Some(now);

@@ -94,6 +94,14 @@ pub enum ScanStatus {
 }
 
 impl ScanStatus {
+    pub const ALL: [Self; 5] = [
+        Self::Running,
+        Self::Completed,
+        Self::Error,
+        Self::Cancelled,
+        Self::Interrupted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Running => "running",
@@ -143,6 +151,14 @@ pub struct Progress {
     pub existing_count: i64,
     /// The newest event id of the scan (log lines and progress share the sequence).
     pub last_event_id: i64,
+}
+
+/// Counts for the metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Scans by status, as stored.
+    pub scans_by_status: Vec<(String, i64)>,
+    pub customers: i64,
 }
 
 /// One row of `scan_progress`.
@@ -336,6 +352,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// The newest completed scan.
     async fn last_completed(&self) -> StoreResult<Option<ScanRow>>;
+
+    /// How many scans have each status, and how many customers there are.
+    async fn totals(&self) -> StoreResult<Totals>;
 
     /// The most events any completed scan listed: about what a full scan
     /// reads.

@@ -21,7 +21,7 @@ use sqlx::{
 
 use super::{
     Booking, Customer, EmailCounts, Lease, LogRow, NewScan, Progress, ResumeOutcome, ScanRow,
-    ScanStatus, ScanWrite, StartOutcome, Store, StoreError, StoreResult, Wakeup,
+    ScanStatus, ScanWrite, StartOutcome, Store, StoreError, StoreResult, Totals, Wakeup,
 };
 use crate::i18n::Texts;
 
@@ -487,6 +487,25 @@ where
         .as_ref()
         .map(Self::scan_from_row)
         .transpose()
+    }
+
+    async fn totals(&self) -> StoreResult<Totals> {
+        let rows = sqlx::query(sql::<D>(
+            "SELECT status, COUNT(*) AS n FROM scan_progress GROUP BY status ORDER BY status",
+        ))
+        .fetch_all(&self.reader)
+        .await?;
+        let scans_by_status = rows
+            .iter()
+            .map(|row| Ok((row.try_get("status")?, row.try_get("n")?)))
+            .collect::<StoreResult<_>>()?;
+        let customers = sqlx::query_scalar(sql::<D>("SELECT COUNT(*) FROM customers"))
+            .fetch_one(&self.reader)
+            .await?;
+        Ok(Totals {
+            scans_by_status,
+            customers,
+        })
     }
 
     async fn most_events_listed(&self) -> StoreResult<Option<i64>> {

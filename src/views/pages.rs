@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::{Nav, json_script, layout, t};
 use crate::i18n::Lang;
+use crate::scan::ScanMode;
 use crate::scan::status::StatusObject;
 use crate::store::{Customer, ScanStatus};
 use crate::time::millis;
@@ -176,6 +177,7 @@ pub fn scans_history(lang: Lang, scans: &[StatusObject]) -> Markup {
                         thead { tr {
                             th scope="col" { "Status" }
                             th scope="col" { (t(lang, "Gestartet", "Started")) }
+                            th scope="col" { (t(lang, "Art", "Mode")) }
                             th scope="col" { (t(lang, "Dauer", "Duration")) }
                             th scope="col" { "Events" }
                             th scope="col" { "Emails" }
@@ -187,6 +189,7 @@ pub fn scans_history(lang: Lang, scans: &[StatusObject]) -> Markup {
                                 tr {
                                     td { a href=(format!("/admin/scans/{}", s.scan_id)) { (status_label(lang, s.status)) } }
                                     td { time datetime=(millis(s.started_at)) { (s.started_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()) } }
+                                    td { (mode_label(lang, &s.mode)) }
                                     td.num { (format!("{:.1} s", s.duration)) }
                                     td.num { (s.events_scanned) }
                                     td.num { (s.emails_found) }
@@ -198,8 +201,21 @@ pub fn scans_history(lang: Lang, scans: &[StatusObject]) -> Markup {
                     }
                 }
             }
+            p.hint {
+                (t(lang, "Kennzahlen für Prometheus (Streams, Scans, Calendly-Aufrufe, Kunden): ",
+                    "Figures for Prometheus (streams, scans, Calendly calls, customers): "))
+                a href="/metrics" { "/metrics" }
+            }
         },
     )
+}
+
+fn mode_label(lang: Lang, mode: &str) -> &'static str {
+    if mode == ScanMode::Full.as_str() {
+        t(lang, "vollständig", "full")
+    } else {
+        t(lang, "inkrementell", "incremental")
+    }
 }
 
 /// One scan: live while it runs (the same panel), its whole log afterwards.

@@ -10,6 +10,7 @@ mod faults;
 mod helpers;
 mod incremental;
 mod instances;
+mod metrics;
 mod pages;
 mod parsing;
 mod scans;

@@ -86,6 +86,10 @@ async fn after_a_scan_the_pages_show_its_result_and_markup_only_as_text() {
     let (status, history) = page(&app, "/admin/scans", "en").await;
     assert_eq!(status, 200);
     assert!(history.contains(&format!("/admin/scans/{scan_id}")) && history.contains("completed"));
+    // The first scan had no completed scan before it; the history says
+    // which kind each was, and where the metrics are.
+    assert!(history.contains("<td>incremental</td>"), "{history}");
+    assert!(history.contains(r#"<a href="/metrics">/metrics</a>"#));
     let (status, detail) = page(&app, &format!("/admin/scans/{scan_id}"), "en").await;
     assert_eq!(status, 200);
     assert!(
