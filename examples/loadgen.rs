@@ -119,6 +119,7 @@ async fn serve(calendly: Option<String>) -> anyhow::Result<()> {
         lease: Duration::from_secs(15),
         stream_buffer: 1024,
         lookback: Duration::from_secs(24 * 3600),
+        notify: None,
         block_sse: false,
     };
     let real = calscan::store::connect(&real_url).await?;

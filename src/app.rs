@@ -18,6 +18,7 @@ use crate::auth::{self, AdminPassword, Auth};
 use crate::calendly::{CalendlyClient, ClientSettings};
 use crate::i18n::Lang;
 use crate::metrics::Metrics;
+use crate::notify::{Notifier, NotifySettings};
 use crate::routes;
 use crate::scan::{ScanSettings, Scans};
 use crate::store::{self, Store};
@@ -84,6 +85,8 @@ pub struct Settings {
     pub stream_buffer: usize,
     /// How far before the last completed scan an incremental scan starts.
     pub lookback: Duration,
+    /// Where summaries of ended scans go.
+    pub notify: Option<NotifySettings>,
     /// Testing only: the event stream answers 503, as behind a proxy that
     /// blocks it, so the pages' polling fallback can be tested.
     pub block_sse: bool,
@@ -146,6 +149,11 @@ impl Application {
             tracing::warn!("CALENDLY_TOKEN is not set: scans will end with an error saying so");
         }
         let metrics = Metrics::new();
+        let notify = settings
+            .notify
+            .map(Notifier::new)
+            .transpose()
+            .context("invalid notification settings")?;
         let scans = Scans::new(
             store.clone(),
             calendly,
@@ -155,6 +163,7 @@ impl Application {
                 lease: settings.lease,
                 stream_buffer: settings.stream_buffer,
                 lookback: settings.lookback,
+                notify,
             },
             metrics.clone(),
             shutdown.clone(),

@@ -94,6 +94,16 @@ impl Store for BenchStore {
     async fn last_completed(&self) -> StoreResult<Option<ScanRow>> {
         self.real.last_completed().await
     }
+    async fn append_to_finished(
+        &self,
+        scan_id: &str,
+        message: &Texts,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        self.of(scan_id)
+            .append_to_finished(scan_id, message, at)
+            .await
+    }
     async fn totals(&self) -> StoreResult<Totals> {
         self.real.totals().await
     }

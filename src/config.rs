@@ -107,6 +107,20 @@ pub struct ServerArgs {
           value_parser = clap::value_parser!(u64).range(0..=87_600))]
     pub lookback_hours: u64,
 
+    /// Where a signed JSON summary is POSTed when a scan ends.
+    #[arg(long, env = "CALSCAN_NOTIFY_URL", requires = "notify_secret")]
+    pub notify_url: Option<Url>,
+
+    /// The key summaries are signed with (HMAC-SHA256 in the
+    /// `Calscan-Signature` header, as Calendly signs its webhooks).
+    #[arg(long, env = "CALSCAN_NOTIFY_SECRET", hide_env_values = true)]
+    pub notify_secret: Option<SecretString>,
+
+    /// calscan's address as users reach it (https://calscan.example.com),
+    /// for the link in summaries; without it the link is a path.
+    #[arg(long, env = "CALSCAN_PUBLIC_URL")]
+    pub public_url: Option<Url>,
+
     /// Testing only: answer 503 on the event stream, as a proxy that blocks
     /// it would, to exercise the pages' polling fallback.
     #[arg(

@@ -89,6 +89,18 @@ pub enum Msg<'a> {
         since: &'a str,
         lookback_hours: u64,
     },
+    /// The end-of-scan summary was delivered.
+    NotifySent {
+        host: &'a str,
+        status: u16,
+        attempts: u32,
+    },
+    /// It could not be delivered.
+    NotifyFailed {
+        host: &'a str,
+        error: &'a str,
+        attempts: u32,
+    },
     /// An incremental scan without a completed scan before it.
     IncrementalFirst,
     /// Roughly how many calls an incremental scan saved against a full one,
@@ -188,6 +200,32 @@ impl Lang {
                     format!(
                         "⏩ Incremental scan: only events from {since} on (the last completed scan's start minus {lookback_hours} h)"
                     )
+                }
+            }
+            NotifySent {
+                host,
+                status,
+                attempts,
+            } => {
+                if de {
+                    format!(
+                        "📨 Benachrichtigung an {host} gesendet (HTTP {status}, Versuch {attempts})"
+                    )
+                } else {
+                    format!("📨 Notification sent to {host} (HTTP {status}, attempt {attempts})")
+                }
+            }
+            NotifyFailed {
+                host,
+                error,
+                attempts,
+            } => {
+                if de {
+                    format!(
+                        "⚠️ Benachrichtigung an {host} fehlgeschlagen nach {attempts} Versuchen: {error}"
+                    )
+                } else {
+                    format!("⚠️ Notification to {host} failed after {attempts} attempts: {error}")
                 }
             }
             IncrementalFirst => pick(

@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod i18n;
 pub mod metrics;
+pub mod notify;
 pub mod routes;
 pub mod scan;
 pub mod store;

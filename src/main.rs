@@ -11,6 +11,7 @@ use calscan::calendly::{ClientSettings, Simulator, SimulatorConfig};
 use calscan::config::{
     Cli, Command, DemoArgs, HealthcheckArgs, ServeArgs, ServerArgs, SimulateArgs,
 };
+use calscan::notify::NotifySettings;
 use clap::Parser;
 use rand::RngExt;
 use secrecy::SecretString;
@@ -81,6 +82,17 @@ fn settings(
         lease: Duration::from_secs(server.lease_s),
         stream_buffer: server.stream_buffer as usize,
         lookback: Duration::from_secs(server.lookback_hours * 3600),
+        notify: server
+            .notify_url
+            .zip(server.notify_secret)
+            .map(|(url, secret)| NotifySettings {
+                url,
+                secret,
+                public_url: server.public_url,
+                attempts: 5,
+                backoff: Duration::from_secs(1),
+                timeout: Duration::from_secs(10),
+            }),
         block_sse: server.test_block_sse,
     }
 }

@@ -43,6 +43,8 @@ pub struct ScanSettings {
     /// How far before the last completed scan's start an incremental scan
     /// begins reading events.
     pub lookback: Duration,
+    /// Where a summary goes when a scan ends (`CALSCAN_NOTIFY_URL`).
+    pub notify: Option<crate::notify::Notifier>,
 }
 
 /// The mode a scan was asked for.

@@ -12,10 +12,12 @@ use tokio::sync::broadcast;
 
 use super::progress::Reporter;
 use super::status::Published;
+use super::status::StatusObject;
 use super::{Inner, ScanMode};
 use crate::calendly::model::Event;
 use crate::calendly::{CalendlyError, EventInvitees};
-use crate::i18n::Msg;
+use crate::i18n::{Msg, Texts};
+use crate::notify::{Delivery, Notifier, Summary};
 use crate::store::{Booking, Lease, ScanRow, ScanStatus, StoreError};
 
 /// Why a scan stopped before completing.
@@ -93,6 +95,60 @@ pub(super) async fn run(
         }
     }
     inner.registry.remove(&scan_id);
+    if let Some(notifier) = &inner.settings.notify {
+        tokio::select! {
+            // A notification still retrying does not hold up a shutdown.
+            _ = inner.shutdown.cancelled() => {}
+            _ = notify(&inner, notifier, &scan_id) => {}
+        }
+    }
+}
+
+/// Sends the summary of a scan that ended (completed, failed or was
+/// cancelled; an interrupted scan has not ended) and logs how it went.
+async fn notify(inner: &Inner, notifier: &Notifier, scan_id: &str) {
+    let row = match inner.store.scan(scan_id).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(%error, scan_id, "cannot read the scan to notify about it");
+            return;
+        }
+    };
+    if !matches!(
+        row.status,
+        ScanStatus::Completed | ScanStatus::Error | ScanStatus::Cancelled
+    ) {
+        return;
+    }
+    let status = StatusObject::new(&row, None, Utc::now(), inner.settings.lang);
+    let summary = Summary::new(&status, notifier.public_url());
+    let host = notifier.host();
+    let line = match notifier.send(&summary).await {
+        Delivery::Sent { status, attempts } => {
+            tracing::info!(scan_id, status, attempts, "notification sent");
+            Texts::of(&Msg::NotifySent {
+                host,
+                status,
+                attempts,
+            })
+        }
+        Delivery::Failed { last, attempts } => {
+            tracing::warn!(scan_id, attempts, error = %last, "notification failed");
+            Texts::of(&Msg::NotifyFailed {
+                host,
+                error: &last,
+                attempts,
+            })
+        }
+    };
+    if let Err(error) = inner
+        .store
+        .append_to_finished(scan_id, &line, Utc::now())
+        .await
+    {
+        tracing::warn!(%error, scan_id, "cannot log the notification");
+    }
 }
 
 /// Keeps the lease alive; cancels `lost` when the store says it is gone,

@@ -353,6 +353,16 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The newest completed scan.
     async fn last_completed(&self) -> StoreResult<Option<ScanRow>>;
 
+    /// Appends a line to a finished scan's log, after its `done`: the line
+    /// takes the next id and `done` the one after it, as for every finished
+    /// scan. `false` when there is no such finished scan.
+    async fn append_to_finished(
+        &self,
+        scan_id: &str,
+        message: &Texts,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+
     /// How many scans have each status, and how many customers there are.
     async fn totals(&self) -> StoreResult<Totals>;
 

@@ -489,6 +489,43 @@ where
         .transpose()
     }
 
+    async fn append_to_finished(
+        &self,
+        scan_id: &str,
+        message: &Texts,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let last: Option<i64> = sqlx::query_scalar(sql::<D>(&format!(
+            "SELECT last_event_id FROM scan_progress \
+             WHERE scan_id = ? AND status <> 'running'{}",
+            D::FOR_UPDATE
+        )))
+        .bind(scan_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(last) = last else {
+            return Ok(false);
+        };
+        let log = LogRow {
+            id: last + 1,
+            message: message.clone(),
+            created_at: at,
+        };
+        let done_id = log.id + 1;
+        sqlx::query(sql::<D>(
+            "UPDATE scan_progress SET last_event_id = ? WHERE scan_id = ?",
+        ))
+        .bind(done_id)
+        .bind(scan_id)
+        .execute(&mut *tx)
+        .await?;
+        Self::insert_logs(&mut tx, scan_id, std::slice::from_ref(&log)).await?;
+        Self::notify(&mut tx, &Wakeup::event(scan_id, done_id)).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn totals(&self) -> StoreResult<Totals> {
         let rows = sqlx::query(sql::<D>(
             "SELECT status, COUNT(*) AS n FROM scan_progress GROUP BY status ORDER BY status",

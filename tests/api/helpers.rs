@@ -164,6 +164,8 @@ pub struct AppOptions {
     pub session_idle: Duration,
     /// Whether the session cookie is marked `Secure` (served behind TLS).
     pub cookie_secure: bool,
+    /// Where summaries of ended scans go.
+    pub notify: Option<calscan::notify::NotifySettings>,
 }
 
 impl Default for AppOptions {
@@ -180,6 +182,7 @@ impl Default for AppOptions {
             login_attempts: 5,
             session_idle: Duration::from_secs(3600),
             cookie_secure: false,
+            notify: None,
         }
     }
 }
@@ -383,6 +386,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         lease: options.lease,
         stream_buffer: options.stream_buffer,
         lookback: Duration::from_secs(24 * 3600),
+        notify: options.notify,
         block_sse: options.block_sse,
     };
     let shutdown = CancellationToken::new();

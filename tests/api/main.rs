@@ -11,6 +11,7 @@ mod helpers;
 mod incremental;
 mod instances;
 mod metrics;
+mod notify;
 mod pages;
 mod parsing;
 mod scans;
