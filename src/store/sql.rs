@@ -344,6 +344,17 @@ where
     }
 }
 
+/// A log line after event `last` of a finished scan, and the id of the
+/// `done` event after it: a finished scan's newest id is its `done`'s.
+fn line_before_done(last: i64, message: &Texts, at: DateTime<Utc>) -> (LogRow, i64) {
+    let line = LogRow {
+        id: last + 1,
+        message: message.clone(),
+        created_at: at,
+    };
+    (line, last + 2)
+}
+
 #[async_trait]
 impl<D: Dialect> Store for SqlStore<D>
 where
@@ -507,12 +518,7 @@ where
         let Some(last) = last else {
             return Ok(false);
         };
-        let log = LogRow {
-            id: last + 1,
-            message: message.clone(),
-            created_at: at,
-        };
-        let done_id = log.id + 1;
+        let (log, done_id) = line_before_done(last, message, at);
         sqlx::query(sql::<D>(
             "UPDATE scan_progress SET last_event_id = ? WHERE scan_id = ?",
         ))
@@ -744,14 +750,7 @@ where
         .await?;
         let mut rows = Vec::with_capacity(stale.len());
         for (scan_id, last) in stale {
-            let log = LogRow {
-                id: last + 1,
-                message: message.clone(),
-                created_at: at,
-            };
-            // One id more than the line: the `done` event's, as for every
-            // finished scan.
-            let done_id = log.id + 1;
+            let (log, done_id) = line_before_done(last, message, at);
             sqlx::query(sql::<D>(
                 "UPDATE scan_progress SET status = 'interrupted', owner = NULL, \
                  lease_until_ms = NULL, cancel_requested = ?, completed_at = ?, \
