@@ -100,6 +100,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::customers::routes())
         .merge(routes::compat::routes())
         .merge(routes::health::routes())
+        .merge(routes::openapi::routes())
         .merge(routes::pages::routes())
         .merge(auth::routes())
         .fallback(routes::pages::not_found)

@@ -4,5 +4,6 @@ pub mod compat;
 pub mod customers;
 pub mod events;
 pub mod health;
+pub mod openapi;
 pub mod pages;
 pub mod scans;

@@ -53,7 +53,7 @@ pub struct ScanSettings {
 /// at or after the last completed scan's start minus the look-back: a
 /// booking made since then starts after it was made, so it is among them.
 /// Without a completed scan it reads every event, as a full scan does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ScanMode {
     #[default]

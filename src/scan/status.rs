@@ -11,7 +11,7 @@ use crate::time::{serialize_millis, serialize_opt_millis};
 
 /// The original's status keys plus `scan_id`, timestamps, `last_event_id`
 /// and the scan's mode and event total.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StatusObject {
     pub scan_id: String,
     pub status: ScanStatus,
@@ -25,9 +25,13 @@ pub struct StatusObject {
     pub error_message: Option<String>,
     /// Seconds since `started_at`, final once finished.
     pub duration: f64,
+    /// RFC 3339, UTC, to the millisecond.
     #[serde(serialize_with = "serialize_millis")]
+    #[schema(value_type = String, format = DateTime)]
     pub started_at: DateTime<Utc>,
+    /// RFC 3339, UTC, to the millisecond; `null` while running.
     #[serde(serialize_with = "serialize_opt_millis")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub completed_at: Option<DateTime<Utc>>,
     pub mode: String,
     pub last_event_id: i64,
@@ -37,11 +41,13 @@ pub struct StatusObject {
 
 /// A log line as the API shows it: `{"id", "message", "created_at"}`, in
 /// the reader's language.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct LogLine {
     pub id: i64,
     pub message: String,
+    /// RFC 3339, UTC, to the millisecond.
     #[serde(serialize_with = "serialize_millis")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
 }
 

@@ -82,7 +82,7 @@ fn like_pattern(query: &str) -> String {
 }
 
 /// Where a scan stands. `running` is the only state a scan is written in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ScanStatus {
     Running,
@@ -305,17 +305,21 @@ impl Wakeup {
 }
 
 /// One customer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Customer {
     pub email: String,
     pub name: Option<String>,
     pub bookings: i64,
+    /// RFC 3339, UTC, to the millisecond.
     #[serde(serialize_with = "crate::time::serialize_opt_millis")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub first_booking_at: Option<DateTime<Utc>>,
     #[serde(serialize_with = "crate::time::serialize_opt_millis")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_booking_at: Option<DateTime<Utc>>,
     pub created_by_scan: Option<String>,
     #[serde(serialize_with = "crate::time::serialize_millis")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
 }
 

@@ -12,6 +12,7 @@ mod incremental;
 mod instances;
 mod metrics;
 mod notify;
+mod openapi;
 mod pages;
 mod parsing;
 mod scans;

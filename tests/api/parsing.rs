@@ -216,3 +216,54 @@ proptest! {
         }
     }
 }
+
+// What calscan parses from its own clients: scan ids in paths, `after` and
+// `Last-Event-ID`, and query strings.
+proptest! {
+    #[test]
+    fn scan_ids_are_exactly_scan_and_8_to_40_lowercase_letters_or_digits(
+        tail in "[0-9a-z]{8,40}",
+        other in ".{0,60}",
+    ) {
+        let id = format!("scan_{tail}");
+        prop_assert!(calscan::scan::is_valid_scan_id(&id));
+        let well_formed = other.strip_prefix("scan_").is_some_and(|t| {
+            (8..=40).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
+        });
+        prop_assert_eq!(calscan::scan::is_valid_scan_id(&other), well_formed);
+    }
+
+    #[test]
+    fn event_ids_accept_exactly_whole_numbers_from_zero(n in 0i64..=i64::MAX, garbage in ".{0,24}") {
+        use calscan::routes::scans::parse_event_id;
+        prop_assert_eq!(parse_event_id(&n.to_string(), "after").ok(), Some(n));
+        prop_assert_eq!(parse_event_id(&format!(" {n} "), "Last-Event-ID").ok(), Some(n));
+        let expected = garbage.trim().parse::<i64>().ok().filter(|v| *v >= 0);
+        prop_assert_eq!(parse_event_id(&garbage, "after").ok(), expected);
+        if expected.is_none() {
+            let message = parse_event_id(&garbage, "after").unwrap_err().to_string();
+            prop_assert!(message.contains("after"), "{}", message);
+        }
+    }
+
+    #[test]
+    fn query_strings_give_back_what_was_encoded_and_never_panic(
+        value in ".{0,40}",
+        before in prop::collection::vec(("[a-z]{1,6}", ".{0,10}"), 0..4),
+        raw in ".{0,80}",
+    ) {
+        use calscan::routes::scans::query_param;
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &before {
+            if k != "q" {
+                query.append_pair(k, v);
+            }
+        }
+        query.append_pair("q", &value);
+        let query = query.finish();
+        prop_assert_eq!(query_param(Some(&query), "q"), Some(value));
+        // Anything at all: an answer or none, never a panic.
+        let _ = query_param(Some(&raw), "q");
+        prop_assert_eq!(query_param(None, "q"), None);
+    }
+}
