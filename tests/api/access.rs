@@ -349,18 +349,7 @@ async fn the_original_php_api_starts_and_reports_with_the_original_json() {
         let status = app
             .get_json(&format!("/admin/{path}?action=status&scan_id={scan_id}"))
             .await;
-        for key in [
-            "status",
-            "progress",
-            "current_step",
-            "events_scanned",
-            "emails_found",
-            "new_count",
-            "existing_count",
-            "error_message",
-            "duration",
-            "logs",
-        ] {
+        for key in crate::helpers::ORIGINAL_STATUS_KEYS {
             assert!(status.get(key).is_some(), "{key} missing");
         }
         assert_eq!(status["status"], "completed");

@@ -187,6 +187,20 @@ impl Default for AppOptions {
     }
 }
 
+/// The keys of the original's status object, which calscan's keeps.
+pub const ORIGINAL_STATUS_KEYS: [&str; 10] = [
+    "status",
+    "progress",
+    "current_step",
+    "events_scanned",
+    "emails_found",
+    "new_count",
+    "existing_count",
+    "error_message",
+    "duration",
+    "logs",
+];
+
 /// A running calscan on 127.0.0.1 with a fresh SQLite database and a
 /// simulator behind it. Stops when dropped.
 pub struct TestApp {
