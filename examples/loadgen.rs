@@ -120,6 +120,7 @@ async fn serve(calendly: Option<String>) -> anyhow::Result<()> {
         stream_buffer: 1024,
         lookback: Duration::from_secs(24 * 3600),
         notify: None,
+        scan_every: None,
         block_sse: false,
     };
     let real = calscan::store::connect(&real_url).await?;

@@ -87,6 +87,8 @@ pub struct Settings {
     pub lookback: Duration,
     /// Where summaries of ended scans go.
     pub notify: Option<NotifySettings>,
+    /// Run an incremental scan on this interval.
+    pub scan_every: Option<Duration>,
     /// Testing only: the event stream answers 503, as behind a proxy that
     /// blocks it, so the pages' polling fallback can be tested.
     pub block_sse: bool,
@@ -171,6 +173,9 @@ impl Application {
         );
         scans.recover().await.context("cannot recover scans")?;
         scans.spawn_lease_sweeper();
+        if let Some(every) = settings.scan_every {
+            scans.spawn_schedule(every);
+        }
         let wakeups = scans
             .spawn_wakeup_listener()
             .await

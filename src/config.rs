@@ -107,6 +107,11 @@ pub struct ServerArgs {
           value_parser = clap::value_parser!(u64).range(0..=87_600))]
     pub lookback_hours: u64,
 
+    /// Run an incremental scan on this interval (`90s`, `30m`, `6h`, `1d`);
+    /// a tick while a scan runs is skipped.
+    #[arg(long, env = "CALSCAN_SCAN_EVERY", value_parser = parse_interval)]
+    pub scan_every: Option<Duration>,
+
     /// Where a signed JSON summary is POSTed when a scan ends.
     #[arg(long, env = "CALSCAN_NOTIFY_URL", requires = "notify_secret")]
     pub notify_url: Option<Url>,
@@ -230,6 +235,30 @@ pub struct CalendlyArgs {
     /// scan stops (it can be resumed later).
     #[arg(long, env = "CALSCAN_CALENDLY_MAX_WAIT_S", default_value_t = 300)]
     pub calendly_max_wait_s: u64,
+}
+
+/// An interval like `90s`, `30m`, `6h` or `1d`: a whole number and a unit.
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{text:?} has no unit: use s, m, h or d, as in 30m or 6h"))?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} does not start with a whole number, as in 30m or 6h"))?;
+    let unit_s = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3_600,
+        "d" => 86_400,
+        other => return Err(format!("unknown unit {other:?}: use s, m, h or d")),
+    };
+    match number.checked_mul(unit_s) {
+        Some(0) => Err("the interval must be longer than zero".into()),
+        Some(secs) if secs <= 366 * 86_400 => Ok(Duration::from_secs(secs)),
+        _ => Err("the interval must be at most a year".into()),
+    }
 }
 
 impl CalendlyArgs {
@@ -377,6 +406,17 @@ mod tests {
     fn a_fail_rate_outside_zero_to_one_is_refused() {
         let err = Cli::try_parse_from(["calscan", "simulate", "--fail-rate", "1.5"]).unwrap_err();
         assert!(err.to_string().contains("not a share between 0 and 1"));
+    }
+
+    #[test]
+    fn intervals_are_a_whole_number_and_a_unit() {
+        assert_eq!(parse_interval("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_interval("30m"), Ok(Duration::from_secs(1_800)));
+        assert_eq!(parse_interval(" 6h "), Ok(Duration::from_secs(21_600)));
+        assert_eq!(parse_interval("1d"), Ok(Duration::from_secs(86_400)));
+        for bad in ["", "6", "h", "0m", "6 h", "6hours", "-1h", "1.5h", "400d"] {
+            assert!(parse_interval(bad).is_err(), "{bad:?} was accepted");
+        }
     }
 
     #[test]

@@ -82,6 +82,7 @@ fn settings(
         lease: Duration::from_secs(server.lease_s),
         stream_buffer: server.stream_buffer as usize,
         lookback: Duration::from_secs(server.lookback_hours * 3600),
+        scan_every: server.scan_every,
         notify: server
             .notify_url
             .zip(server.notify_secret)

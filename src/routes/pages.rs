@@ -126,6 +126,7 @@ async fn customer_search(
                 customers: &customers,
                 total,
                 latest: latest.as_ref(),
+                next_scan: state.scans.next_scheduled(),
             },
         )
         .into_response(),

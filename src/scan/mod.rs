@@ -13,7 +13,7 @@ pub mod status;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -107,6 +107,8 @@ pub(crate) struct Inner {
     instance: String,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    /// The next scheduled scan and the interval, with `CALSCAN_SCAN_EVERY`.
+    schedule: std::sync::Mutex<Option<(DateTime<Utc>, Duration)>>,
 }
 
 impl Scans {
@@ -132,8 +134,53 @@ impl Scans {
                 ),
                 shutdown,
                 tasks: TaskTracker::new(),
+                schedule: std::sync::Mutex::new(None),
             }),
         }
+    }
+
+    /// Starts an incremental scan every `every`, the first one interval from
+    /// now. A tick while a scan runs, here or on another instance, is
+    /// skipped: the database lets one scan run at a time.
+    pub fn spawn_schedule(&self, every: Duration) {
+        let scans = self.clone();
+        self.inner.tasks.spawn(async move {
+            let step = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);
+            loop {
+                let next = Utc::now().checked_add_signed(step);
+                scans.set_schedule(next.map(|at| (at, every)));
+                tokio::select! {
+                    _ = scans.inner.shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                match scans.start(ScanMode::Incremental).await {
+                    Ok(StartOutcome::Started(row)) => {
+                        tracing::info!(scan_id = %row.scan_id, "scheduled scan started");
+                    }
+                    Ok(StartOutcome::AlreadyRunning(running)) => {
+                        tracing::info!(%running, "scheduled scan skipped: a scan is running");
+                    }
+                    Err(error) => tracing::warn!(%error, "scheduled scan could not start"),
+                }
+            }
+        });
+    }
+
+    fn set_schedule(&self, next: Option<(DateTime<Utc>, Duration)>) {
+        *self
+            .inner
+            .schedule
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = next;
+    }
+
+    /// When the next scheduled scan starts, and the interval.
+    pub fn next_scheduled(&self) -> Option<(DateTime<Utc>, Duration)> {
+        *self
+            .inner
+            .schedule
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// What the Calendly client has sent and received since the start.

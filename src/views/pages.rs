@@ -1,6 +1,7 @@
 //! The admin pages: customer search with the scan panel, scan history, one
 //! scan.
 
+use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 use serde_json::json;
 
@@ -21,6 +22,8 @@ pub struct CustomerPage<'a> {
     pub total: i64,
     /// The newest scan: live when running, resumable when it stopped.
     pub latest: Option<&'a StatusObject>,
+    /// The next scheduled scan and the interval (`CALSCAN_SCAN_EVERY`).
+    pub next_scan: Option<(DateTime<Utc>, std::time::Duration)>,
 }
 
 pub fn customer_search(lang: Lang, view: &CustomerPage<'_>) -> Markup {
@@ -82,6 +85,13 @@ pub fn customer_search(lang: Lang, view: &CustomerPage<'_>) -> Markup {
                 }
             }
             (scan_panel(lang, view.latest))
+            @if let Some((at, every)) = view.next_scan {
+                p.hint #scan-schedule {
+                    (t(lang, "Nächster geplanter Scan: ", "Next scheduled scan: "))
+                    time datetime=(millis(at)) { (at.format("%Y-%m-%d %H:%M UTC").to_string()) }
+                    " (" (t(lang, "alle ", "every ")) (interval(every)) ")"
+                }
+            }
         },
     )
 }
@@ -208,6 +218,17 @@ pub fn scans_history(lang: Lang, scans: &[StatusObject]) -> Markup {
             }
         },
     )
+}
+
+/// `90 s`, `30 min`, `6 h`, `1 d`: the largest unit that divides it.
+fn interval(every: std::time::Duration) -> String {
+    let s = every.as_secs();
+    match s {
+        _ if s % 86_400 == 0 => format!("{} d", s / 86_400),
+        _ if s % 3_600 == 0 => format!("{} h", s / 3_600),
+        _ if s % 60 == 0 => format!("{} min", s / 60),
+        _ => format!("{s} s"),
+    }
 }
 
 fn mode_label(lang: Lang, mode: &str) -> &'static str {

@@ -166,6 +166,8 @@ pub struct AppOptions {
     pub cookie_secure: bool,
     /// Where summaries of ended scans go.
     pub notify: Option<calscan::notify::NotifySettings>,
+    /// `CALSCAN_SCAN_EVERY`.
+    pub scan_every: Option<Duration>,
 }
 
 impl Default for AppOptions {
@@ -183,8 +185,23 @@ impl Default for AppOptions {
             session_idle: Duration::from_secs(3600),
             cookie_secure: false,
             notify: None,
+            scan_every: None,
         }
     }
+}
+
+/// A page as a browser asking in `lang` gets it: status and HTML.
+pub async fn page(app: &TestApp, path: &str, lang: &str) -> (u16, String) {
+    let response = app
+        .http
+        .get(app.url(path))
+        .bearer_auth(API_TOKEN)
+        .header("Accept", "text/html")
+        .header("Accept-Language", lang)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
 }
 
 /// The keys of the original's status object, which calscan's keeps.
@@ -401,6 +418,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         stream_buffer: options.stream_buffer,
         lookback: Duration::from_secs(24 * 3600),
         notify: options.notify,
+        scan_every: options.scan_every,
         block_sse: options.block_sse,
     };
     let shutdown = CancellationToken::new();

@@ -16,5 +16,6 @@ mod openapi;
 mod pages;
 mod parsing;
 mod scans;
+mod schedule;
 mod simulator;
 mod upgrade;

@@ -82,8 +82,17 @@ async fn the_openapi_description_names_every_json_route_and_its_answers() {
         .keys()
         .map(String::as_str)
         .collect();
-    let added = ["scan_id", "last_event_id", "mode", "started_at", "events_total"];
-    for key in crate::helpers::ORIGINAL_STATUS_KEYS.into_iter().chain(added) {
+    let added = [
+        "scan_id",
+        "last_event_id",
+        "mode",
+        "started_at",
+        "events_total",
+    ];
+    for key in crate::helpers::ORIGINAL_STATUS_KEYS
+        .into_iter()
+        .chain(added)
+    {
         assert!(status_keys.contains(key), "StatusObject lacks {key}");
     }
     assert_eq!(

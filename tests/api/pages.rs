@@ -3,26 +3,13 @@
 
 use serde_json::Value;
 
-use crate::helpers::{API_TOKEN, AppOptions, TestApp, spawn_app};
+use crate::helpers::{AppOptions, page, spawn_app};
 
 fn no_redirects() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
-}
-
-async fn page(app: &TestApp, path: &str, lang: &str) -> (u16, String) {
-    let response = app
-        .http
-        .get(app.url(path))
-        .bearer_auth(API_TOKEN)
-        .header("Accept", "text/html")
-        .header("Accept-Language", lang)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
 }
 
 #[tokio::test]
