@@ -224,9 +224,10 @@ pub fn scans_history(lang: Lang, scans: &[StatusObject]) -> Markup {
 fn interval(every: std::time::Duration) -> String {
     let s = every.as_secs();
     match s {
-        _ if s % 86_400 == 0 => format!("{} d", s / 86_400),
-        _ if s % 3_600 == 0 => format!("{} h", s / 3_600),
-        _ if s % 60 == 0 => format!("{} min", s / 60),
+        0 => format!("{} ms", every.as_millis()),
+        _ if s.is_multiple_of(86_400) => format!("{} d", s / 86_400),
+        _ if s.is_multiple_of(3_600) => format!("{} h", s / 3_600),
+        _ if s.is_multiple_of(60) => format!("{} min", s / 60),
         _ => format!("{s} s"),
     }
 }
