@@ -44,6 +44,10 @@ pub enum Command {
     HashPassword,
     /// Exit 0 when the server at CALSCAN_BIND answers /healthz (for Docker).
     Healthcheck(HealthcheckArgs),
+    /// Run one scan in the terminal with a progress bar: the same engine and
+    /// database as the server. Exit codes: 0 completed, 1 failed, 3 a scan
+    /// is already running, 130 cancelled with Ctrl-C.
+    Scan(ScanArgs),
 }
 
 /// Where the database is.
@@ -235,6 +239,36 @@ pub struct CalendlyArgs {
     /// scan stops (it can be resumed later).
     #[arg(long, env = "CALSCAN_CALENDLY_MAX_WAIT_S", default_value_t = 300)]
     pub calendly_max_wait_s: u64,
+}
+
+/// `calscan scan`.
+#[derive(Debug, Clone, Args)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub calendly: CalendlyArgs,
+
+    /// Read every event of the organization, not only those since the last
+    /// completed scan.
+    #[arg(long)]
+    pub full: bool,
+
+    /// Print the scan's events as NDJSON (one JSON object a line, ending with
+    /// `done`) instead of a progress bar.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Language of log lines and steps.
+    #[arg(long, env = "CALSCAN_LANG", default_value = "de")]
+    pub lang: Lang,
+
+    /// Hours before the last completed scan's start from which an
+    /// incremental scan reads events.
+    #[arg(long, env = "CALSCAN_LOOKBACK_HOURS", default_value_t = 24,
+          value_parser = clap::value_parser!(u64).range(0..=87_600))]
+    pub lookback_hours: u64,
 }
 
 /// An interval like `90s`, `30m`, `6h` or `1d`: a whole number and a unit.

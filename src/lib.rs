@@ -15,5 +15,6 @@ pub mod routes;
 pub mod scan;
 pub mod store;
 pub mod telemetry;
+pub mod terminal;
 pub mod time;
 pub mod views;

@@ -35,6 +35,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::HashPassword) => print_hash().await,
         Some(Command::Healthcheck(args)) => healthcheck(args).await,
+        Some(Command::Scan(args)) => {
+            let code = calscan::terminal::run(args).await?;
+            std::process::exit(code)
+        }
     }
 }
 

@@ -156,6 +156,16 @@ impl Published {
         Self::new(id, kind, |lang| StatusObject::new(row, None, now, lang))
     }
 
+    /// The event's `data` in `lang`, as JSON.
+    pub fn data(&self, lang: Lang) -> serde_json::Value {
+        let frame = self.frame(lang);
+        std::str::from_utf8(&frame)
+            .ok()
+            .and_then(|f| f.lines().find_map(|l| l.strip_prefix("data: ")))
+            .and_then(|data| serde_json::from_str(data).ok())
+            .unwrap_or_default()
+    }
+
     /// The event's frame in `lang`, shared by every subscriber.
     pub fn frame(&self, lang: Lang) -> Bytes {
         match lang {

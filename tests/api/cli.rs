@@ -3,6 +3,7 @@
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::helpers::{AppOptions, spawn_app};
 
@@ -90,4 +91,151 @@ async fn healthcheck_exits_zero_only_when_the_server_answers() {
         .await
         .unwrap();
     assert!(!down.status.success());
+}
+
+/// `calscan scan` against `sim` and the SQLite database `url`; the test's
+/// runtime keeps serving the simulator while the command runs.
+async fn terminal_scan(
+    sim: &calscan::calendly::Simulator,
+    url: &str,
+    token: &str,
+    args: &[&str],
+) -> std::process::Output {
+    tokio::process::Command::from(calscan())
+        .arg("scan")
+        .args(args)
+        .args(["--database-url", url])
+        .env("CALENDLY_TOKEN", token)
+        .env("CALENDLY_API_BASE", sim.base_url())
+        .env_remove("CALSCAN_LANG")
+        .output()
+        .await
+        .unwrap()
+}
+
+/// The NDJSON lines of `output`, each `{"event", "id", "data"}`.
+fn ndjson(output: &std::process::Output) -> Vec<serde_json::Value> {
+    String::from_utf8(output.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{line}: {e}")))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_terminal_scan_prints_its_events_as_ndjson_and_saves_exactly_the_customers() {
+    let sim = crate::helpers::simulator(30, |_| {}).await;
+    let expected = sim.expected_emails();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+
+    let output = terminal_scan(&sim, &url, "demo-token", &["--json"]).await;
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let events = ndjson(&output);
+    assert_eq!(events[0]["event"], "snapshot");
+    let ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
+    assert!(events.iter().any(|e| e["event"] == "log"));
+    assert!(events.iter().any(|e| e["event"] == "progress"));
+    let done = events.last().unwrap();
+    assert_eq!(done["event"], "done");
+    assert_eq!(done["data"]["status"], "completed");
+    assert_eq!(done["data"]["events_scanned"], 30);
+    assert_eq!(done["data"]["emails_found"], expected.len() as i64);
+    assert_eq!(done["data"]["new_count"], expected.len() as i64);
+
+    // The same database the server uses holds them, once each.
+    let store = calscan::store::connect(&url).await.unwrap();
+    let (_, total) = store.customers("", 0, 1).await.unwrap();
+    assert_eq!(total, expected.len() as i64);
+    let scans = store.scans(10).await.unwrap();
+    assert_eq!(scans.len(), 1);
+    assert_eq!(scans[0].mode, "incremental");
+
+    // Without --json and without a terminal: readable lines, no bar.
+    let output = terminal_scan(&sim, &url, "demo-token", &["--full"]).await;
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("[100 %] Fertig"), "{text}");
+    assert!(text.contains("🎉 Scan abgeschlossen"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "terminal escapes without a terminal"
+    );
+    let (_, total) = store.customers("", 0, 1).await.unwrap();
+    assert_eq!(total, expected.len() as i64, "nobody twice");
+}
+
+#[tokio::test]
+async fn the_terminal_scan_fails_with_calendlys_message_or_when_a_scan_runs() {
+    let sim = crate::helpers::simulator(5, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+
+    let output = terminal_scan(&sim, &url, "eyJwrong.secret.token", &["--json"]).await;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let done = ndjson(&output).pop().unwrap();
+    assert_eq!(done["data"]["status"], "error");
+    let message = done["data"]["error_message"].as_str().unwrap();
+    assert!(message.contains("The access token is invalid"), "{message}");
+    let all = format!("{output:?}");
+    assert!(!all.contains("eyJwrong"), "the token leaked: {all}");
+
+    // A scan another process runs, with a live lease.
+    let store = calscan::store::connect(&url).await.unwrap();
+    store
+        .start_scan(&crate::helpers::running_scan(
+            "scan_elsewhere0001",
+            "another-process",
+            3_600_000,
+        ))
+        .await
+        .unwrap();
+    let output = terminal_scan(&sim, &url, "demo-token", &[]).await;
+    assert_eq!(output.status.code(), Some(3), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("scan_elsewhere0001"), "{stderr}");
+}
+
+#[tokio::test]
+async fn ctrl_c_cancels_the_terminal_scan_resumably_and_exits_130() {
+    use tokio::io::AsyncBufReadExt;
+    let sim = crate::helpers::simulator(60, |c| c.latency = Duration::from_millis(50)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let mut child = tokio::process::Command::from(calscan())
+        .args(["scan", "--json", "--database-url", &url])
+        .env("CALENDLY_TOKEN", "demo-token")
+        .env("CALENDLY_API_BASE", sim.base_url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    // Once some invitees are in, Ctrl-C.
+    let mut last = serde_json::Value::Null;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        last = serde_json::from_str(&line).unwrap();
+        if last["data"]["events_scanned"].as_i64().unwrap_or(0) >= 5 {
+            break;
+        }
+    }
+    assert!(
+        last["data"]["events_scanned"].as_i64().unwrap() >= 5,
+        "{last}"
+    );
+    crate::helpers::send_signal(child.id().unwrap(), "INT").await;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        last = serde_json::from_str(&line).unwrap();
+    }
+    let status = child.wait().await.unwrap();
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(last["event"], "done");
+    assert_eq!(last["data"]["status"], "cancelled");
+    let scanned = last["data"]["events_scanned"].as_i64().unwrap();
+    assert!((5..60).contains(&scanned), "{scanned}");
+    let store = calscan::store::connect(&url).await.unwrap();
+    let scans = store.scans(1).await.unwrap();
+    assert!(scans[0].status.is_resumable(), "{:?}", scans[0].status);
 }

@@ -190,6 +190,39 @@ impl Default for AppOptions {
     }
 }
 
+/// A running scan as another process would have written it, its lease
+/// ending `lease_ms` from now.
+pub fn running_scan(scan_id: &str, owner: &str, lease_ms: i64) -> calscan::store::NewScan {
+    use calscan::store::{LogRow, NewScan, Progress};
+    let now = chrono::Utc::now();
+    NewScan {
+        scan_id: scan_id.into(),
+        mode: "full".into(),
+        owner: owner.into(),
+        lease_until_ms: now.timestamp_millis() + lease_ms,
+        started_at: now,
+        figures: Progress {
+            last_event_id: 1,
+            ..Progress::default()
+        },
+        logs: vec![LogRow {
+            id: 1,
+            message: calscan::i18n::Texts::same("start"),
+            created_at: now,
+        }],
+    }
+}
+
+/// Sends `signal` (`TERM`, `INT`, …) to process `pid`.
+pub async fn send_signal(pid: u32, signal: &str) {
+    let sent = tokio::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
+
 /// A page as a browser asking in `lang` gets it: status and HTML.
 pub async fn page(app: &TestApp, path: &str, lang: &str) -> (u16, String) {
     let response = app
@@ -793,13 +826,7 @@ impl Process {
 
     /// Sends SIGTERM, as a container stop does.
     pub async fn terminate(&self) {
-        let pid = self.child.id().expect("the process runs").to_string();
-        let sent = tokio::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .await
-            .unwrap();
-        assert!(sent.success());
+        send_signal(self.child.id().expect("the process runs"), "TERM").await;
     }
 
     pub async fn post(&self, path: &str) -> reqwest::Response {

@@ -5,36 +5,13 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use calscan::calendly::Fault;
-use calscan::i18n::Texts;
-use calscan::store::{LogRow, NewScan, Progress, StartOutcome};
-use chrono::Utc;
+use calscan::store::{Progress, StartOutcome};
 use serde_json::Value;
 
 use crate::helpers::{
-    AppOptions, all_customers, assert_customers, assert_well_formed, log_lines, spawn_app,
+    AppOptions, all_customers, assert_customers, assert_well_formed, log_lines, running_scan,
+    spawn_app,
 };
-
-/// A running scan as another process would have written it, its lease
-/// ending `lease_ms` from now.
-fn running_scan(scan_id: &str, owner: &str, lease_ms: i64) -> NewScan {
-    let now = Utc::now();
-    NewScan {
-        scan_id: scan_id.into(),
-        mode: "full".into(),
-        owner: owner.into(),
-        lease_until_ms: now.timestamp_millis() + lease_ms,
-        started_at: now,
-        figures: Progress {
-            last_event_id: 1,
-            ..Progress::default()
-        },
-        logs: vec![LogRow {
-            id: 1,
-            message: Texts::same("start"),
-            created_at: now,
-        }],
-    }
-}
 
 fn slow(latency_ms: u64) -> AppOptions {
     AppOptions {
