@@ -121,6 +121,7 @@ async fn serve(calendly: Option<String>) -> anyhow::Result<()> {
         lookback: Duration::from_secs(24 * 3600),
         notify: None,
         scan_every: None,
+        webhook_key: None,
         block_sse: false,
     };
     let real = calscan::store::connect(&real_url).await?;

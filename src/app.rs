@@ -38,6 +38,8 @@ pub struct AppState {
     /// often.
     pub wakeups: bool,
     pub metrics: Metrics,
+    /// Verifies Calendly's webhook deliveries; without it they answer 503.
+    pub webhook_key: Option<secrecy::SecretString>,
     pub shutdown: CancellationToken,
 }
 
@@ -89,6 +91,8 @@ pub struct Settings {
     pub notify: Option<NotifySettings>,
     /// Run an incremental scan on this interval.
     pub scan_every: Option<Duration>,
+    /// `CALENDLY_WEBHOOK_SIGNING_KEY`.
+    pub webhook_key: Option<secrecy::SecretString>,
     /// Testing only: the event stream answers 503, as behind a proxy that
     /// blocks it, so the pages' polling fallback can be tested.
     pub block_sse: bool,
@@ -103,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::compat::routes())
         .merge(routes::health::routes())
         .merge(routes::openapi::routes())
+        .merge(routes::webhooks::routes())
         .merge(routes::pages::routes())
         .merge(auth::routes())
         .fallback(routes::pages::not_found)
@@ -199,6 +204,7 @@ impl Application {
                 block_sse: settings.block_sse,
                 wakeups,
                 metrics,
+                webhook_key: settings.webhook_key,
                 shutdown,
             },
         })

@@ -27,7 +27,8 @@ use crate::i18n::Texts;
 use crate::scan::progress::Reporter;
 use crate::store::{
     Booking, Customer, EmailCounts, Lease, LogRow, NewScan, ResumeOutcome, ScanRow, ScanStatus,
-    ScanWrite, SqliteStore, StartOutcome, Store, StoreResult, Totals, Wakeup,
+    ScanWrite, SqliteStore, StartOutcome, Store, StoreResult, Totals, Wakeup, WebhookImport,
+    WebhookRow,
 };
 
 /// Synthetic scan ids start so (and are valid scan ids).
@@ -103,6 +104,12 @@ impl Store for BenchStore {
         self.of(scan_id)
             .append_to_finished(scan_id, message, at)
             .await
+    }
+    async fn import_webhook(&self, import: &WebhookImport) -> StoreResult<bool> {
+        self.real.import_webhook(import).await
+    }
+    async fn recent_webhooks(&self, limit: i64) -> StoreResult<Vec<WebhookRow>> {
+        self.real.recent_webhooks(limit).await
     }
     async fn totals(&self) -> StoreResult<Totals> {
         self.real.totals().await

@@ -116,6 +116,11 @@ pub struct ServerArgs {
     #[arg(long, env = "CALSCAN_SCAN_EVERY", value_parser = parse_interval)]
     pub scan_every: Option<Duration>,
 
+    /// The signing key of the Calendly webhook subscription: verifies
+    /// deliveries to /webhooks/calendly, which answers 503 without it.
+    #[arg(long, env = "CALENDLY_WEBHOOK_SIGNING_KEY", hide_env_values = true)]
+    pub webhook_signing_key: Option<SecretString>,
+
     /// Where a signed JSON summary is POSTed when a scan ends.
     #[arg(long, env = "CALSCAN_NOTIFY_URL", requires = "notify_secret")]
     pub notify_url: Option<Url>,

@@ -87,6 +87,7 @@ fn settings(
         stream_buffer: server.stream_buffer as usize,
         lookback: Duration::from_secs(server.lookback_hours * 3600),
         scan_every: server.scan_every,
+        webhook_key: server.webhook_signing_key,
         notify: server
             .notify_url
             .zip(server.notify_secret)

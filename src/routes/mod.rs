@@ -7,3 +7,4 @@ pub mod health;
 pub mod openapi;
 pub mod pages;
 pub mod scans;
+pub mod webhooks;

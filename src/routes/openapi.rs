@@ -31,7 +31,7 @@ pub fn routes() -> Router<AppState> {
     ),
     paths(
         start, history, status, events, cancel, resume, customers, original_api,
-        original_api_start, healthz, readyz
+        original_api_start, calendly_webhook, healthz, readyz
     ),
     components(schemas(
         StatusObject, LogLine, ScanStatus, ScanMode, Customer, StartBody, Answer, History,
@@ -43,6 +43,7 @@ pub fn routes() -> Router<AppState> {
         (name = "scans", description = "Starting, following, cancelling and resuming scans"),
         (name = "customers", description = "The customers scans found"),
         (name = "original", description = "The original system's API, kept for its clients"),
+        (name = "webhooks", description = "Calendly's deliveries, verified by signature"),
         (name = "operations", description = "Liveness and readiness"),
     )
 )]
@@ -266,6 +267,20 @@ fn original_api() {}
     ))]
 #[allow(dead_code)]
 fn original_api_start() {}
+
+#[utoipa::path(post, path = "/webhooks/calendly", tag = "webhooks", security(()),
+    params(("Calendly-Webhook-Signature" = String, Header,
+        description = "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"t.\" + body>`")),
+    request_body(content = serde_json::Value, content_type = "application/json",
+        description = "Calendly's delivery: `{created_at, created_by, event, payload}`"),
+    responses(
+        (status = 200, description = "Taken in; `imported` is false for a repeat or another event kind", body = serde_json::Value),
+        (status = 400, description = "Signed, but not an invitee delivery calscan can use", body = ErrorBody),
+        (status = 401, description = "Missing, malformed, expired or wrong signature", body = ErrorBody),
+        (status = 503, description = "No CALENDLY_WEBHOOK_SIGNING_KEY", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn calendly_webhook() {}
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
     responses((status = 200, description = "The process answers", body = Health)))]

@@ -134,16 +134,24 @@ async fn customer_search(
     }
 }
 
+/// Webhook imports listed under the scan history.
+const WEBHOOKS_SHOWN: i64 = 20;
+
 async fn scans(State(state): State<AppState>, _: PageAdmin, headers: HeaderMap) -> Response {
     let lang = state.lang_for(&headers);
-    match state.store.scans(100).await {
-        Ok(rows) => {
+    let read = async {
+        let rows = state.store.scans(100).await?;
+        let webhooks = state.store.recent_webhooks(WEBHOOKS_SHOWN).await?;
+        Ok::<_, crate::store::StoreError>((rows, webhooks))
+    };
+    match read.await {
+        Ok((rows, webhooks)) => {
             let now = Utc::now();
             let scans: Vec<StatusObject> = rows
                 .iter()
                 .map(|r| StatusObject::new(r, None, now, lang))
                 .collect();
-            pages::scans_history(lang, &scans).into_response()
+            pages::scans_history(lang, &scans, &webhooks).into_response()
         }
         Err(error) => page_error(&state, &headers, error.into()),
     }

@@ -225,6 +225,27 @@ pub struct Booking {
     pub canceled: bool,
 }
 
+/// A Calendly webhook delivery to take in.
+#[derive(Debug, Clone)]
+pub struct WebhookImport {
+    /// The delivery's identity: its event kind and invitee URI.
+    pub delivery_key: String,
+    /// `invitee.created` or `invitee.canceled`.
+    pub event: String,
+    pub booking: Booking,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A delivery taken in, for the admin page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRow {
+    pub event: String,
+    pub email: String,
+    pub name: Option<String>,
+    pub event_uri: String,
+    pub received_at: DateTime<Utc>,
+}
+
 /// This scan's email counts after an event was recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EmailCounts {
@@ -366,6 +387,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         message: &Texts,
         at: DateTime<Utc>,
     ) -> StoreResult<bool>;
+
+    /// Takes in a webhook delivery: saves its booking as a scan would, once.
+    /// `false` for a repeat of a delivery already taken in (nothing changes).
+    async fn import_webhook(&self, import: &WebhookImport) -> StoreResult<bool>;
+
+    /// The newest `limit` deliveries taken in, newest first.
+    async fn recent_webhooks(&self, limit: i64) -> StoreResult<Vec<WebhookRow>>;
 
     /// How many scans have each status, and how many customers there are.
     async fn totals(&self) -> StoreResult<Totals>;

@@ -22,6 +22,7 @@ use sqlx::{
 use super::{
     Booking, Customer, EmailCounts, Lease, LogRow, NewScan, Progress, ResumeOutcome, ScanRow,
     ScanStatus, ScanWrite, StartOutcome, Store, StoreError, StoreResult, Totals, Wakeup,
+    WebhookImport, WebhookRow,
 };
 use crate::i18n::Texts;
 
@@ -272,9 +273,12 @@ where
 
     /// Saves one booking of an event the scan records for the first time;
     /// what it added to the scan's email counts.
+    /// Saves one booking: the customer (created, or its count and dates
+    /// updated, a booking counting once however often it is seen) and, for
+    /// a scan, the email among the scan's.
     async fn save_booking(
         conn: &mut D::Connection,
-        scan_id: &str,
+        scan_id: Option<&str>,
         b: &Booking,
         now: DateTime<Utc>,
     ) -> StoreResult<EmailCounts> {
@@ -284,15 +288,20 @@ where
                 .bind(b.email.as_str())
                 .fetch_optional(&mut *conn)
                 .await?;
-        let found = sqlx::query(sql::<D>(&D::insert_ignore(
-            "scan_emails (scan_id, email, is_new) VALUES (?, ?, ?)",
-        )))
-        .bind(scan_id)
-        .bind(b.email.as_str())
-        .bind(known.is_none())
-        .execute(&mut *conn)
-        .await?;
-        let found = i64::from(D::rows_affected(&found) == 1);
+        let found = match scan_id {
+            Some(scan_id) => {
+                let found = sqlx::query(sql::<D>(&D::insert_ignore(
+                    "scan_emails (scan_id, email, is_new) VALUES (?, ?, ?)",
+                )))
+                .bind(scan_id)
+                .bind(b.email.as_str())
+                .bind(known.is_none())
+                .execute(&mut *conn)
+                .await?;
+                i64::from(D::rows_affected(&found) == 1)
+            }
+            None => 1,
+        };
         let added = EmailCounts {
             emails_found: found,
             new_count: if known.is_none() { found } else { 0 },
@@ -532,6 +541,51 @@ where
         Ok(true)
     }
 
+    async fn import_webhook(&self, import: &WebhookImport) -> StoreResult<bool> {
+        let b = &import.booking;
+        let mut tx = self.writer.begin().await?;
+        let fresh = sqlx::query(sql::<D>(&D::insert_ignore(
+            "webhook_deliveries (delivery_key, event, invitee_uri, event_uri, email, name, \
+             received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )))
+        .bind(import.delivery_key.as_str())
+        .bind(import.event.as_str())
+        .bind(b.invitee_uri.as_str())
+        .bind(b.event_uri.as_str())
+        .bind(b.email.as_str())
+        .bind(b.name.as_deref())
+        .bind(D::to_db(import.received_at))
+        .execute(&mut *tx)
+        .await?;
+        if D::rows_affected(&fresh) != 1 {
+            return Ok(false);
+        }
+        Self::save_booking(&mut tx, None, b, import.received_at).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn recent_webhooks(&self, limit: i64) -> StoreResult<Vec<WebhookRow>> {
+        sqlx::query(sql::<D>(
+            "SELECT event, email, name, event_uri, received_at FROM webhook_deliveries \
+             ORDER BY received_at DESC LIMIT ?",
+        ))
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(WebhookRow {
+                event: row.try_get("event")?,
+                email: row.try_get("email")?,
+                name: row.try_get("name")?,
+                event_uri: row.try_get("event_uri")?,
+                received_at: D::from_db(row.try_get("received_at")?)?,
+            })
+        })
+        .collect()
+    }
+
     async fn totals(&self) -> StoreResult<Totals> {
         let rows = sqlx::query(sql::<D>(
             "SELECT status, COUNT(*) AS n FROM scan_progress GROUP BY status ORDER BY status",
@@ -649,7 +703,7 @@ where
         };
         if D::rows_affected(&fresh) == 1 {
             for booking in bookings {
-                let one = Self::save_booking(&mut tx, scan_id, booking, now).await?;
+                let one = Self::save_booking(&mut tx, Some(scan_id), booking, now).await?;
                 added.emails_found += one.emails_found;
                 added.new_count += one.new_count;
             }

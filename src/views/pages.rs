@@ -9,7 +9,7 @@ use super::{Nav, json_script, layout, t};
 use crate::i18n::Lang;
 use crate::scan::ScanMode;
 use crate::scan::status::StatusObject;
-use crate::store::{Customer, ScanStatus};
+use crate::store::{Customer, ScanStatus, WebhookRow};
 use crate::time::millis;
 
 /// What the customer page shows.
@@ -170,7 +170,7 @@ pub fn scan_panel(lang: Lang, latest: Option<&StatusObject>) -> Markup {
     }
 }
 
-pub fn scans_history(lang: Lang, scans: &[StatusObject]) -> Markup {
+pub fn scans_history(lang: Lang, scans: &[StatusObject], webhooks: &[WebhookRow]) -> Markup {
     let title = t(lang, "Scan-Verlauf", "Scan history");
     layout(
         lang,
@@ -205,6 +205,33 @@ pub fn scans_history(lang: Lang, scans: &[StatusObject]) -> Markup {
                                     td.num { (s.emails_found) }
                                     td.num { (s.new_count) }
                                     td.num { (s.existing_count) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 #webhook-imports { (t(lang, "Webhook-Importe", "Webhook imports")) }
+            @if webhooks.is_empty() {
+                p { (t(lang,
+                    "Noch keine: mit CALENDLY_WEBHOOK_SIGNING_KEY nimmt calscan neue Buchungen sofort auf.",
+                    "None yet: with CALENDLY_WEBHOOK_SIGNING_KEY calscan takes in new bookings at once.")) }
+            } @else {
+                div.table-wrap {
+                    table.webhooks {
+                        thead { tr {
+                            th scope="col" { (t(lang, "Empfangen", "Received")) }
+                            th scope="col" { (t(lang, "Ereignis", "Event")) }
+                            th scope="col" { "Email" }
+                            th scope="col" { "Name" }
+                        } }
+                        tbody {
+                            @for w in webhooks {
+                                tr {
+                                    td { time datetime=(millis(w.received_at)) { (w.received_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()) } }
+                                    td { (w.event) }
+                                    td { (w.email) }
+                                    td { (w.name.as_deref().unwrap_or("")) }
                                 }
                             }
                         }

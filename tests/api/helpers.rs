@@ -168,6 +168,8 @@ pub struct AppOptions {
     pub notify: Option<calscan::notify::NotifySettings>,
     /// `CALSCAN_SCAN_EVERY`.
     pub scan_every: Option<Duration>,
+    /// `CALENDLY_WEBHOOK_SIGNING_KEY`.
+    pub webhook_key: Option<&'static str>,
 }
 
 impl Default for AppOptions {
@@ -186,6 +188,7 @@ impl Default for AppOptions {
             cookie_secure: false,
             notify: None,
             scan_every: None,
+            webhook_key: None,
         }
     }
 }
@@ -452,6 +455,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         lookback: Duration::from_secs(24 * 3600),
         notify: options.notify,
         scan_every: options.scan_every,
+        webhook_key: options.webhook_key.map(secrecy::SecretString::from),
         block_sse: options.block_sse,
     };
     let shutdown = CancellationToken::new();

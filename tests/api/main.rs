@@ -19,3 +19,4 @@ mod scans;
 mod schedule;
 mod simulator;
 mod upgrade;
+mod webhooks;

@@ -212,6 +212,6 @@ fn migrations_only_add_they_never_drop_or_rewrite_data() {
             }
         }
     }
-    // sqlite 2, postgres 2, mysql 8.
-    assert_eq!(files, 12);
+    // sqlite 3, postgres 3, mysql 9.
+    assert_eq!(files, 15);
 }

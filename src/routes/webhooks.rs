@@ -1,0 +1,118 @@
+//! `POST /webhooks/calendly`: Calendly's webhook deliveries, taken in at
+//! once as customers.
+//!
+//! No session: Calendly posts server to server, without cookies or an
+//! `Origin` (so the cross-origin guard lets it through). What authenticates a
+//! delivery is its `Calendly-Webhook-Signature`, checked over the raw body
+//! with `CALENDLY_WEBHOOK_SIGNING_KEY` before anything is read or written.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::calendly::model::{Invitee, Status};
+use crate::calendly::webhook;
+use crate::error::AppError;
+use crate::store::{Booking, WebhookImport};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/webhooks/calendly", post(receive))
+}
+
+/// The envelope of a delivery.
+#[derive(Debug, Deserialize)]
+struct Delivery {
+    event: String,
+    payload: serde_json::Value,
+}
+
+/// The part of an `invitee.*` payload beyond the invitee: its event.
+#[derive(Debug, Deserialize)]
+struct WithEvent {
+    scheduled_event: ScheduledEvent,
+}
+
+#[derive(Debug, Deserialize)]
+struct ScheduledEvent {
+    uri: String,
+    start_time: DateTime<Utc>,
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let Some(key) = &state.webhook_key else {
+        return Err(AppError::Unavailable(
+            "webhooks are off: set CALENDLY_WEBHOOK_SIGNING_KEY".into(),
+        ));
+    };
+    let signature = headers
+        .get(webhook::SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if let Err(refused) = webhook::verify(
+        key.expose_secret().as_bytes(),
+        signature,
+        &body,
+        Utc::now().timestamp(),
+        webhook::DEFAULT_TOLERANCE,
+    ) {
+        state.metrics.webhook_delivery(false);
+        tracing::warn!(%refused, "webhook delivery refused");
+        return Ok((
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": refused.to_string()})),
+        )
+            .into_response());
+    }
+    let delivery: Delivery = serde_json::from_slice(&body)
+        .map_err(|e| refuse(&state, format!("not a Calendly delivery: {e}")))?;
+    if !matches!(
+        delivery.event.as_str(),
+        "invitee.created" | "invitee.canceled"
+    ) {
+        // Signed and well-formed, just not about bookings: taken, not used.
+        state.metrics.webhook_delivery(true);
+        return Ok(Json(json!({"imported": false, "ignored": delivery.event})).into_response());
+    }
+    let invitee: Invitee = serde_json::from_value(delivery.payload.clone())
+        .map_err(|e| refuse(&state, format!("the payload is not an invitee: {e}")))?;
+    let WithEvent { scheduled_event } = serde_json::from_value(delivery.payload)
+        .map_err(|e| refuse(&state, format!("the payload has no scheduled_event: {e}")))?;
+    let email = invitee
+        .normalized_email()
+        .ok_or_else(|| refuse(&state, "the invitee has no email".into()))?;
+    let import = WebhookImport {
+        delivery_key: format!("{} {}", delivery.event, invitee.uri),
+        event: delivery.event,
+        booking: Booking {
+            email,
+            name: invitee.display_name(),
+            invitee_uri: invitee.uri.clone(),
+            event_uri: scheduled_event.uri,
+            start_time: scheduled_event.start_time,
+            canceled: invitee.status == Status::Canceled,
+        },
+        received_at: Utc::now(),
+    };
+    let imported = state.store.import_webhook(&import).await?;
+    state.metrics.webhook_delivery(true);
+    tracing::info!(event = %import.event, imported, "webhook delivery taken in");
+    Ok(Json(json!({"imported": imported})).into_response())
+}
+
+/// A verified delivery calscan cannot use: 400, counted as refused.
+fn refuse(state: &AppState, why: String) -> AppError {
+    state.metrics.webhook_delivery(false);
+    AppError::BadRequest(why)
+}
