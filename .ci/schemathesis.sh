@@ -14,7 +14,9 @@ cargo build --locked --bin calscan
 work="$(mktemp -d)"
 port=18472
 token="schemathesis-$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')"
-CALSCAN_API_TOKEN="$token" RUST_LOG=warn \
+# With a webhook key, so /webhooks/calendly answers as in production (401
+# for what is not signed with it), not 503 as unconfigured.
+CALSCAN_API_TOKEN="$token" CALENDLY_WEBHOOK_SIGNING_KEY="$token-webhooks" RUST_LOG=warn \
   "$CARGO_TARGET_DIR/debug/calscan" demo --bind "127.0.0.1:$port" \
   --database-url "sqlite://$work/schemathesis.db" --events 40 --latency-ms 5 \
   >"$work/server.log" 2>&1 &
