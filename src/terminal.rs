@@ -70,9 +70,7 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<i32> {
     let scan_id = row.scan_id.clone();
     // Subscribed before the database is read, as the event stream does: no
     // event falls in between, and none is shown twice.
-    let mut live = scans
-        .subscribe(&scan_id)
-        .context("the scan's events are not available")?;
+    let live = scans.subscribe(&scan_id);
     let row = store.scan(&scan_id).await?.context("the scan vanished")?;
     let logs = store.logs_after(&scan_id, 0, i64::MAX).await?;
     let mut out = Output::new(args.json, args.lang);
@@ -80,37 +78,64 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<i32> {
     out.snapshot(row.figures.last_event_id, &snapshot)?;
     let mut sent = row.figures.last_event_id;
     let mut interrupted = false;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    let done = loop {
-        let event = tokio::select! {
-            _ = &mut ctrl_c, if !interrupted => {
-                interrupted = true;
-                out.note("Ctrl-C: the scan is cancelled and can be resumed");
-                scans.cancel(&scan_id).await?;
-                continue;
-            }
-            event = live.recv() => event,
-        };
-        match event {
-            Ok(event) if event.id <= sent => {}
-            Ok(event) => {
-                sent = event.id;
-                let data = event.data(args.lang);
-                out.event(event.kind, event.id, &data)?;
-                if event.kind == EventKind::Done {
-                    break data;
+    let done = match live {
+        // Over before it could be followed (a refused token is quick): its
+        // end is in the database, as for a stream of a finished scan.
+        None => None,
+        Some(_) if row.status != ScanStatus::Running => None,
+        Some(mut live) => {
+            let ctrl_c = tokio::signal::ctrl_c();
+            tokio::pin!(ctrl_c);
+            loop {
+                let event = tokio::select! {
+                    _ = &mut ctrl_c, if !interrupted => {
+                        interrupted = true;
+                        out.note("Ctrl-C: the scan is cancelled and can be resumed");
+                        scans.cancel(&scan_id).await?;
+                        continue;
+                    }
+                    event = live.recv() => event,
+                };
+                match event {
+                    Ok(event) if event.id <= sent => {}
+                    Ok(event) => {
+                        sent = event.id;
+                        let data = event.data(args.lang);
+                        out.event(event.kind, event.id, &data)?;
+                        if event.kind == EventKind::Done {
+                            break Some(data);
+                        }
+                    }
+                    Err(RecvError::Lagged(_)) => {
+                        // Read back what was missed; the next event brings the figures.
+                        for log in store.logs_after(&scan_id, sent, i64::MAX).await? {
+                            sent = log.id;
+                            let line = crate::scan::status::LogLine::new(&log, args.lang);
+                            out.event(EventKind::Log, log.id, &serde_json::to_value(&line)?)?;
+                        }
+                    }
+                    // The scan ended and its channel with it: the database has the end.
+                    Err(RecvError::Closed) => break None,
                 }
             }
-            Err(RecvError::Lagged(_)) => {
-                // Read back what was missed; the next event brings the figures.
-                for log in store.logs_after(&scan_id, sent, i64::MAX).await? {
-                    sent = log.id;
-                    let line = crate::scan::status::LogLine::new(&log, args.lang);
-                    out.event(EventKind::Log, log.id, &serde_json::to_value(&line)?)?;
-                }
+        }
+    };
+    let done = match done {
+        Some(done) => done,
+        None => {
+            let row = store.scan(&scan_id).await?.context("the scan vanished")?;
+            anyhow::ensure!(
+                row.status != ScanStatus::Running,
+                "the scan stopped reporting but is still running"
+            );
+            for log in store.logs_after(&scan_id, sent, i64::MAX).await? {
+                let line = crate::scan::status::LogLine::new(&log, args.lang);
+                out.event(EventKind::Log, log.id, &serde_json::to_value(&line)?)?;
             }
-            Err(RecvError::Closed) => anyhow::bail!("the scan ended without saying how"),
+            let status = StatusObject::new(&row, None, chrono::Utc::now(), args.lang);
+            let data = serde_json::to_value(&status)?;
+            out.event(EventKind::Done, row.figures.last_event_id, &data)?;
+            data
         }
     };
     shutdown.cancel();

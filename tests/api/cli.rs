@@ -181,6 +181,25 @@ async fn the_terminal_scan_fails_with_calendlys_message_or_when_a_scan_runs() {
     let all = format!("{output:?}");
     assert!(!all.contains("eyJwrong"), "the token leaked: {all}");
 
+    // Without a token the scan ends at once, often before it can be
+    // followed: its end then comes from the database, the same `done`.
+    for _ in 0..5 {
+        let output = tokio::process::Command::from(calscan())
+            .args(["scan", "--json", "--database-url", &url])
+            .env_remove("CALENDLY_TOKEN")
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        let events = ndjson(&output);
+        assert_eq!(events[0]["event"], "snapshot");
+        let done = events.last().unwrap();
+        assert_eq!(done["event"], "done", "{events:?}");
+        assert_eq!(done["data"]["status"], "error");
+        let message = done["data"]["error_message"].as_str().unwrap();
+        assert!(message.contains("CALENDLY_TOKEN"), "{message}");
+    }
+
     // A scan another process runs, with a live lease.
     let store = calscan::store::connect(&url).await.unwrap();
     store

@@ -9,8 +9,8 @@ use calscan::store::{Progress, StartOutcome};
 use serde_json::Value;
 
 use crate::helpers::{
-    AppOptions, all_customers, assert_customers, assert_well_formed, log_lines, running_scan,
-    spawn_app,
+    AppOptions, SseStream, TestApp, all_customers, assert_customers, assert_well_formed, log_lines,
+    running_scan, spawn_app,
 };
 
 fn slow(latency_ms: u64) -> AppOptions {
@@ -230,24 +230,47 @@ async fn a_scan_with_a_stale_lease_becomes_interrupted_and_frees_the_slot() {
     app.follow(&fresh).await;
 }
 
-#[tokio::test]
-async fn resume_continues_from_the_checkpoint_with_exact_counts_and_no_duplicates() {
+/// A scan of 80 events at 30 ms, followed until 20 are done: the app, the
+/// scan and its stream.
+async fn twenty_of_eighty_done() -> (TestApp, String, SseStream) {
     let app = spawn_app(AppOptions {
         events: 80,
         tweak_sim: Box::new(|c| c.latency = Duration::from_millis(30)),
         ..AppOptions::default()
     })
     .await;
-    let expected = app.sim.expected_emails();
     let scan_id = app.start_scan().await;
     let mut stream = app.stream(&scan_id, None).await;
-    // Wait until some events are done, then cancel.
     loop {
         let event = stream.next().await.unwrap();
         if event.data["events_scanned"].as_i64().unwrap_or(0) >= 20 {
             break;
         }
     }
+    (app, scan_id, stream)
+}
+
+/// Resumes `scan_id` and checks that it ends with every one of the 80
+/// events, every email new once, every booking counted once.
+async fn resume_to_an_exact_end(app: &TestApp, scan_id: &str) {
+    let expected = app.sim.expected_emails();
+    let response = app.post(&format!("/api/scans/{scan_id}/resume")).await;
+    assert_eq!(response.status(), 202);
+    let events = app.follow(scan_id).await;
+    let done = &events.last().unwrap().data;
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["events_scanned"], 80);
+    assert_eq!(done["emails_found"], expected.len() as i64);
+    assert_eq!(done["new_count"], expected.len() as i64);
+    assert_eq!(done["existing_count"], 0);
+    let customers = all_customers(&app.http, &app.base).await;
+    assert_customers(&customers, &expected, app.sim.org().invitee_count());
+}
+
+#[tokio::test]
+async fn resume_continues_from_the_checkpoint_with_exact_counts_and_no_duplicates() {
+    // Some events done, then cancel.
+    let (app, scan_id, stream) = twenty_of_eighty_done().await;
     assert_eq!(
         app.post(&format!("/api/scans/{scan_id}/cancel"))
             .await
@@ -261,15 +284,7 @@ async fn resume_continues_from_the_checkpoint_with_exact_counts_and_no_duplicate
     assert!((20..80).contains(&scanned_before), "{scanned_before}");
     let requests_before = app.sim.stats().invitee_requests;
 
-    let response = app.post(&format!("/api/scans/{scan_id}/resume")).await;
-    assert_eq!(response.status(), 202);
-    let events = app.follow(&scan_id).await;
-    let done = &events.last().unwrap().data;
-    assert_eq!(done["status"], "completed");
-    assert_eq!(done["events_scanned"], 80);
-    assert_eq!(done["emails_found"], expected.len() as i64);
-    assert_eq!(done["new_count"], expected.len() as i64);
-    assert_eq!(done["existing_count"], 0);
+    resume_to_an_exact_end(&app, &scan_id).await;
     // Only the events not yet done were fetched again (the big group event
     // needs two requests, and one may have been cut off mid-flight).
     let fetched = app.sim.stats().invitee_requests - requests_before;
@@ -277,29 +292,11 @@ async fn resume_continues_from_the_checkpoint_with_exact_counts_and_no_duplicate
         fetched <= (80 - scanned_before) as u64 + 1 + 4,
         "fetched {fetched} after {scanned_before} were done"
     );
-
-    // Every customer once, every booking counted once.
-    let customers = all_customers(&app.http, &app.base).await;
-    assert_customers(&customers, &expected, app.sim.org().invitee_count());
 }
 
 #[tokio::test]
 async fn calendly_failing_mid_scan_stops_it_as_error_keeping_its_checkpoint_for_a_resume() {
-    let app = spawn_app(AppOptions {
-        events: 80,
-        tweak_sim: Box::new(|c| c.latency = Duration::from_millis(30)),
-        ..AppOptions::default()
-    })
-    .await;
-    let expected = app.sim.expected_emails();
-    let scan_id = app.start_scan().await;
-    let mut stream = app.stream(&scan_id, None).await;
-    loop {
-        let event = stream.next().await.unwrap();
-        if event.data["events_scanned"].as_i64().unwrap_or(0) >= 20 {
-            break;
-        }
-    }
+    let (app, scan_id, stream) = twenty_of_eighty_done().await;
     // From here on every request fails: each in flight uses up its five
     // attempts, and the first to run out ends the scan.
     app.sim.inject(Fault::ServerError(503), 10_000);
@@ -321,17 +318,7 @@ async fn calendly_failing_mid_scan_stops_it_as_error_keeping_its_checkpoint_for_
     let customers_before = all_customers(&app.http, &app.base).await.len();
     assert!(customers_before > 0);
 
-    let response = app.post(&format!("/api/scans/{scan_id}/resume")).await;
-    assert_eq!(response.status(), 202);
-    let events = app.follow(&scan_id).await;
-    let done = &events.last().unwrap().data;
-    assert_eq!(done["status"], "completed", "{done}");
-    assert_eq!(done["events_scanned"], 80);
-    assert_eq!(done["emails_found"], expected.len() as i64);
-    assert_eq!(done["new_count"], expected.len() as i64);
-    assert_eq!(done["existing_count"], 0);
-    let customers = all_customers(&app.http, &app.base).await;
-    assert_customers(&customers, &expected, app.sim.org().invitee_count());
+    resume_to_an_exact_end(&app, &scan_id).await;
 }
 
 #[tokio::test]
