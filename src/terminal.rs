@@ -75,14 +75,17 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<i32> {
     let logs = store.logs_after(&scan_id, 0, i64::MAX).await?;
     let mut out = Output::new(args.json, args.lang);
     let snapshot = StatusObject::new(&row, Some(&logs), chrono::Utc::now(), args.lang);
-    out.snapshot(row.figures.last_event_id, &snapshot)?;
-    let mut sent = row.figures.last_event_id;
+    // A finished scan's newest id is its `done` event's, printed last.
+    let finished = row.status != ScanStatus::Running;
+    let snapshot_id = row.figures.last_event_id - i64::from(finished);
+    out.snapshot(snapshot_id, &snapshot)?;
+    let mut sent = snapshot_id;
     let mut interrupted = false;
     let done = match live {
         // Over before it could be followed (a refused token is quick): its
         // end is in the database, as for a stream of a finished scan.
         None => None,
-        Some(_) if row.status != ScanStatus::Running => None,
+        Some(_) if finished => None,
         Some(mut live) => {
             let ctrl_c = tokio::signal::ctrl_c();
             tokio::pin!(ctrl_c);

@@ -193,6 +193,8 @@ async fn the_terminal_scan_fails_with_calendlys_message_or_when_a_scan_runs() {
         assert_eq!(output.status.code(), Some(1), "{output:?}");
         let events = ndjson(&output);
         assert_eq!(events[0]["event"], "snapshot");
+        let ids: Vec<i64> = events.iter().map(|e| e["id"].as_i64().unwrap()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids increase: {ids:?}");
         let done = events.last().unwrap();
         assert_eq!(done["event"], "done", "{events:?}");
         assert_eq!(done["data"]["status"], "error");
