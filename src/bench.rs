@@ -28,7 +28,7 @@ use crate::scan::progress::Reporter;
 use crate::store::{
     Booking, Customer, EmailCounts, Lease, LogRow, NewScan, ResumeOutcome, ScanRow, ScanStatus,
     ScanWrite, SqliteStore, StartOutcome, Store, StoreResult, Totals, Wakeup, WebhookImport,
-    WebhookRow,
+    WebhookRow, WebhookSubscriptionRow,
 };
 
 /// Synthetic scan ids start so (and are valid scan ids).
@@ -110,6 +110,15 @@ impl Store for BenchStore {
     }
     async fn recent_webhooks(&self, limit: i64) -> StoreResult<Vec<WebhookRow>> {
         self.real.recent_webhooks(limit).await
+    }
+    async fn save_webhook_subscription(&self, row: &WebhookSubscriptionRow) -> StoreResult<()> {
+        self.real.save_webhook_subscription(row).await
+    }
+    async fn webhook_subscriptions(&self) -> StoreResult<Vec<WebhookSubscriptionRow>> {
+        self.real.webhook_subscriptions().await
+    }
+    async fn delete_webhook_subscription(&self, uri: &str) -> StoreResult<bool> {
+        self.real.delete_webhook_subscription(uri).await
     }
     async fn totals(&self) -> StoreResult<Totals> {
         self.real.totals().await

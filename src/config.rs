@@ -48,6 +48,9 @@ pub enum Command {
     /// database as the server. Exit codes: 0 completed, 1 failed, 3 a scan
     /// is already running, 130 cancelled with Ctrl-C.
     Scan(ScanArgs),
+    /// Manage the organization's Calendly webhook subscriptions, which send
+    /// new bookings to calscan at once.
+    Webhooks(WebhooksArgs),
 }
 
 /// Where the database is.
@@ -276,6 +279,80 @@ pub struct ScanArgs {
     pub lookback_hours: u64,
 }
 
+/// `calscan webhooks`.
+#[derive(Debug, Clone, Args)]
+pub struct WebhooksArgs {
+    #[command(subcommand)]
+    pub command: WebhooksCommand,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum WebhooksCommand {
+    /// Subscribe calscan's webhook URL to the organization's bookings. The
+    /// signing key is generated, stored in the database for the server to
+    /// verify deliveries with, and never shown.
+    Subscribe(SubscribeArgs),
+    /// List the organization's webhook subscriptions, and whether calscan
+    /// holds the signing key of each.
+    List(ListHooksArgs),
+    /// Delete a subscription (by its id or URI) and forget its key.
+    Delete(DeleteHookArgs),
+}
+
+/// What every `calscan webhooks` command needs: Calendly and the database
+/// the signing keys are kept in.
+#[derive(Debug, Clone, Args)]
+pub struct HookTarget {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    #[command(flatten)]
+    pub calendly: CalendlyArgs,
+}
+
+/// `calscan webhooks subscribe`.
+#[derive(Debug, Clone, Args)]
+pub struct SubscribeArgs {
+    /// Where Calendly posts deliveries: calscan's public address, such as
+    /// https://calscan.example.com (then /webhooks/calendly is added), or
+    /// the full URL of that route.
+    #[arg(long)]
+    pub url: Url,
+
+    /// The events to subscribe to, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "invitee.created",
+          value_parser = ["invitee.created", "invitee.canceled"])]
+    pub events: Vec<String>,
+
+    /// Print the subscription as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub target: HookTarget,
+}
+
+/// `calscan webhooks list`.
+#[derive(Debug, Clone, Args)]
+pub struct ListHooksArgs {
+    /// Print the subscriptions as a JSON array.
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub target: HookTarget,
+}
+
+/// `calscan webhooks delete`.
+#[derive(Debug, Clone, Args)]
+pub struct DeleteHookArgs {
+    /// The subscription's id, or its URI as `calscan webhooks list` prints it.
+    pub id: String,
+
+    #[command(flatten)]
+    pub target: HookTarget,
+}
+
 /// An interval like `90s`, `30m`, `6h` or `1d`: a whole number and a unit.
 pub fn parse_interval(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -363,6 +440,11 @@ pub struct SimulateArgs {
     /// Seconds a page token stays valid.
     #[arg(long, env = "CALSCAN_SIM_PAGE_TOKEN_TTL_S", default_value_t = 900)]
     pub page_token_ttl_s: u64,
+
+    /// Answer like a plan without webhooks: creating a subscription gets
+    /// Calendly's 403 "Please upgrade your Calendly account".
+    #[arg(long, env = "CALSCAN_SIM_NO_WEBHOOKS", default_value_t = false)]
+    pub no_webhooks: bool,
 }
 
 impl SimulateArgs {
@@ -378,6 +460,7 @@ impl SimulateArgs {
             fail_rate: self.fail_rate,
             page_token_ttl: Duration::from_secs(self.page_token_ttl_s),
             first_invitee_name: None,
+            webhooks_allowed: !self.no_webhooks,
         }
     }
 }

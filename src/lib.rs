@@ -14,6 +14,7 @@ pub mod notify;
 pub mod routes;
 pub mod scan;
 pub mod store;
+pub mod subscriptions;
 pub mod telemetry;
 pub mod terminal;
 pub mod time;

@@ -35,6 +35,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Some(Command::HashPassword) => print_hash().await,
         Some(Command::Healthcheck(args)) => healthcheck(args).await,
+        Some(Command::Webhooks(args)) => calscan::subscriptions::run(args.command).await,
         Some(Command::Scan(args)) => {
             let code = calscan::terminal::run(args).await?;
             std::process::exit(code)

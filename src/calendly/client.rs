@@ -22,7 +22,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::error::CalendlyError;
-use super::model::{ErrorBody, Event, Invitee, Page, Resource, User};
+use super::model::{ErrorBody, Event, Invitee, Page, Resource, User, WebhookSubscription};
 use super::pacer::{Pacer, RateHeaders};
 
 /// Calendly's largest page size.
@@ -264,17 +264,26 @@ impl CalendlyClient {
     /// Every invitee of `event` (every status), across pages.
     #[tracing::instrument(skip_all, fields(event = event.uuid()))]
     pub async fn invitees(&self, event: &Event) -> Result<Vec<Invitee>, CalendlyError> {
-        let first = self.invitees_url(event)?;
+        self.all_pages(self.invitees_url(event)?, |i: &Invitee| &i.uri)
+            .await
+    }
+
+    /// Every item of a listing without a time filter, across pages. When
+    /// Calendly refuses a page token the listing starts over; the items
+    /// already kept (by `uri`) are skipped.
+    async fn all_pages<T: DeserializeOwned>(
+        &self,
+        first: Url,
+        uri: impl Fn(&T) -> &str,
+    ) -> Result<Vec<T>, CalendlyError> {
         let mut seen: HashSet<String> = HashSet::new();
-        let mut invitees = Vec::new();
+        let mut items = Vec::new();
         let mut url = first.clone();
         let mut restarts = 0;
         loop {
-            let page: Page<Invitee> = match self.get_json(url.clone()).await {
+            let page: Page<T> = match self.get_json(url.clone()).await {
                 Ok(page) => page,
                 Err(Attempt::StalePageToken) if restarts < MAX_LISTING_RESTARTS => {
-                    // Invitee listings have no time filter: start over, the
-                    // URIs already kept are skipped.
                     restarts += 1;
                     self.inner.counters.restarts.fetch_add(1, Ordering::Relaxed);
                     url = first.clone();
@@ -283,16 +292,70 @@ impl CalendlyClient {
                 Err(other) => return Err(other.into_error()),
             };
             restarts = 0;
-            invitees.extend(
+            items.extend(
                 page.collection
                     .into_iter()
-                    .filter(|i| seen.insert(i.uri.clone())),
+                    .filter(|i| seen.insert(uri(i).to_owned())),
             );
             match page.pagination.next_page {
                 Some(next) => url = self.checked_next_page(&next)?,
-                None => return Ok(invitees),
+                None => return Ok(items),
             }
         }
+    }
+
+    /// `POST /webhook_subscriptions`: an organization-scoped subscription
+    /// of `callback_url` to `events`, whose deliveries Calendly signs with
+    /// `signing_key`.
+    ///
+    /// A POST is retried like a GET. Should a lost answer hide a
+    /// subscription that was made, the retry gets 409 `Already Exists`.
+    pub async fn create_webhook_subscription(
+        &self,
+        organization: &str,
+        callback_url: &str,
+        events: &[String],
+        signing_key: &SecretString,
+    ) -> Result<WebhookSubscription, CalendlyError> {
+        let body = serde_json::json!({
+            "url": callback_url,
+            "events": events,
+            "organization": organization,
+            "scope": "organization",
+            "signing_key": signing_key.expose_secret(),
+        });
+        let url = self.endpoint("webhook_subscriptions")?;
+        let created: Resource<WebhookSubscription> = self
+            .call(reqwest::Method::POST, url, Some(&body), decode_json)
+            .await
+            .map_err(Attempt::into_error)?;
+        Ok(created.resource)
+    }
+
+    /// Every organization-scoped webhook subscription of `organization`.
+    pub async fn webhook_subscriptions(
+        &self,
+        organization: &str,
+    ) -> Result<Vec<WebhookSubscription>, CalendlyError> {
+        let mut url = self.endpoint("webhook_subscriptions")?;
+        url.query_pairs_mut()
+            .append_pair("count", &PAGE_SIZE.to_string())
+            .append_pair("organization", organization)
+            .append_pair("scope", "organization");
+        self.all_pages(url, |s: &WebhookSubscription| &s.uri).await
+    }
+
+    /// `DELETE /webhook_subscriptions/{uuid}`.
+    pub async fn delete_webhook_subscription(&self, uuid: &str) -> Result<(), CalendlyError> {
+        if uuid.is_empty() || !uuid.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(CalendlyError::InvalidSetting(format!(
+                "{uuid:?} is not a webhook subscription id"
+            )));
+        }
+        let url = self.endpoint(&format!("webhook_subscriptions/{uuid}"))?;
+        self.call(reqwest::Method::DELETE, url, None, |_| Ok(()))
+            .await
+            .map_err(Attempt::into_error)
     }
 
     /// Each event with its invitees, `concurrency` events at a time, in the
@@ -382,6 +445,19 @@ impl CalendlyClient {
 
     /// One GET with pacing, retries and error mapping.
     async fn get_json<T: DeserializeOwned>(&self, url: Url) -> Result<T, Attempt> {
+        self.call(reqwest::Method::GET, url, None, decode_json)
+            .await
+    }
+
+    /// One request with pacing, retries and error mapping; `decode` reads a
+    /// successful answer's body.
+    async fn call<T>(
+        &self,
+        method: reqwest::Method,
+        url: Url,
+        body: Option<&serde_json::Value>,
+        decode: fn(&[u8]) -> serde_json::Result<T>,
+    ) -> Result<T, Attempt> {
         let settings = &self.inner.settings;
         let mut backoff = ExponentialBuilder::default()
             .with_min_delay(settings.backoff_min)
@@ -393,7 +469,7 @@ impl CalendlyClient {
         let mut rate_waits = 0;
         loop {
             attempts += 1;
-            let failure = match self.attempt(&url).await {
+            let failure = match self.attempt(&method, &url, body, decode).await {
                 Ok(value) => return Ok(value),
                 Err(failure) => failure,
             };
@@ -446,16 +522,26 @@ impl CalendlyClient {
     }
 
     /// Sends one request and reads its answer.
-    async fn attempt<T: DeserializeOwned>(&self, url: &Url) -> Result<T, Attempt> {
+    async fn attempt<T>(
+        &self,
+        method: &reqwest::Method,
+        url: &Url,
+        body: Option<&serde_json::Value>,
+        decode: fn(&[u8]) -> serde_json::Result<T>,
+    ) -> Result<T, Attempt> {
         let permit = self.inner.pacer.acquire().await;
         self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(path = url.path(), "GET");
-        let response = self
+        tracing::debug!(%method, path = url.path(), "Calendly request");
+        let mut request = self
             .inner
             .http
-            .get(url.clone())
+            .request(method.clone(), url.clone())
             .bearer_auth(self.inner.settings.token.expose_secret())
-            .header(reqwest::header::ACCEPT, "application/json")
+            .header(reqwest::header::ACCEPT, "application/json");
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
             .send()
             .await
             .map_err(|e| Attempt::Transient(describe_transport_error(&e)))?;
@@ -473,7 +559,7 @@ impl CalendlyClient {
             .map_err(|e| Attempt::Transient(describe_transport_error(&e)))?;
 
         if status.is_success() {
-            return serde_json::from_slice(&body).map_err(|e| {
+            return decode(&body).map_err(|e| {
                 Attempt::Transient(format!("HTTP {status} with unreadable JSON: {e}"))
             });
         }
@@ -524,6 +610,10 @@ impl CalendlyClient {
             }),
         })
     }
+}
+
+fn decode_json<T: DeserializeOwned>(body: &[u8]) -> serde_json::Result<T> {
+    serde_json::from_slice(body)
 }
 
 impl Attempt {

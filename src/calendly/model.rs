@@ -178,6 +178,32 @@ impl ErrorBody {
 }
 
 /// The last path segment of a Calendly URI (its UUID).
+/// A webhook subscription (`/webhook_subscriptions`). Calendly never sends
+/// the signing key back.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
+pub struct WebhookSubscription {
+    pub uri: String,
+    pub callback_url: String,
+    /// `active`, or `disabled` after 24 h of failed deliveries.
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub state: String,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub events: Vec<String>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub scope: String,
+    #[serde(default)]
+    pub organization: Option<String>,
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+impl WebhookSubscription {
+    /// The subscription's UUID: the last path segment of its URI.
+    pub fn uuid(&self) -> &str {
+        last_segment(&self.uri)
+    }
+}
+
 pub fn last_segment(uri: &str) -> &str {
     uri.trim_end_matches('/').rsplit('/').next().unwrap_or(uri)
 }

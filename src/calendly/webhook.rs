@@ -47,16 +47,29 @@ pub fn verify(
     now: i64,
     tolerance: Duration,
 ) -> Result<(), SignatureError> {
+    verify_any(&[key], header, body, now, tolerance)
+}
+
+/// [`verify`] against several keys (one per subscription): any may match.
+pub fn verify_any(
+    keys: &[&[u8]],
+    header: &str,
+    body: &[u8],
+    now: i64,
+    tolerance: Duration,
+) -> Result<(), SignatureError> {
     let (timestamp, signatures) = parse_header(header)?;
     let tolerance_s = i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX);
     if now.abs_diff(timestamp) > tolerance_s.unsigned_abs() {
         return Err(SignatureError::Expired(tolerance.as_secs()));
     }
-    let mac = signed_mac(key, timestamp, body);
     // Any v1 may match (a key rotation can send two); each check is constant time.
-    let matched = signatures
-        .iter()
-        .any(|sig| mac.clone().verify_slice(sig).is_ok());
+    let matched = keys.iter().any(|key| {
+        let mac = signed_mac(key, timestamp, body);
+        signatures
+            .iter()
+            .any(|sig| mac.clone().verify_slice(sig).is_ok())
+    });
     if matched {
         Ok(())
     } else {
@@ -146,6 +159,24 @@ mod tests {
         assert_eq!(
             verify(KEY, &header, BODY, NOW + 181, DEFAULT_TOLERANCE),
             Err(SignatureError::Expired(180))
+        );
+    }
+
+    #[test]
+    fn any_of_several_keys_may_match() {
+        let header = sign(b"second", NOW, BODY);
+        let keys: [&[u8]; 2] = [b"first", b"second"];
+        assert_eq!(
+            verify_any(&keys, &header, BODY, NOW, DEFAULT_TOLERANCE),
+            Ok(())
+        );
+        assert_eq!(
+            verify_any(&keys[..1], &header, BODY, NOW, DEFAULT_TOLERANCE),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            verify_any(&[], &header, BODY, NOW, DEFAULT_TOLERANCE),
+            Err(SignatureError::Mismatch)
         );
     }
 

@@ -277,7 +277,7 @@ fn original_api_start() {}
         (status = 200, description = "Taken in; `imported` is false for a repeat or another event kind", body = serde_json::Value),
         (status = 400, description = "Signed, but not an invitee delivery calscan can use", body = ErrorBody),
         (status = 401, description = "Missing, malformed, expired or wrong signature", body = ErrorBody),
-        (status = 503, description = "No CALENDLY_WEBHOOK_SIGNING_KEY", body = ErrorBody),
+        (status = 503, description = "No signing key: neither CALENDLY_WEBHOOK_SIGNING_KEY nor one stored by `calscan webhooks subscribe`", body = ErrorBody),
     ))]
 #[allow(dead_code)]
 fn calendly_webhook() {}

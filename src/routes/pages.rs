@@ -142,16 +142,21 @@ async fn scans(State(state): State<AppState>, _: PageAdmin, headers: HeaderMap) 
     let read = async {
         let rows = state.store.scans(100).await?;
         let webhooks = state.store.recent_webhooks(WEBHOOKS_SHOWN).await?;
-        Ok::<_, crate::store::StoreError>((rows, webhooks))
+        let subscriptions = state.store.webhook_subscriptions().await?;
+        Ok::<_, crate::store::StoreError>((rows, webhooks, subscriptions))
     };
     match read.await {
-        Ok((rows, webhooks)) => {
+        Ok((rows, webhooks, subscriptions)) => {
             let now = Utc::now();
             let scans: Vec<StatusObject> = rows
                 .iter()
                 .map(|r| StatusObject::new(r, None, now, lang))
                 .collect();
-            pages::scans_history(lang, &scans, &webhooks).into_response()
+            let setup = pages::WebhookSetup {
+                subscriptions: &subscriptions,
+                configured_key: state.webhook_key.is_some(),
+            };
+            pages::scans_history(lang, &scans, &webhooks, setup).into_response()
         }
         Err(error) => page_error(&state, &headers, error.into()),
     }

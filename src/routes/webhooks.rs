@@ -4,7 +4,8 @@
 //! No session: Calendly posts server to server, without cookies or an
 //! `Origin` (so the cross-origin guard lets it through). What authenticates a
 //! delivery is its `Calendly-Webhook-Signature`, checked over the raw body
-//! with `CALENDLY_WEBHOOK_SIGNING_KEY` before anything is read or written.
+//! before anything is read or written, with `CALENDLY_WEBHOOK_SIGNING_KEY`
+//! and the keys `calscan webhooks subscribe` stored.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -51,17 +52,28 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let Some(key) = &state.webhook_key else {
+    // The configured key and the keys of the subscriptions `calscan
+    // webhooks subscribe` made: read per delivery, so a subscription made
+    // while the server runs is verified at once.
+    let stored = state.store.webhook_subscriptions().await?;
+    let keys: Vec<&[u8]> = state
+        .webhook_key
+        .iter()
+        .chain(stored.iter().map(|s| &s.signing_key))
+        .map(|k| k.expose_secret().as_bytes())
+        .collect();
+    if keys.is_empty() {
         return Err(AppError::Unavailable(
-            "webhooks are off: set CALENDLY_WEBHOOK_SIGNING_KEY".into(),
+            "webhooks are off: run `calscan webhooks subscribe` or set CALENDLY_WEBHOOK_SIGNING_KEY"
+                .into(),
         ));
-    };
+    }
     let signature = headers
         .get(webhook::SIGNATURE_HEADER)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    if let Err(refused) = webhook::verify(
-        key.expose_secret().as_bytes(),
+    if let Err(refused) = webhook::verify_any(
+        &keys,
         signature,
         &body,
         Utc::now().timestamp(),

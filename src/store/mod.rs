@@ -246,6 +246,28 @@ pub struct WebhookRow {
     pub received_at: DateTime<Utc>,
 }
 
+/// A Calendly webhook subscription made by `calscan webhooks subscribe`,
+/// with the signing key calscan generated for it.
+#[derive(Clone)]
+pub struct WebhookSubscriptionRow {
+    /// Calendly's URI of the subscription.
+    pub uri: String,
+    pub callback_url: String,
+    pub signing_key: secrecy::SecretString,
+    pub created_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for WebhookSubscriptionRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookSubscriptionRow")
+            .field("uri", &self.uri)
+            .field("callback_url", &self.callback_url)
+            .field("signing_key", &"[redacted]")
+            .field("created_at", &self.created_at)
+            .finish()
+    }
+}
+
 /// This scan's email counts after an event was recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EmailCounts {
@@ -394,6 +416,16 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// The newest `limit` deliveries taken in, newest first.
     async fn recent_webhooks(&self, limit: i64) -> StoreResult<Vec<WebhookRow>>;
+
+    /// Records a subscription `calscan webhooks subscribe` made, replacing
+    /// one with the same URI.
+    async fn save_webhook_subscription(&self, row: &WebhookSubscriptionRow) -> StoreResult<()>;
+
+    /// The subscriptions recorded, oldest first.
+    async fn webhook_subscriptions(&self) -> StoreResult<Vec<WebhookSubscriptionRow>>;
+
+    /// Forgets the subscription `uri`; `false` when none was recorded.
+    async fn delete_webhook_subscription(&self, uri: &str) -> StoreResult<bool>;
 
     /// How many scans have each status, and how many customers there are.
     async fn totals(&self) -> StoreResult<Totals>;

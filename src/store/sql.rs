@@ -22,7 +22,7 @@ use sqlx::{
 use super::{
     Booking, Customer, EmailCounts, Lease, LogRow, NewScan, Progress, ResumeOutcome, ScanRow,
     ScanStatus, ScanWrite, StartOutcome, Store, StoreError, StoreResult, Totals, Wakeup,
-    WebhookImport, WebhookRow,
+    WebhookImport, WebhookRow, WebhookSubscriptionRow,
 };
 use crate::i18n::Texts;
 
@@ -584,6 +584,54 @@ where
             })
         })
         .collect()
+    }
+
+    async fn save_webhook_subscription(&self, row: &WebhookSubscriptionRow) -> StoreResult<()> {
+        use secrecy::ExposeSecret;
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(sql::<D>("DELETE FROM webhook_subscriptions WHERE uri = ?"))
+            .bind(row.uri.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(sql::<D>(
+            "INSERT INTO webhook_subscriptions (uri, callback_url, signing_key, created_at) \
+             VALUES (?, ?, ?, ?)",
+        ))
+        .bind(row.uri.as_str())
+        .bind(row.callback_url.as_str())
+        .bind(row.signing_key.expose_secret())
+        .bind(D::to_db(row.created_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn webhook_subscriptions(&self) -> StoreResult<Vec<WebhookSubscriptionRow>> {
+        sqlx::query(sql::<D>(
+            "SELECT uri, callback_url, signing_key, created_at FROM webhook_subscriptions \
+             ORDER BY created_at, uri",
+        ))
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(WebhookSubscriptionRow {
+                uri: row.try_get("uri")?,
+                callback_url: row.try_get("callback_url")?,
+                signing_key: row.try_get::<String, _>("signing_key")?.into(),
+                created_at: D::from_db(row.try_get("created_at")?)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn delete_webhook_subscription(&self, uri: &str) -> StoreResult<bool> {
+        let done = sqlx::query(sql::<D>("DELETE FROM webhook_subscriptions WHERE uri = ?"))
+            .bind(uri)
+            .execute(&self.writer)
+            .await?;
+        Ok(D::rows_affected(&done) > 0)
     }
 
     async fn totals(&self) -> StoreResult<Totals> {

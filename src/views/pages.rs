@@ -9,7 +9,7 @@ use super::{Nav, json_script, layout, t};
 use crate::i18n::Lang;
 use crate::scan::ScanMode;
 use crate::scan::status::StatusObject;
-use crate::store::{Customer, ScanStatus, WebhookRow};
+use crate::store::{Customer, ScanStatus, WebhookRow, WebhookSubscriptionRow};
 use crate::time::millis;
 
 /// What the customer page shows.
@@ -170,7 +170,20 @@ pub fn scan_panel(lang: Lang, latest: Option<&StatusObject>) -> Markup {
     }
 }
 
-pub fn scans_history(lang: Lang, scans: &[StatusObject], webhooks: &[WebhookRow]) -> Markup {
+/// How calscan receives webhooks: the subscriptions `calscan webhooks
+/// subscribe` made, and whether `CALENDLY_WEBHOOK_SIGNING_KEY` is set.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookSetup<'a> {
+    pub subscriptions: &'a [WebhookSubscriptionRow],
+    pub configured_key: bool,
+}
+
+pub fn scans_history(
+    lang: Lang,
+    scans: &[StatusObject],
+    webhooks: &[WebhookRow],
+    setup: WebhookSetup<'_>,
+) -> Markup {
     let title = t(lang, "Scan-Verlauf", "Scan history");
     layout(
         lang,
@@ -212,10 +225,30 @@ pub fn scans_history(lang: Lang, scans: &[StatusObject], webhooks: &[WebhookRow]
                 }
             }
             h2 #webhook-imports { (t(lang, "Webhook-Importe", "Webhook imports")) }
+            @if setup.subscriptions.is_empty() && !setup.configured_key {
+                p #webhook-setup.hint {
+                    (t(lang, "Kein Webhook-Abo. ", "No webhook subscription. "))
+                    code { "calscan webhooks subscribe --url https://…" }
+                    (t(lang, " lässt Calendly neue Buchungen sofort hierher senden.",
+                        " makes Calendly send new bookings here at once."))
+                }
+            } @else {
+                p #webhook-setup.hint {
+                    (t(lang, "Calendly sendet neue Buchungen sofort", "Calendly sends new bookings at once"))
+                    @for (i, s) in setup.subscriptions.iter().enumerate() {
+                        (if i == 0 { t(lang, " an ", " to ") } else { ", " })
+                        code { (s.callback_url) }
+                        " (" (t(lang, "seit ", "since ")) time datetime=(millis(s.created_at)) { (s.created_at.format("%Y-%m-%d").to_string()) } ")"
+                    }
+                    @if setup.configured_key {
+                        (t(lang, "; geprüft auch mit CALENDLY_WEBHOOK_SIGNING_KEY",
+                            "; also verified with CALENDLY_WEBHOOK_SIGNING_KEY"))
+                    }
+                    "."
+                }
+            }
             @if webhooks.is_empty() {
-                p { (t(lang,
-                    "Noch keine: mit CALENDLY_WEBHOOK_SIGNING_KEY nimmt calscan neue Buchungen sofort auf.",
-                    "None yet: with CALENDLY_WEBHOOK_SIGNING_KEY calscan takes in new bookings at once.")) }
+                p { (t(lang, "Noch keine Importe.", "No imports yet.")) }
             } @else {
                 div.table-wrap {
                     table.webhooks {

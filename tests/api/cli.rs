@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::helpers::{AppOptions, spawn_app};
 
-fn calscan() -> Command {
+pub fn calscan() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_calscan"));
     command.env("RUST_LOG", "warn").env_remove("DATABASE_URL");
     command

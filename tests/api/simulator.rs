@@ -515,3 +515,288 @@ fn calscan_simulate_prints_its_base_url_and_serves_the_api() {
     child.wait().unwrap();
     assert_eq!(status.unwrap(), StatusCode::OK);
 }
+
+/// A request with a JSON body to the simulator, as `token`.
+async fn send_as(
+    sim: &calscan::calendly::Simulator,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+    token: &str,
+) -> (StatusCode, Value) {
+    let url = if path.starts_with("http") {
+        path.to_owned()
+    } else {
+        format!("{}{path}", sim.base_url())
+    };
+    let mut request = reqwest::Client::new()
+        .request(method, url)
+        .bearer_auth(token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// `POST /webhook_subscriptions` with `body`, as `token`.
+async fn subscribe_as(
+    sim: &calscan::calendly::Simulator,
+    body: Value,
+    token: &str,
+) -> (StatusCode, Value) {
+    send_as(
+        sim,
+        reqwest::Method::POST,
+        "/webhook_subscriptions",
+        Some(body),
+        token,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn webhook_subscriptions_are_created_listed_page_by_page_read_and_deleted() {
+    let sim = simulator(3, |_| {}).await;
+    let org = sim.organization_uri();
+    let me: Value = get(&sim, "/users/me").await.json().await.unwrap();
+    let me = me["resource"]["uri"].as_str().unwrap().to_owned();
+    let create = |url: &str| {
+        json!({"url": url, "events": ["invitee.created", "invitee.canceled"],
+               "organization": org, "scope": "organization", "signing_key": "k"})
+    };
+    let mut uris = Vec::new();
+    for n in 0..3 {
+        let (status, body) = subscribe_as(
+            &sim,
+            create(&format!("https://calscan.example.com/hook{n}")),
+            "demo-token",
+        )
+        .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let hook = &body["resource"];
+        for key in [
+            "uri",
+            "callback_url",
+            "created_at",
+            "updated_at",
+            "retry_started_at",
+            "state",
+            "events",
+            "scope",
+            "organization",
+            "user",
+            "creator",
+        ] {
+            assert!(hook.get(key).is_some(), "{key} missing in {hook}");
+        }
+        assert_eq!(hook["state"], "active");
+        assert_eq!(hook["scope"], "organization");
+        assert_eq!(hook["organization"], org.as_str());
+        assert_eq!(hook["creator"], me.as_str());
+        assert_eq!(hook["user"], Value::Null);
+        assert_eq!(
+            hook["events"],
+            json!(["invitee.created", "invitee.canceled"])
+        );
+        assert!(is_calendly_timestamp(&hook["created_at"]));
+        assert!(hook.get("signing_key").is_none(), "the key came back");
+        uris.push(hook["uri"].as_str().unwrap().to_owned());
+    }
+
+    // The same URL again: 409.
+    let (status, body) = subscribe_as(
+        &sim,
+        create("https://calscan.example.com/hook1"),
+        "demo-token",
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        body,
+        json!({"title": "Already Exists", "message": "Hook with this url already exists"})
+    );
+
+    // One per page, following next_page verbatim.
+    let org_q: String = url::form_urlencoded::byte_serialize(org.as_bytes()).collect();
+    let mut next = Some(format!(
+        "/webhook_subscriptions?organization={org_q}&scope=organization&count=1"
+    ));
+    let mut listed = Vec::new();
+    while let Some(url) = next {
+        let (status, page) = send_as(&sim, reqwest::Method::GET, &url, None, "demo-token").await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert_eq!(page["collection"].as_array().unwrap().len(), 1);
+        listed.push(page["collection"][0]["uri"].as_str().unwrap().to_owned());
+        next = page["pagination"]["next_page"].as_str().map(str::to_owned);
+    }
+    assert_eq!(listed, uris);
+
+    let (status, one) = send_as(&sim, reqwest::Method::GET, &uris[1], None, "demo-token").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(one["resource"]["uri"], uris[1].as_str());
+    let (status, _) = send_as(&sim, reqwest::Method::DELETE, &uris[1], None, "demo-token").await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let (status, body) = send_as(&sim, method, &uris[1], None, "demo-token").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body["title"], "Resource Not Found");
+    }
+    assert_eq!(
+        sim.webhook_callbacks(),
+        [
+            "https://calscan.example.com/hook0",
+            "https://calscan.example.com/hook2"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn webhook_subscription_requests_are_checked_as_calendly_checks_them() {
+    let sim = simulator(3, |c| c.member_token = Some("member".into())).await;
+    let org = sim.organization_uri();
+    let valid = json!({"url": "https://calscan.example.com/hook", "events": ["invitee.created"],
+                       "organization": org, "scope": "organization"});
+    let with = |key: &str, value: Value| {
+        let mut body = valid.clone();
+        body[key] = value;
+        body
+    };
+    let without = |key: &str| {
+        let mut body = valid.clone();
+        body.as_object_mut().unwrap().remove(key);
+        body
+    };
+    for (body, parameter) in [
+        (without("url"), "url"),
+        (with("url", json!("not a url")), "url"),
+        (without("events"), "events"),
+        (with("events", json!([])), "events"),
+        (with("events", json!(["invitee.exploded"])), "events"),
+        (without("organization"), "organization"),
+        (without("scope"), "scope"),
+        (with("scope", json!("planet")), "scope"),
+        (with("scope", json!("user")), "user"),
+    ] {
+        let (status, answer) = subscribe_as(&sim, body.clone(), "demo-token").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert_eq!(answer["title"], "Invalid Argument");
+        assert_eq!(answer["details"][0]["parameter"], parameter, "{body}");
+    }
+    let other_org = with(
+        "organization",
+        json!(format!("{}/organizations/someone-else", sim.base_url())),
+    );
+    let (status, answer) = subscribe_as(&sim, other_org, "demo-token").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    // Organization scope needs an owner or admin.
+    let (status, answer) = subscribe_as(&sim, valid.clone(), "member").await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    assert_eq!(answer["title"], "Permission Denied");
+    // Listing needs organization and scope.
+    let (status, answer) = send_as(
+        &sim,
+        reqwest::Method::GET,
+        "/webhook_subscriptions?scope=organization",
+        None,
+        "demo-token",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer["details"][0]["parameter"], "organization");
+    assert!(sim.webhook_callbacks().is_empty());
+
+    // A plan without webhooks.
+    let free = simulator(3, |c| c.webhooks_allowed = false).await;
+    let (status, answer) = subscribe_as(
+        &free,
+        with("organization", json!(free.organization_uri())),
+        "demo-token",
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        answer,
+        json!({"title": "Permission Denied", "message": "Please upgrade your Calendly account to Standard"})
+    );
+}
+
+#[tokio::test]
+async fn a_booking_is_delivered_signed_to_each_subscription_that_wants_it() {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, HeaderMap, Bytes)>();
+    let receiver = axum::Router::new().route(
+        "/{name}",
+        post(
+            move |axum::extract::Path(name): axum::extract::Path<String>,
+                  headers: HeaderMap,
+                  body: Bytes| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send((name, headers, body));
+                    StatusCode::OK
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, receiver).await });
+
+    let sim = simulator(3, |_| {}).await;
+    let org = sim.organization_uri();
+    for (name, events, key) in [
+        ("signed", json!(["invitee.created"]), Some("key-one")),
+        ("unsigned", json!(["invitee.created"]), None),
+        (
+            "cancellations",
+            json!(["invitee.canceled"]),
+            Some("key-two"),
+        ),
+    ] {
+        let mut body = json!({"url": format!("{base}/{name}"), "events": events,
+                              "organization": org, "scope": "organization"});
+        if let Some(key) = key {
+            body["signing_key"] = json!(key);
+        }
+        let (status, _) = subscribe_as(&sim, body, "demo-token").await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+
+    let start = chrono::Utc::now() + chrono::Duration::days(2);
+    let event_uri = sim.book("Nora Neu", "nora.neu@example.org", start);
+    let deliveries = sim.wait_for_deliveries(2).await;
+    assert_eq!(deliveries.len(), 2, "{deliveries:?}");
+    assert!(deliveries.iter().all(|d| d.status == Some(200)));
+    let mut got = [rx.recv().await.unwrap(), rx.recv().await.unwrap()];
+    got.sort_by(|a, b| a.0.cmp(&b.0));
+    let (signed, unsigned) = (&got[0], &got[1]);
+    assert_eq!(
+        (signed.0.as_str(), unsigned.0.as_str()),
+        ("signed", "unsigned")
+    );
+    assert!(!unsigned.1.contains_key(webhook::SIGNATURE_HEADER));
+    let signature = signed.1[webhook::SIGNATURE_HEADER].to_str().unwrap();
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(
+        webhook::verify(
+            b"key-one",
+            signature,
+            &signed.2,
+            now,
+            webhook::DEFAULT_TOLERANCE
+        ),
+        Ok(())
+    );
+    let delivery: Value = serde_json::from_slice(&signed.2).unwrap();
+    assert_eq!(delivery["event"], "invitee.created");
+    assert_eq!(delivery["payload"]["email"], "nora.neu@example.org");
+    assert_eq!(
+        delivery["payload"]["scheduled_event"]["uri"],
+        event_uri.as_str()
+    );
+    assert!(is_calendly_timestamp(&delivery["created_at"]));
+    // Nothing went to the subscription for cancellations.
+    assert!(rx.try_recv().is_err());
+}

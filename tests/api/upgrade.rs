@@ -212,6 +212,6 @@ fn migrations_only_add_they_never_drop_or_rewrite_data() {
             }
         }
     }
-    // sqlite 3, postgres 3, mysql 9.
-    assert_eq!(files, 15);
+    // sqlite 4, postgres 4, mysql 10.
+    assert_eq!(files, 18);
 }

@@ -166,3 +166,185 @@ async fn without_a_signing_key_deliveries_answer_503() {
     assert_eq!(post_delivery(&app, &body, Some(&signature)).await, 503);
     assert_eq!(app.customer_total().await, 0);
 }
+
+/// `calscan webhooks ARGS` against `app`'s simulator and database.
+async fn webhooks_command(app: &TestApp, token: &str, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::from(crate::cli::calscan())
+        .arg("webhooks")
+        .args(args)
+        .env("DATABASE_URL", &app.database_url)
+        .env("CALENDLY_TOKEN", token)
+        .env("CALENDLY_API_BASE", app.sim.base_url())
+        .output()
+        .await
+        .unwrap()
+}
+
+/// How many subscriptions calscan keeps a signing key for.
+async fn stored_subscriptions(app: &TestApp) -> usize {
+    app.state.store.webhook_subscriptions().await.unwrap().len()
+}
+
+fn text(output: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[tokio::test]
+async fn webhooks_subscribe_stores_a_hidden_key_and_the_simulators_deliveries_import_at_once() {
+    use secrecy::ExposeSecret;
+    let app = spawn_app(AppOptions::default()).await;
+    let callback = app.url("/webhooks/calendly");
+
+    // A bare address gets the route added.
+    let output = webhooks_command(&app, "demo-token", &["subscribe", "--url", &app.base]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert_eq!(app.sim.webhook_callbacks(), std::slice::from_ref(&callback));
+    let stored = app.state.store.webhook_subscriptions().await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].callback_url, callback);
+    let key = stored[0].signing_key.expose_secret().to_owned();
+    assert_eq!(key.len(), 43);
+    let id = calscan::calendly::model::last_segment(&stored[0].uri).to_owned();
+    let said = text(&output);
+    assert!(said.contains(&id) && said.contains(&callback), "{said}");
+    assert!(!said.contains(&key), "the signing key was printed: {said}");
+
+    // A booking made at Calendly arrives signed and is a customer at once.
+    let start = Utc::now() + chrono::Duration::days(3);
+    app.sim.book("Nora Neu", "Nora.Neu@Example.org ", start);
+    let deliveries = app.sim.wait_for_deliveries(1).await;
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].status, Some(200), "{deliveries:?}");
+    assert!(deliveries[0].signed);
+    let found = app.get_json("/api/customers?q=nora.neu@example.org").await;
+    assert_eq!(found["total"], 1, "{found}");
+    assert_eq!(found["customers"][0]["name"], "Nora Neu");
+    assert_eq!(app.customer_total().await, 1);
+
+    // The history page names where Calendly sends bookings.
+    let (_, history) = page(&app, "/admin/scans", "en").await;
+    let setup = history.split("id=\"webhook-setup\"").nth(1).unwrap();
+    assert!(setup.contains(&callback), "{setup}");
+
+    // list shows it, with calscan holding its key; --json for scripts.
+    let output = webhooks_command(&app, "demo-token", &["list", "--json"]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let listed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["callback_url"], callback.as_str());
+    assert_eq!(listed[0]["state"], "active");
+    assert_eq!(listed[0]["events"], serde_json::json!(["invitee.created"]));
+    assert_eq!(listed[0]["key_stored"], true);
+    assert!(!text(&output).contains(&key));
+
+    // The same URL twice: Calendly's 409, explained; nothing new stored.
+    let output = webhooks_command(&app, "demo-token", &["subscribe", "--url", &callback]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output).contains("already has a subscription"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(stored_subscriptions(&app).await, 1);
+
+    // delete removes it at Calendly and forgets the key: deliveries signed
+    // with it no longer verify, and new bookings are not sent.
+    let output = webhooks_command(&app, "demo-token", &["delete", &stored[0].uri]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(app.sim.webhook_callbacks().is_empty());
+    assert_eq!(stored_subscriptions(&app).await, 0);
+    let (body, signature) = app
+        .sim
+        .signed_delivery(0, 0, key.as_bytes(), Utc::now().timestamp())
+        .unwrap();
+    assert_eq!(post_delivery(&app, &body, Some(&signature)).await, 503);
+    app.sim.book("Otto Later", "otto@example.org", start);
+    assert_eq!(app.sim.wait_for_deliveries(0).await.len(), 1);
+
+    let output = webhooks_command(&app, "demo-token", &["delete", &id]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output).contains("no subscription"),
+        "{}",
+        text(&output)
+    );
+}
+
+#[tokio::test]
+async fn a_key_from_subscribe_and_the_configured_key_both_verify() {
+    let app = with_key(5).await;
+    let output = webhooks_command(&app, "demo-token", &["subscribe", "--url", &app.base]).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let url = app.url("/webhooks/calendly");
+    assert_eq!(
+        app.sim
+            .deliver_webhook(&url, 0, 0, KEY.as_bytes())
+            .await
+            .unwrap(),
+        200
+    );
+    app.sim.book(
+        "Nora Neu",
+        "nora.neu@example.org",
+        Utc::now() + chrono::Duration::days(1),
+    );
+    let deliveries = app.sim.wait_for_deliveries(1).await;
+    assert_eq!(deliveries[0].status, Some(200), "{deliveries:?}");
+    assert_eq!(app.customer_total().await, 2);
+    let (body, wrong) = app
+        .sim
+        .signed_delivery(1, 0, b"neither key", Utc::now().timestamp())
+        .unwrap();
+    assert_eq!(post_delivery(&app, &body, Some(&wrong)).await, 401);
+}
+
+#[tokio::test]
+async fn webhooks_subscribe_explains_calendlys_refusals_and_stores_nothing() {
+    let app = spawn_app(AppOptions {
+        tweak_sim: Box::new(|c| {
+            c.webhooks_allowed = false;
+            c.member_token = Some("member-token".into());
+        }),
+        ..AppOptions::default()
+    })
+    .await;
+    let output = webhooks_command(&app, "demo-token", &["subscribe", "--url", &app.base]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let said = text(&output);
+    assert!(
+        said.contains("Please upgrade your Calendly account")
+            && said.contains("paid Calendly plan"),
+        "{said}"
+    );
+    let output = webhooks_command(&app, "wrong-token", &["list"]).await;
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output).contains("rejected the access token"),
+        "{}",
+        text(&output)
+    );
+    assert!(!text(&output).contains("wrong-token"));
+    assert!(app.sim.webhook_callbacks().is_empty());
+    assert_eq!(stored_subscriptions(&app).await, 0);
+
+    // A bad URL or event never reaches Calendly.
+    for args in [
+        &["subscribe", "--url", "not a url"][..],
+        &[
+            "subscribe",
+            "--url",
+            &app.base,
+            "--events",
+            "invitee.exploded",
+        ],
+    ] {
+        let output = webhooks_command(&app, "demo-token", args).await;
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {}", text(&output));
+    }
+    assert_eq!(app.sim.stats().requests, 2);
+}

@@ -8,6 +8,7 @@
 //! what it served so tests can check the client's manners.
 
 mod data;
+mod hooks;
 mod paging;
 mod routes;
 
@@ -23,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use data::{OrgData, SimEvent, SimInvitee, SimUser};
+pub use hooks::DeliveryRecord;
 
 use super::webhook;
 
@@ -47,6 +49,9 @@ pub struct SimulatorConfig {
     /// Renames the first invitee of the first event, e.g. to markup that a
     /// page must show as text.
     pub first_invitee_name: Option<String>,
+    /// Whether the plan has webhooks; without, creating a subscription
+    /// gets Calendly's 403 "Please upgrade your Calendly account".
+    pub webhooks_allowed: bool,
 }
 
 impl Default for SimulatorConfig {
@@ -62,6 +67,7 @@ impl Default for SimulatorConfig {
             fail_rate: 0.0,
             page_token_ttl: Duration::from_secs(15 * 60),
             first_invitee_name: None,
+            webhooks_allowed: true,
         }
     }
 }
@@ -137,6 +143,9 @@ pub(crate) struct Shared {
     started: tokio::time::Instant,
     org: RwLock<OrgData>,
     state: Mutex<Mutable>,
+    hooks: Mutex<hooks::Hooks>,
+    /// How many webhook deliveries have been made; tests wait on it.
+    delivered: tokio::sync::watch::Sender<usize>,
 }
 
 /// A handle on a simulator; clones share it.
@@ -203,6 +212,8 @@ impl Simulator {
                     rng,
                     in_flight: 0,
                 }),
+                hooks: Mutex::default(),
+                delivered: tokio::sync::watch::Sender::new(0),
                 config,
             }),
         }
@@ -239,7 +250,9 @@ impl Simulator {
     }
 
     /// Adds a booking made now, by `name <email>`, for an event starting at
-    /// `start`; returns the event's URI.
+    /// `start`; returns the event's URI. Every subscription to
+    /// `invitee.created` gets a delivery, sent in the background (see
+    /// [`Simulator::wait_for_deliveries`]).
     pub fn book(&self, name: &str, email: &str, start: chrono::DateTime<chrono::Utc>) -> String {
         let uuid = self
             .shared
@@ -247,7 +260,31 @@ impl Simulator {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .book(name, email, start);
+        let deliveries = hooks::deliveries_for(&self.shared, &uuid, chrono::Utc::now());
+        for (record, body, signature) in deliveries {
+            let shared = self.shared.clone();
+            tokio::spawn(async move { hooks::deliver(&shared, record, body, signature).await });
+        }
         format!("{}/scheduled_events/{uuid}", self.shared.base_url)
+    }
+
+    /// Waits until `count` webhook deliveries have been made in all, and
+    /// returns every one made so far, oldest first.
+    pub async fn wait_for_deliveries(&self, count: usize) -> Vec<DeliveryRecord> {
+        let mut delivered = self.shared.delivered.subscribe();
+        // The sender lives as long as `self`, so this cannot fail.
+        let _ = delivered.wait_for(|n| *n >= count).await;
+        self.shared.hooks().deliveries.clone()
+    }
+
+    /// The callback URLs of the webhook subscriptions that exist now.
+    pub fn webhook_callbacks(&self) -> Vec<String> {
+        let hooks = self.shared.hooks();
+        hooks
+            .subscriptions
+            .iter()
+            .map(|s| s.callback_url.clone())
+            .collect()
     }
 
     /// Drops the faults still queued; returns how many there were.
@@ -273,15 +310,8 @@ impl Simulator {
             let org = self.shared.read_org();
             let ev = org.events.get(event)?;
             let inv = ev.invitees.get(invitee)?;
-            let mut payload = routes::invitee_json(&self.shared, ev, inv);
-            payload["scheduled_event"] = routes::event_json(&self.shared, &org, ev);
-            serde_json::to_vec(&serde_json::json!({
-                "created_at": routes::timestamp(chrono::DateTime::from_timestamp(timestamp, 0)?),
-                "created_by": self.shared.user_uri(&org.users[0]),
-                "event": "invitee.created",
-                "payload": payload,
-            }))
-            .ok()?
+            let at = chrono::DateTime::from_timestamp(timestamp, 0)?;
+            hooks::delivery_body(&self.shared, &org, ev, inv, 0, at)
         };
         let header = webhook::sign(key, timestamp, &body);
         Some((body, header))
@@ -318,6 +348,10 @@ impl Shared {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Mutable> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn hooks(&self) -> std::sync::MutexGuard<'_, hooks::Hooks> {
+        self.hooks.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn org_uri(&self, org: &OrgData) -> String {

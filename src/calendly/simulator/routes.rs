@@ -35,6 +35,14 @@ pub(super) fn router(shared: Sim) -> Router {
             "/scheduled_events/{uuid}/invitees/{invitee}",
             get(one_invitee),
         )
+        .route(
+            "/webhook_subscriptions",
+            get(super::hooks::list).post(super::hooks::create),
+        )
+        .route(
+            "/webhook_subscriptions/{uuid}",
+            get(super::hooks::one).delete(super::hooks::delete),
+        )
         .fallback(|| async { not_found() })
         .layer(middleware::from_fn_with_state(shared.clone(), gate))
         .with_state(shared)
@@ -42,7 +50,7 @@ pub(super) fn router(shared: Sim) -> Router {
 
 /// Who is calling: the index of the token's user in `OrgData::users`.
 #[derive(Debug, Clone, Copy)]
-struct Caller(usize);
+pub(super) struct Caller(pub(super) usize);
 
 /// What the gate decided for one request.
 enum Verdict {
@@ -402,7 +410,7 @@ async fn one_invitee(
 // ---- listing and paging ----------------------------------------------------
 
 /// The paging part of a list request: `count`, `sort`, `page_token`.
-struct Listing {
+pub(super) struct Listing {
     count: usize,
     descending: bool,
     offset: usize,
@@ -412,7 +420,7 @@ struct Listing {
 impl Listing {
     /// Validates `count`, `sort` (on `sort_field`), `status` and the page
     /// token against the other filters (`filter_keys`).
-    fn parse(
+    pub(super) fn parse(
         params: &[(String, String)],
         sort_field: &str,
         sim: &Shared,
@@ -465,7 +473,7 @@ impl Listing {
 
     /// Sorts `items` by `key` (then by position, which is stable), cuts this
     /// page out and renders it with its pagination object.
-    fn page<T>(
+    pub(super) fn page<T>(
         &self,
         sim: &Shared,
         endpoint: &str,
@@ -497,7 +505,7 @@ impl Listing {
 }
 
 /// The first value of query parameter `key`.
-fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
+pub(super) fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
     params
         .iter()
         .find(|(k, _)| k == key)
@@ -627,11 +635,16 @@ pub(super) fn invitee_json(sim: &Shared, e: &SimEvent, i: &SimInvitee) -> Value 
 
 // ---- answers ---------------------------------------------------------------
 
-fn resource(value: Value) -> Response {
+pub(super) fn resource(value: Value) -> Response {
     axum::Json(json!({ "resource": value })).into_response()
 }
 
-fn error(status: StatusCode, title: &str, message: &str, details: Option<Value>) -> Response {
+pub(super) fn error(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    details: Option<Value>,
+) -> Response {
     let mut body = json!({"title": title, "message": message});
     if let Some(details) = details {
         body["details"] = details;
@@ -641,7 +654,7 @@ fn error(status: StatusCode, title: &str, message: &str, details: Option<Value>)
 
 /// Why a request was refused, rendered as Calendly's error body.
 #[derive(Debug, Clone, Copy)]
-enum Refusal {
+pub(super) enum Refusal {
     /// 400 naming the parameter.
     Invalid(&'static str, &'static str),
     /// 403 with Calendly's text.
@@ -675,7 +688,7 @@ fn unauthenticated() -> Response {
     )
 }
 
-fn not_found() -> Response {
+pub(super) fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,
         "Resource Not Found",
