@@ -26,9 +26,9 @@ use crate::app::AppState;
 use crate::i18n::Texts;
 use crate::scan::progress::Reporter;
 use crate::store::{
-    Booking, Customer, EmailCounts, Lease, LogRow, NewScan, ResumeOutcome, ScanRow, ScanStatus,
-    ScanWrite, SqliteStore, StartOutcome, Store, StoreResult, Totals, Wakeup, WebhookImport,
-    WebhookRow, WebhookSubscriptionRow,
+    Booking, Customer, EmailCounts, Lease, Locked, LogRow, NewScan, ResumeOutcome, ScanRow,
+    ScanStatus, ScanWrite, SqliteStore, StartOutcome, Store, StoreResult, Totals, Wakeup,
+    WebhookImport, WebhookRow, WebhookSubscriptionRow,
 };
 
 /// Synthetic scan ids start so (and are valid scan ids).
@@ -183,10 +183,13 @@ impl Store for BenchStore {
         &self,
         now_ms: i64,
         all: bool,
+        locked: Locked,
         message: &Texts,
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<ScanRow>> {
-        self.real.interrupt_stale(now_ms, all, message, at).await
+        self.real
+            .interrupt_stale(now_ms, all, locked, message, at)
+            .await
     }
     async fn customers(
         &self,

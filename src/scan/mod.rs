@@ -23,7 +23,7 @@ use crate::calendly::CalendlyClient;
 use crate::i18n::{Lang, Msg, Texts};
 use crate::metrics::Metrics;
 use crate::store::{
-    LogRow, NewScan, Progress, ResumeOutcome, ScanRow, ScanStatus, StartOutcome, Store,
+    Locked, LogRow, NewScan, Progress, ResumeOutcome, ScanRow, ScanStatus, StartOutcome, Store,
     StoreResult, Wakeup,
 };
 use registry::Registry;
@@ -205,15 +205,15 @@ impl Scans {
     /// lease ran out.
     pub async fn recover(&self) -> StoreResult<Vec<ScanRow>> {
         let all = self.inner.store.single_process();
-        self.interrupt_stale(all).await
+        self.interrupt_stale(all, Locked::Wait).await
     }
 
-    async fn interrupt_stale(&self, all: bool) -> StoreResult<Vec<ScanRow>> {
+    async fn interrupt_stale(&self, all: bool, locked: Locked) -> StoreResult<Vec<ScanRow>> {
         let message = Texts::of(&Msg::ProcessGone);
         let rows = self
             .inner
             .store
-            .interrupt_stale(crate::time::now_ms(), all, &message, Utc::now())
+            .interrupt_stale(crate::time::now_ms(), all, locked, &message, Utc::now())
             .await?;
         for row in &rows {
             tracing::warn!(scan_id = %row.scan_id, "scan marked interrupted: its process is gone");
@@ -228,7 +228,7 @@ impl Scans {
         let period = (self.inner.settings.lease / 2).max(Duration::from_millis(100));
         self.inner.tasks.spawn(async move {
             loop {
-                if let Err(error) = scans.interrupt_stale(false).await {
+                if let Err(error) = scans.interrupt_stale(false, Locked::Skip).await {
                     tracing::warn!(%error, "cannot sweep scan leases");
                 }
                 let wait = match scans.inner.store.next_lease_end().await {
@@ -255,7 +255,7 @@ impl Scans {
     #[tracing::instrument(skip_all)]
     pub async fn start(&self, mode: ScanMode) -> StoreResult<StartOutcome> {
         // A scan whose process died must not block this one.
-        self.interrupt_stale(false).await?;
+        self.interrupt_stale(false, Locked::Wait).await?;
         let now = Utc::now();
         let scan = NewScan {
             scan_id: new_scan_id(),
@@ -286,7 +286,7 @@ impl Scans {
     /// checkpoint stands, under the same id.
     #[tracing::instrument(skip_all, fields(scan_id))]
     pub async fn resume(&self, scan_id: &str) -> StoreResult<ResumeOutcome> {
-        self.interrupt_stale(false).await?;
+        self.interrupt_stale(false, Locked::Wait).await?;
         let Some(row) = self.inner.store.scan(scan_id).await? else {
             return Ok(ResumeOutcome::NotFound);
         };

@@ -81,6 +81,17 @@ fn like_pattern(query: &str) -> String {
     format!("%{folded}%")
 }
 
+/// What a sweep does with a scan row another transaction holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locked {
+    /// Passes it over: its owner is writing it, so it is not stale (the
+    /// background sweeper).
+    Skip,
+    /// Waits for it and judges it as it is then: a start must not find a
+    /// dead scan that a sweep elsewhere is just interrupting still running.
+    Wait,
+}
+
 /// Where a scan stands. `running` is the only state a scan is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -497,11 +508,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Marks `interrupted` every running scan whose lease ended before
     /// `now_ms` (or every running scan, with `all`), appending `message` as a
-    /// log line. Returns them as they are now.
+    /// log line. Returns them as they are now. `locked` says what to do with
+    /// a scan another transaction is writing.
     async fn interrupt_stale(
         &self,
         now_ms: i64,
         all: bool,
+        locked: Locked,
         message: &Texts,
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<ScanRow>>;

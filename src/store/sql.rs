@@ -20,8 +20,8 @@ use sqlx::{
 };
 
 use super::{
-    Booking, Customer, EmailCounts, Lease, LogRow, NewScan, Progress, ResumeOutcome, ScanRow,
-    ScanStatus, ScanWrite, StartOutcome, Store, StoreError, StoreResult, Totals, Wakeup,
+    Booking, Customer, EmailCounts, Lease, Locked, LogRow, NewScan, Progress, ResumeOutcome,
+    ScanRow, ScanStatus, ScanWrite, StartOutcome, Store, StoreError, StoreResult, Totals, Wakeup,
     WebhookImport, WebhookRow, WebhookSubscriptionRow,
 };
 use crate::i18n::Texts;
@@ -74,6 +74,25 @@ pub trait Dialect: Database {
         format!("excluded.{column}")
     }
 
+    /// Sets the figures of `scans` running scans, each under its owner, in
+    /// one statement: a join with the rows of values, looked up by key (a
+    /// `CASE` per column would compare every scan with every row). Each
+    /// row binds scan id, owner, then the figures in the order of
+    /// [`FIGURE_COLUMNS`].
+    fn update_figures(scans: usize) -> String {
+        let row = format!("({})", vec!["?"; 2 + FIGURE_COLUMNS.len()].join(", "));
+        let rows = vec![row; scans].join(", ");
+        let names: Vec<String> = FIGURE_COLUMNS.iter().map(|c| format!("v_{c}")).collect();
+        format!(
+            "WITH v (v_scan_id, v_owner, {}) AS (VALUES {rows}) \
+             UPDATE scan_progress SET {} FROM v \
+             WHERE scan_progress.scan_id = v.v_scan_id AND scan_progress.owner = v.v_owner \
+             AND scan_progress.status = 'running'",
+            names.join(", "),
+            figure_assignments::<Self>(""),
+        )
+    }
+
     /// A statement that, run in a transaction, wakes the other instances
     /// with its one argument when the transaction commits.
     const NOTIFY: Option<&'static str> = None;
@@ -85,6 +104,35 @@ pub trait Dialect: Database {
         let _ = pool;
         Box::pin(async { Ok(None) })
     }
+}
+
+/// The columns of a scan's figures, as [`Dialect::update_figures`] binds them.
+pub(super) const FIGURE_COLUMNS: [&str; 9] = [
+    "progress",
+    "current_step",
+    "current_step_en",
+    "events_scanned",
+    "events_total",
+    "emails_found",
+    "new_count",
+    "existing_count",
+    "last_event_id",
+];
+
+/// `progress = GREATEST(progress, v_progress), current_step = v_current_step,
+/// …`: progress and the event id never go down. `target` qualifies the
+/// assigned columns (`s.` where the database needs it).
+pub(super) fn figure_assignments<D: Dialect>(target: &str) -> String {
+    FIGURE_COLUMNS
+        .iter()
+        .map(|c| match *c {
+            "progress" | "last_event_id" => {
+                format!("{target}{c} = {}({target}{c}, v_{c})", D::GREATEST)
+            }
+            _ => format!("{target}{c} = v_{c}"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// SQL with `?` placeholders, rewritten for `D`.
@@ -189,9 +237,18 @@ where
         scan_id: &str,
         logs: &[LogRow],
     ) -> StoreResult<()> {
+        let rows: Vec<(&str, &LogRow)> = logs.iter().map(|log| (scan_id, log)).collect();
+        Self::insert_log_rows(conn, &rows).await
+    }
+
+    /// Inserts lines of any scans, 200 to a statement.
+    async fn insert_log_rows(
+        conn: &mut D::Connection,
+        rows: &[(&str, &LogRow)],
+    ) -> StoreResult<()> {
         // 5 values a row: far below every database's limit on parameters.
         const ROWS: usize = 200;
-        for chunk in logs.chunks(ROWS) {
+        for chunk in rows.chunks(ROWS) {
             let mut text = String::from(
                 "INSERT INTO scan_logs (scan_id, id, message, message_en, created_at) VALUES ",
             );
@@ -203,9 +260,9 @@ where
                 });
             }
             let mut insert = sqlx::query(sql::<D>(&text));
-            for log in chunk {
+            for (scan_id, log) in chunk {
                 insert = insert
-                    .bind(scan_id)
+                    .bind(*scan_id)
                     .bind(log.id)
                     .bind(log.message.de.as_str())
                     .bind(log.message.en.as_str())
@@ -244,31 +301,55 @@ where
     /// Updates the figures of a scan `owner` runs; `false` when it is not theirs.
     async fn update_figures(
         conn: &mut D::Connection,
-        scan_id: &str,
-        owner: &str,
-        f: &Progress,
-    ) -> StoreResult<bool> {
-        let greatest = D::GREATEST;
-        let done = sqlx::query(sql::<D>(&format!(
-            "UPDATE scan_progress SET progress = {greatest}(progress, ?), current_step = ?, \
-             current_step_en = ?, events_scanned = ?, events_total = ?, emails_found = ?, \
-             new_count = ?, existing_count = ?, last_event_id = {greatest}(last_event_id, ?) \
-             WHERE scan_id = ? AND owner = ? AND status = 'running'"
-        )))
-        .bind(f.progress)
-        .bind(f.current_step.de.as_str())
-        .bind(f.current_step.en.as_str())
-        .bind(f.events_scanned)
-        .bind(f.events_total)
-        .bind(f.emails_found)
-        .bind(f.new_count)
-        .bind(f.existing_count)
-        .bind(f.last_event_id)
-        .bind(scan_id)
-        .bind(owner)
-        .execute(conn)
-        .await?;
-        Ok(D::rows_affected(&done) == 1)
+        writes: &[ScanWrite<'_>],
+    ) -> StoreResult<Vec<bool>> {
+        // 11 values a scan: far below every database's limit on parameters.
+        const SCANS: usize = 200;
+        let mut held = Vec::with_capacity(writes.len());
+        for chunk in writes.chunks(SCANS) {
+            let mut update = sqlx::query(sql::<D>(&D::update_figures(chunk.len())));
+            for w in chunk {
+                let f = w.figures;
+                update = update
+                    .bind(w.scan_id)
+                    .bind(w.owner)
+                    .bind(f.progress)
+                    .bind(f.current_step.de.as_str())
+                    .bind(f.current_step.en.as_str())
+                    .bind(f.events_scanned)
+                    .bind(f.events_total)
+                    .bind(f.emails_found)
+                    .bind(f.new_count)
+                    .bind(f.existing_count)
+                    .bind(f.last_event_id);
+            }
+            let matched = D::rows_affected(&update.execute(&mut *conn).await?);
+            if matched == chunk.len() as u64 {
+                held.extend(std::iter::repeat_n(true, chunk.len()));
+                continue;
+            }
+            // Some lease is gone: which? The rows updated are still this
+            // transaction's, running and under their owner.
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let mut query = sqlx::query(sql::<D>(&format!(
+                "SELECT scan_id, owner FROM scan_progress \
+                 WHERE status = 'running' AND scan_id IN ({marks})"
+            )));
+            for w in chunk {
+                query = query.bind(w.scan_id);
+            }
+            let mut ours = HashSet::new();
+            for row in query.fetch_all(&mut *conn).await? {
+                let owner: Option<String> = row.try_get("owner")?;
+                ours.insert((row.try_get::<String, _>("scan_id")?, owner));
+            }
+            held.extend(
+                chunk
+                    .iter()
+                    .map(|w| ours.contains(&(w.scan_id.to_owned(), Some(w.owner.to_owned())))),
+            );
+        }
+        Ok(held)
     }
 
     /// Saves one booking of an event the scan records for the first time;
@@ -686,15 +767,23 @@ where
     }
 
     async fn write_scans(&self, writes: &[ScanWrite<'_>]) -> StoreResult<Vec<bool>> {
+        // A few statements for any number of scans: the figures of all in
+        // one UPDATE, their lines in multi-row INSERTs. A statement is a
+        // round trip (to SQLite's worker thread, or over the network).
         let mut tx = self.writer.begin().await?;
-        let mut held = Vec::with_capacity(writes.len());
-        for w in writes {
-            let ours = Self::update_figures(&mut tx, w.scan_id, w.owner, w.figures).await?;
-            held.push(ours);
-            if !ours {
-                continue;
-            }
-            Self::insert_logs(&mut tx, w.scan_id, w.logs).await?;
+        let held = Self::update_figures(&mut tx, writes).await?;
+        let ours = || {
+            writes
+                .iter()
+                .zip(&held)
+                .filter(|(_, held)| **held)
+                .map(|(w, _)| w)
+        };
+        let lines: Vec<(&str, &LogRow)> = ours()
+            .flat_map(|w| w.logs.iter().map(|log| (w.scan_id, log)))
+            .collect();
+        Self::insert_log_rows(&mut tx, &lines).await?;
+        for w in ours() {
             if let Some(end) = &w.finish {
                 sqlx::query(sql::<D>(
                     "UPDATE scan_progress SET status = ?, error_message = ?, completed_at = ?, \
@@ -836,15 +925,18 @@ where
         &self,
         now_ms: i64,
         all: bool,
+        locked: Locked,
         message: &Texts,
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<ScanRow>> {
         let mut tx = self.writer.begin().await?;
-        // SKIP LOCKED: a scan its owner is writing right now is not stale.
+        let lock = match locked {
+            Locked::Skip => D::FOR_UPDATE_SKIP_LOCKED,
+            Locked::Wait => D::FOR_UPDATE,
+        };
         let stale: Vec<(String, i64)> = sqlx::query_as(sql::<D>(&format!(
             "SELECT scan_id, last_event_id FROM scan_progress WHERE status = 'running' \
-             AND (? OR lease_until_ms IS NULL OR lease_until_ms < ?){}",
-            D::FOR_UPDATE_SKIP_LOCKED
+             AND (? OR lease_until_ms IS NULL OR lease_until_ms < ?){lock}"
         )))
         .bind(all)
         .bind(now_ms)

@@ -525,8 +525,9 @@ impl TestApp {
     /// Starts a scan in the default (incremental) mode and returns its id.
     pub async fn start_scan(&self) -> String {
         let response = self.post("/api/scans").await;
-        assert_eq!(response.status(), 202);
+        let status = response.status();
         let body: Value = response.json().await.unwrap();
+        assert_eq!(status, 202, "{body}");
         body["scan_id"].as_str().unwrap().to_owned()
     }
 

@@ -230,6 +230,156 @@ async fn a_scan_with_a_stale_lease_becomes_interrupted_and_frees_the_slot() {
     app.follow(&fresh).await;
 }
 
+/// The journal writes every scan's share in one statement per kind; a scan
+/// whose lease is gone, or that another owner holds, gets nothing written
+/// while the others in the same batch do.
+#[tokio::test]
+async fn a_group_write_writes_only_the_scans_still_held() {
+    use calscan::store::{Locked, LogRow, ScanWrite};
+    let app = spawn_app(AppOptions::default()).await;
+    let store = app.state.store.clone();
+    let texts = |text: &str| calscan::i18n::Texts::same(text);
+    store
+        .start_scan(&running_scan("scan_gone00000001", "me", 60_000))
+        .await
+        .unwrap();
+    store
+        .interrupt_stale(0, true, Locked::Wait, &texts("weg"), chrono::Utc::now())
+        .await
+        .unwrap();
+    store
+        .start_scan(&running_scan("scan_held00000001", "me", 60_000))
+        .await
+        .unwrap();
+    let figures = Progress {
+        progress: 40,
+        events_scanned: 7,
+        emails_found: 3,
+        last_event_id: 2,
+        ..Progress::default()
+    };
+    let line = |id: i64| {
+        vec![LogRow {
+            id,
+            message: texts(&format!("line {id}")),
+            created_at: chrono::Utc::now(),
+        }]
+    };
+    let (gone_line, held_line, other_line) = (line(9), line(2), line(3));
+    let write = |scan_id, owner, logs| ScanWrite {
+        scan_id,
+        owner,
+        figures: &figures,
+        logs,
+        finish: None,
+    };
+    let held = store
+        .write_scans(&[
+            write("scan_gone00000001", "me", &gone_line),
+            write("scan_held00000001", "me", &held_line),
+            write("scan_held00000001", "someone-else", &other_line),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(held, [false, true, false]);
+
+    let held_scan = app.get_json("/api/scans/scan_held00000001").await;
+    assert_eq!(held_scan["progress"], 40);
+    assert_eq!(held_scan["events_scanned"], 7);
+    assert_eq!(held_scan["emails_found"], 3);
+    let ids = |scan: &Value| -> Vec<i64> {
+        scan["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["id"].as_i64().unwrap())
+            .collect()
+    };
+    assert_eq!(ids(&held_scan), [1, 2]);
+    let gone = app.get_json("/api/scans/scan_gone00000001").await;
+    assert_eq!(gone["status"], "interrupted");
+    assert_eq!(gone["progress"], 0);
+    assert!(!ids(&gone).contains(&9), "{gone}");
+}
+
+/// Another instance's sweeper holds the dead scan's row and is interrupting
+/// it: a start waits for that sweep instead of answering 409 for a scan
+/// that is about to stop running.
+#[tokio::test]
+async fn a_start_waits_for_a_sweep_elsewhere_instead_of_answering_409() {
+    use sqlx::{Connection, MySqlConnection, PgConnection};
+    let backend = crate::helpers::backend();
+    if backend == "sqlite" {
+        eprintln!("skipped: row locks of several instances need PostgreSQL or MySQL");
+        return;
+    }
+    let app = spawn_app(AppOptions::default()).await;
+    let dead = running_scan("scan_deadbeef0002", "a-process-that-died", -1_000);
+    app.state.store.start_scan(&dead).await.unwrap();
+    let url = app.database_url.clone();
+    let interrupt = "UPDATE scan_progress SET status = 'interrupted', owner = NULL, \
+                     lease_until_ms = NULL WHERE scan_id = 'scan_deadbeef0002'";
+    let hold = "SELECT scan_id FROM scan_progress WHERE scan_id = 'scan_deadbeef0002' FOR UPDATE";
+    // A start begins while the row is held; the sweep commits once the
+    // start waits for the lock (as the database reports).
+    let start = {
+        let (http, url) = (app.http.clone(), app.url("/api/scans"));
+        move || async move {
+            http.post(url)
+                .bearer_auth(crate::helpers::API_TOKEN)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // `$waiting` counts statements of this database waiting for a lock.
+    macro_rules! sweep_while_start_waits {
+        ($connection:ty, $waiting:expr) => {{
+            let mut sweeper = <$connection>::connect(&url).await.unwrap();
+            let mut watcher = <$connection>::connect(&url).await.unwrap();
+            let mut tx = sweeper.begin().await.unwrap();
+            sqlx::query(hold).fetch_one(&mut *tx).await.unwrap();
+            let started = tokio::spawn(start());
+            loop {
+                let waiting: i64 = sqlx::query_scalar($waiting)
+                    .fetch_one(&mut watcher)
+                    .await
+                    .unwrap();
+                // A start that did not wait has answered already.
+                if waiting > 0 || started.is_finished() {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+            sqlx::query(interrupt).execute(&mut *tx).await.unwrap();
+            tx.commit().await.unwrap();
+            started.await.unwrap()
+        }};
+    }
+    let response = if backend == "postgres" {
+        sweep_while_start_waits!(
+            PgConnection,
+            "SELECT COUNT(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+    } else {
+        // MariaDB lists a statement waiting for a row lock as executing.
+        sweep_while_start_waits!(
+            MySqlConnection,
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() \
+             AND INFO LIKE 'SELECT scan_id, last_event_id FROM scan_progress%'"
+        )
+    };
+    let status = response.status();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(
+        app.get_json("/api/scans/scan_deadbeef0002").await["status"],
+        "interrupted"
+    );
+    app.follow(body["scan_id"].as_str().unwrap()).await;
+}
+
 /// A scan of 80 events at 30 ms, followed until 20 are done: the app, the
 /// scan and its stream.
 async fn twenty_of_eighty_done() -> (TestApp, String, SseStream) {
