@@ -67,6 +67,7 @@ async fn main() -> anyhow::Result<()> {
             "large-org" => large_org(quick).await?,
             "reconnect" => reconnect(quick).await?,
             "floor" => floor(quick).await?,
+            "journal" => journal(quick).await?,
             _ => unreachable!("checked above"),
         };
         figures["scenario"] = name.into();
@@ -77,7 +78,7 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-const SCENARIOS: [&str; 9] = [
+const SCENARIOS: [&str; 10] = [
     "watchers",
     "push",
     "polling",
@@ -87,6 +88,7 @@ const SCENARIOS: [&str; 9] = [
     "large-org",
     "reconnect",
     "floor",
+    "journal",
 ];
 
 // ---------------------------------------------------------------------------
@@ -855,6 +857,126 @@ async fn ended(
 }
 
 /// Scenario 5: Log throughput on SQLite with 100 subscribers, against one INSERT per line.
+/// The journal's group write, alone in this process: one batch of one
+/// line and new figures for each of 1, 10 and 100 running scans, written by
+/// `Store::write_scans` (one UPDATE for all figures, multi-row INSERTs),
+/// against one UPDATE and one INSERT per scan in one transaction, as the
+/// journal wrote before, on the same SQLite database.
+async fn journal(quick: bool) -> anyhow::Result<Value> {
+    use calscan::store::{LogRow, Progress, ScanWrite, SqliteStore, Store};
+    use sqlx::sqlite::SqlitePoolOptions;
+    let batches = if quick { 100 } else { 500 };
+    let dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}/journal.db", dir.path().display());
+    let store = SqliteStore::connect(&url).await?;
+    // Many running scans at once, as the synthetic scans have them.
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&url)
+        .await?;
+    sqlx::query("DROP INDEX IF EXISTS scan_progress_one_running")
+        .execute(&pool)
+        .await?;
+    let mut out = json!({"batches": batches, "target": "none: the cost under scenario 2b"});
+    for scans in [1usize, 10, 100] {
+        let ids: Vec<String> = (0..scans)
+            .map(|i| format!("scan_journal{scans:03}x{i:04}"))
+            .collect();
+        for id in &ids {
+            sqlx::query(
+                "INSERT INTO scan_progress (scan_id, status, started_at, owner, lease_until_ms) \
+                 VALUES (?, 'running', '2026-11-25T00:00:00.000Z', 'bench', 9000000000000)",
+            )
+            .bind(id)
+            .execute(&pool)
+            .await?;
+        }
+        let mut figures: Vec<Progress> = ids.iter().map(|_| Progress::default()).collect();
+        let lines = |figures: &mut Vec<Progress>, batch: usize| -> Vec<Vec<LogRow>> {
+            figures
+                .iter_mut()
+                .map(|f| {
+                    f.last_event_id += 1;
+                    f.events_scanned += 1;
+                    let text = format!("{batch:06} {}", "x".repeat(100));
+                    vec![LogRow {
+                        id: f.last_event_id,
+                        message: calscan::i18n::Texts::same(text),
+                        created_at: chrono::Utc::now(),
+                    }]
+                })
+                .collect()
+        };
+        let mut grouped = Duration::ZERO;
+        for batch in 0..batches {
+            let logs = lines(&mut figures, batch);
+            let writes: Vec<ScanWrite<'_>> = ids
+                .iter()
+                .zip(&figures)
+                .zip(&logs)
+                .map(|((id, f), l)| ScanWrite {
+                    scan_id: id,
+                    owner: "bench",
+                    figures: f,
+                    logs: l,
+                    finish: None,
+                })
+                .collect();
+            let t = Instant::now();
+            let held = store.write_scans(&writes).await?;
+            grouped += t.elapsed();
+            ensure!(held.iter().all(|h| *h), "a scan was not held");
+        }
+        let mut per_scan = Duration::ZERO;
+        for batch in batches..2 * batches {
+            let logs = lines(&mut figures, batch);
+            let t = Instant::now();
+            let mut tx = pool.begin().await?;
+            for ((id, f), l) in ids.iter().zip(&figures).zip(&logs) {
+                sqlx::query(
+                    "UPDATE scan_progress SET progress = MAX(progress, ?), current_step = ?, \
+                     current_step_en = ?, events_scanned = ?, events_total = ?, emails_found = ?, \
+                     new_count = ?, existing_count = ?, last_event_id = MAX(last_event_id, ?) \
+                     WHERE scan_id = ? AND owner = ? AND status = 'running'",
+                )
+                .bind(f.progress)
+                .bind(&f.current_step.de)
+                .bind(&f.current_step.en)
+                .bind(f.events_scanned)
+                .bind(f.events_total)
+                .bind(f.emails_found)
+                .bind(f.new_count)
+                .bind(f.existing_count)
+                .bind(f.last_event_id)
+                .bind(id)
+                .bind("bench")
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO scan_logs (scan_id, id, message, message_en, created_at) \
+                     VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(id)
+                .bind(l[0].id)
+                .bind(&l[0].message.de)
+                .bind(&l[0].message.en)
+                .bind(calscan::time::millis(l[0].created_at))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            per_scan += t.elapsed();
+        }
+        let us = |d: Duration| round(d.as_secs_f64() * 1e6 / batches as f64, 1);
+        out[format!("scans_{scans}")] = json!({
+            "grouped_us_per_batch": us(grouped),
+            "statements_per_scan_us_per_batch": us(per_scan),
+            "ratio": round(per_scan.as_secs_f64() / grouped.as_secs_f64(), 2),
+        });
+    }
+    Ok(out)
+}
+
 async fn logs(quick: bool) -> anyhow::Result<Value> {
     let (lines, baseline_lines) = if quick {
         (30_000, 5_000)
