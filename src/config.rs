@@ -101,8 +101,8 @@ pub struct ServerArgs {
           value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub lease_s: u64,
 
-    /// Events a stream may fall behind the scan before it is refilled from
-    /// the database.
+    /// Batches of events (one per write of the scan's progress) a stream
+    /// may fall behind the scan before it is refilled from the database.
     #[arg(long, env = "CALSCAN_STREAM_BUFFER", default_value_t = 1024,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub stream_buffer: u32,

@@ -100,13 +100,21 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<i32> {
                     event = live.recv() => event,
                 };
                 match event {
-                    Ok(event) if event.id <= sent => {}
-                    Ok(event) => {
-                        sent = event.id;
-                        let data = event.data(args.lang);
-                        out.event(event.kind, event.id, &data)?;
-                        if event.kind == EventKind::Done {
-                            break Some(data);
+                    Ok(batch) => {
+                        let Some(batch) = batch.after(sent) else {
+                            continue;
+                        };
+                        sent = batch.last_id();
+                        let mut done = None;
+                        for event in batch.events() {
+                            let data = event.data(args.lang);
+                            out.event(event.kind, event.id, &data)?;
+                            if event.kind == EventKind::Done {
+                                done = Some(data);
+                            }
+                        }
+                        if done.is_some() {
+                            break done;
                         }
                     }
                     Err(RecvError::Lagged(_)) => {

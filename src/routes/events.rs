@@ -26,7 +26,7 @@ use super::scans::{ScanIdPath, load_scan, logs_after, parse_event_id};
 use crate::app::AppState;
 use crate::auth::Admin;
 use crate::error::AppError;
-use crate::scan::status::{EventKind, Published, StatusObject};
+use crate::scan::status::{Batch, EventKind, Published, StatusObject};
 use crate::store::{ScanRow, ScanStatus};
 
 /// Comments keep proxies and browsers from closing an idle stream.
@@ -39,6 +39,8 @@ const POLL: Duration = Duration::from_millis(500);
 const POLL_WOKEN: Duration = Duration::from_secs(5);
 /// Log lines read back per refill.
 const REFILL_LIMIT: i64 = 100_000;
+/// Events of a refill sent as one batch (one write).
+const REFILL_BATCH: usize = 1_000;
 
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/scans/{scan_id}/events", get(events))
@@ -132,25 +134,25 @@ fn follow(
     state: AppState,
     row: ScanRow,
     snapshot: Published,
-    live: Option<tokio::sync::broadcast::Receiver<Arc<Published>>>,
-) -> impl Stream<Item = Arc<Published>> {
+    live: Option<tokio::sync::broadcast::Receiver<Arc<Batch>>>,
+) -> impl Stream<Item = Arc<Batch>> {
     async_stream::stream! {
         let mut sent = snapshot.id;
-        yield Arc::new(snapshot);
+        yield Arc::new(Batch::one(snapshot));
         if row.status != ScanStatus::Running {
-            yield Arc::new(done(&row));
+            yield Arc::new(Batch::one(done(&row)));
             return;
         }
         match live {
             Some(mut live) => loop {
                 match live.recv().await {
-                    Ok(event) => {
-                        if event.id <= sent {
+                    Ok(batch) => {
+                        let Some(batch) = batch.after(sent) else {
                             continue;
-                        }
-                        sent = event.id;
-                        let last = event.kind == EventKind::Done;
-                        yield event;
+                        };
+                        sent = batch.last_id();
+                        let last = batch.ends();
+                        yield batch;
                         if last {
                             return;
                         }
@@ -158,11 +160,11 @@ fn follow(
                     // Fell behind the channel: the database has the gap.
                     Err(RecvError::Lagged(skipped)) => {
                         tracing::debug!(scan_id = %row.scan_id, skipped, sent, "stream refilled from the database");
-                        let Some((events, newest, finished)) = refill(&state, &row.scan_id, sent).await else {
+                        let Some((batches, newest, finished)) = refill(&state, &row.scan_id, sent).await else {
                             return;
                         };
-                        for event in events {
-                            yield Arc::new(event);
+                        for batch in batches {
+                            yield batch;
                         }
                         sent = newest;
                         if finished {
@@ -189,17 +191,17 @@ fn follow(
 
 /// Follows a scan that runs elsewhere by re-reading the database: when its
 /// instance announces new events, and every so often in any case.
-fn poll(state: AppState, scan_id: String, mut sent: i64) -> impl Stream<Item = Arc<Published>> {
+fn poll(state: AppState, scan_id: String, mut sent: i64) -> impl Stream<Item = Arc<Batch>> {
     async_stream::stream! {
         // Watched before the first read: no announcement falls in between.
         let mut woken = state.scans.registry().watch_elsewhere(&scan_id);
         let period = if state.wakeups { POLL_WOKEN } else { POLL };
         loop {
-            let Some((events, newest, finished)) = refill(&state, &scan_id, sent).await else {
+            let Some((batches, newest, finished)) = refill(&state, &scan_id, sent).await else {
                 return;
             };
-            for event in events {
-                yield Arc::new(event);
+            for batch in batches {
+                yield batch;
             }
             sent = newest;
             if finished {
@@ -211,13 +213,23 @@ fn poll(state: AppState, scan_id: String, mut sent: i64) -> impl Stream<Item = A
     }
 }
 
-/// [`catch_up`], logging a failure (the stream then ends; the browser
-/// reconnects with its `Last-Event-ID`).
-async fn refill(state: &AppState, scan_id: &str, sent: i64) -> Option<(Vec<Published>, i64, bool)> {
-    catch_up(state, scan_id, sent)
+/// [`catch_up`] in batches of [`REFILL_BATCH`] events, logging a failure
+/// (the stream then ends; the browser reconnects with its `Last-Event-ID`).
+async fn refill(
+    state: &AppState,
+    scan_id: &str,
+    sent: i64,
+) -> Option<(Vec<Arc<Batch>>, i64, bool)> {
+    let (events, newest, finished) = catch_up(state, scan_id, sent)
         .await
         .inspect_err(|error| tracing::warn!(%error, scan_id, "cannot read a scan's events back"))
-        .ok()
+        .ok()?;
+    let batches = events
+        .chunks(REFILL_BATCH)
+        .filter_map(|chunk| Batch::new(chunk.to_vec()))
+        .map(Arc::new)
+        .collect();
+    Some((batches, newest, finished))
 }
 
 /// What the database holds after `sent`: log lines, then the newest

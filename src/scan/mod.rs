@@ -27,7 +27,7 @@ use crate::store::{
     StoreResult, Wakeup,
 };
 use registry::Registry;
-use status::Published;
+use status::Batch;
 
 /// How scans run.
 #[derive(Debug, Clone)]
@@ -348,7 +348,7 @@ impl Scans {
     }
 
     /// The live events of a scan running in this process.
-    pub fn subscribe(&self, scan_id: &str) -> Option<broadcast::Receiver<Arc<Published>>> {
+    pub fn subscribe(&self, scan_id: &str) -> Option<broadcast::Receiver<Arc<Batch>>> {
         self.inner.registry.subscribe(scan_id)
     }
 

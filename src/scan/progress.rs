@@ -17,7 +17,7 @@ use chrono::Utc;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::status::{EventKind, Published};
+use super::status::{Batch, EventKind, Published};
 use crate::i18n::{Lang, Msg, Texts};
 use crate::metrics::Metrics;
 use crate::store::{Finish, LogRow, Progress, ScanRow, ScanStatus, ScanWrite, Store};
@@ -65,7 +65,7 @@ struct Open {
     key: u64,
     row: ScanRow,
     owner: String,
-    channel: broadcast::Sender<Arc<Published>>,
+    channel: broadcast::Sender<Arc<Batch>>,
     lost: CancellationToken,
     finished: oneshot::Sender<()>,
 }
@@ -100,7 +100,7 @@ impl Reporter {
         row: ScanRow,
         owner: String,
         lang: Lang,
-        channel: broadcast::Sender<Arc<Published>>,
+        channel: broadcast::Sender<Arc<Batch>>,
         lost: CancellationToken,
     ) -> Self {
         let key = journal.next_key.fetch_add(1, Ordering::Relaxed);
@@ -313,9 +313,10 @@ async fn write_loop(
                 events.push(Published::status(done_id, EventKind::Done, &scan.row, now));
             }
             events.sort_by_key(|e| e.id);
-            for event in events {
-                // No watcher is not an error.
-                let _ = scan.channel.send(Arc::new(event));
+            // One batch: what this write made public, in one slot of the
+            // channel. No watcher is not an error.
+            if let Some(batch) = Batch::new(events) {
+                let _ = scan.channel.send(Arc::new(batch));
             }
             if finished && let Some(scan) = scans.remove(key) {
                 let _ = scan.finished.send(());

@@ -9,11 +9,11 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::status::Published;
+use super::status::Batch;
 
 #[derive(Debug, Clone)]
 struct Live {
-    sender: broadcast::Sender<Arc<Published>>,
+    sender: broadcast::Sender<Arc<Batch>>,
     cancel: CancellationToken,
 }
 
@@ -49,7 +49,7 @@ impl Registry {
         &self,
         scan_id: &str,
         cancel: CancellationToken,
-    ) -> broadcast::Sender<Arc<Published>> {
+    ) -> broadcast::Sender<Arc<Batch>> {
         let (sender, _) = broadcast::channel(self.capacity);
         self.lock().insert(
             scan_id.to_owned(),
@@ -62,7 +62,7 @@ impl Registry {
     }
 
     /// A receiver of the scan's events, if it runs here.
-    pub fn subscribe(&self, scan_id: &str) -> Option<broadcast::Receiver<Arc<Published>>> {
+    pub fn subscribe(&self, scan_id: &str) -> Option<broadcast::Receiver<Arc<Batch>>> {
         self.lock().get(scan_id).map(|l| l.sender.subscribe())
     }
 

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use tokio::sync::broadcast;
 
 use super::progress::Reporter;
-use super::status::Published;
+use super::status::Batch;
 use super::status::StatusObject;
 use super::{Inner, ScanMode};
 use crate::calendly::model::Event;
@@ -38,7 +38,7 @@ pub(super) async fn run(
     row: ScanRow,
     resumed: bool,
     cancel: CancellationToken,
-    channel: broadcast::Sender<Arc<Published>>,
+    channel: broadcast::Sender<Arc<Batch>>,
 ) {
     let scan_id = row.scan_id.clone();
     let mode = ScanMode::of_row(&row.mode);

@@ -1,6 +1,8 @@
 //! The status object of SPEC ("The status object") and the events the stream
 //! carries, serialized once and shared by every subscriber.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -168,9 +170,155 @@ impl Published {
 
     /// The event's frame in `lang`, shared by every subscriber.
     pub fn frame(&self, lang: Lang) -> Bytes {
-        match lang {
-            Lang::De => self.frames[0].clone(),
-            Lang::En => self.frames[1].clone(),
+        self.frames[lang_index(lang)].clone()
+    }
+}
+
+fn lang_index(lang: Lang) -> usize {
+    match lang {
+        Lang::De => 0,
+        Lang::En => 1,
+    }
+}
+
+/// Consecutive events of one scan, published together: what one write of
+/// the journal made public. Their frames are joined once per language, so
+/// a subscriber takes a thousand lines with one receive and one write, and
+/// a burst of lines fills one slot of the scan's channel, not a thousand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// In id order; never empty.
+    events: Vec<Published>,
+    /// Every event's frame in German, then in English.
+    frames: [Bytes; 2],
+}
+
+impl Batch {
+    /// The events in id order as one batch; `None` when there are none.
+    pub fn new(events: Vec<Published>) -> Option<Self> {
+        let frames = match events.as_slice() {
+            [] => return None,
+            // Shared, not copied.
+            [one] => one.frames.clone(),
+            _ => [0, 1].map(|i| {
+                let mut joined = Vec::with_capacity(events.iter().map(|e| e.frames[i].len()).sum());
+                for event in &events {
+                    joined.extend_from_slice(&event.frames[i]);
+                }
+                Bytes::from(joined)
+            }),
+        };
+        Some(Self { events, frames })
+    }
+
+    pub fn one(event: Published) -> Self {
+        Self {
+            frames: event.frames.clone(),
+            events: vec![event],
         }
+    }
+
+    pub fn events(&self) -> &[Published] {
+        &self.events
+    }
+
+    /// The newest event's id.
+    pub fn last_id(&self) -> i64 {
+        self.events.last().map_or(0, |e| e.id)
+    }
+
+    /// Whether the batch ends the scan's stream (its last event is `done`).
+    pub fn ends(&self) -> bool {
+        self.events
+            .last()
+            .is_some_and(|e| e.kind == EventKind::Done)
+    }
+
+    /// The part of the batch after event `sent`: all of it, some of it
+    /// (rebuilt), or `None` when `sent` covers it.
+    pub fn after(self: &Arc<Self>, sent: i64) -> Option<Arc<Self>> {
+        match self.events.first() {
+            Some(first) if first.id > sent => Some(Arc::clone(self)),
+            _ => Self::new(
+                self.events
+                    .iter()
+                    .filter(|e| e.id > sent)
+                    .cloned()
+                    .collect(),
+            )
+            .map(Arc::new),
+        }
+    }
+
+    /// Every event's frame in `lang`, shared by every subscriber.
+    pub fn frame(&self, lang: Lang) -> Bytes {
+        self.frames[lang_index(lang)].clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::i18n::Texts;
+    use crate::store::Progress;
+
+    fn line(id: i64, text: &str) -> Published {
+        Published::log(&LogRow {
+            id,
+            message: Texts {
+                de: format!("{text} (de)"),
+                en: format!("{text} (en)"),
+            },
+            created_at: DateTime::UNIX_EPOCH,
+        })
+    }
+
+    #[test]
+    fn a_batch_is_its_events_frames_joined_in_each_language() {
+        let events = vec![line(3, "a"), line(4, "b"), line(5, "c")];
+        let batch = Batch::new(events.clone()).unwrap();
+        for lang in [Lang::De, Lang::En] {
+            let joined: Vec<u8> = events.iter().flat_map(|e| e.frame(lang).to_vec()).collect();
+            assert_eq!(batch.frame(lang), joined);
+        }
+        let text = String::from_utf8(batch.frame(Lang::En).to_vec()).unwrap();
+        assert!(text.starts_with("id: 3\nevent: log\ndata: {\"id\":3,\"message\":\"a (en)\""));
+        assert_eq!(text.matches("\n\n").count(), 3, "{text}");
+        assert_eq!(batch.last_id(), 5);
+        assert!(!batch.ends());
+        assert_eq!(Batch::new(Vec::new()), None);
+    }
+
+    #[test]
+    fn after_keeps_only_the_events_past_the_last_one_sent() {
+        let batch = Arc::new(Batch::new(vec![line(3, "a"), line(4, "b"), line(5, "c")]).unwrap());
+        let whole = batch.after(2).unwrap();
+        assert!(Arc::ptr_eq(&whole, &batch), "not copied");
+        let rest = batch.after(3).unwrap();
+        let ids: Vec<i64> = rest.events().iter().map(|e| e.id).collect();
+        assert_eq!(ids, [4, 5]);
+        assert_eq!(
+            rest.frame(Lang::De),
+            [line(4, "b").frame(Lang::De), line(5, "c").frame(Lang::De)].concat()
+        );
+        assert_eq!(batch.after(5), None);
+        assert_eq!(batch.after(9), None);
+    }
+
+    #[test]
+    fn a_batch_ending_in_done_ends_the_stream() {
+        let row = ScanRow {
+            scan_id: "scan_b".into(),
+            status: ScanStatus::Completed,
+            mode: "full".into(),
+            figures: Progress::default(),
+            error_message: None,
+            started_at: DateTime::UNIX_EPOCH,
+            completed_at: Some(DateTime::UNIX_EPOCH),
+        };
+        let done = Published::status(6, EventKind::Done, &row, DateTime::UNIX_EPOCH);
+        let batch = Batch::new(vec![line(5, "last"), done]).unwrap();
+        assert!(batch.ends());
+        assert_eq!(batch.last_id(), 6);
     }
 }
