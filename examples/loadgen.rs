@@ -313,6 +313,29 @@ impl Server {
             .await
     }
 
+    /// The server's writes of scan progress from its `/metrics`: how many,
+    /// and their mean time in ms. Live events wait for these writes.
+    async fn progress_writes(&self) -> anyhow::Result<Value> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.app))
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        let sample = |name: &str| -> anyhow::Result<f64> {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+                .with_context(|| format!("no {name} in /metrics"))?
+                .parse()
+                .with_context(|| format!("{name} is not a number"))
+        };
+        let count = sample("calscan_progress_write_seconds_count")?;
+        let sum = sample("calscan_progress_write_seconds_sum")?;
+        Ok(json!({"writes": count, "mean_ms": round(sum * 1e3 / count.max(1.0), 3)}))
+    }
+
     fn proc(&self) -> anyhow::Result<ProcStats> {
         ProcStats::read(self.pid)
     }
@@ -677,13 +700,14 @@ async fn push(quick: bool) -> anyhow::Result<Value> {
             .await?;
         server.finish(&ids).await?;
         let cpu = server.proc()?.cpu_s;
+        let writes = server.progress_writes().await?;
         let seen = crowd.results().await?;
         let (mut latencies, verdict) = check(&seen, rounds);
         server.stop().await;
         out[name] = json!({
             "scans": scans, "subscribers": scans * per_scan, "lines_per_scan": rounds,
             "every_ms": every_ms, "latency": latency_ms(&mut latencies), "check": verdict,
-            "server_cpu_s": cpu,
+            "server_cpu_s": cpu, "progress_write": writes,
         });
     }
     Ok(out)

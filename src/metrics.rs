@@ -50,6 +50,7 @@ struct Inner {
     open_streams: Gauge,
     scan_duration: DurationFamily,
     log_lines: Counter,
+    progress_writes: Histogram,
     webhook_deliveries: Family<ResultLabel, Counter>,
 }
 
@@ -97,6 +98,8 @@ impl Metrics {
                 open_streams: Gauge::default(),
                 scan_duration: Family::new_with_constructor(durations),
                 log_lines: Counter::default(),
+                // 0.1 ms to about 3 s.
+                progress_writes: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
                 webhook_deliveries,
             }),
         }
@@ -121,6 +124,12 @@ impl Metrics {
     /// `lines` log lines were written to the database.
     pub fn log_lines_written(&self, lines: u64) {
         self.inner.log_lines.inc_by(lines);
+    }
+
+    /// One write of scan progress (every scan's new figures and lines,
+    /// in one transaction) took `seconds`; it is published after.
+    pub fn progress_written(&self, seconds: f64) {
+        self.inner.progress_writes.observe(seconds);
     }
 
     /// A Calendly webhook delivery was accepted (`true`) or refused.
@@ -180,6 +189,11 @@ impl Metrics {
             "log_lines_written",
             "Scan log lines this instance wrote",
             inner.log_lines.clone(),
+        );
+        registry.register(
+            "progress_write_seconds",
+            "Time to write one batch of scan progress to the database, before it is published",
+            inner.progress_writes.clone(),
         );
         let calendly = snapshot.calendly.unwrap_or_default();
         for (name, help, value) in [

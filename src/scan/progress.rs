@@ -270,7 +270,9 @@ async fn write_loop(
                 }),
             })
             .collect();
+        let writing = std::time::Instant::now();
         let written = store.write_scans(&writes).await;
+        metrics.progress_written(writing.elapsed().as_secs_f64());
         drop(writes);
         let held = match written {
             Ok(held) => held,

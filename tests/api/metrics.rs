@@ -141,4 +141,16 @@ async fn metrics_count_streams_scans_calls_retries_and_customers_as_their_source
         sample(&after, "calscan_log_lines_written_total"),
         Some(stored)
     );
+    // Each write of progress carried at least one new event of the one scan.
+    let writes = sample(&after, "calscan_progress_write_seconds_count").unwrap();
+    let events_written = done["last_event_id"].as_f64().unwrap();
+    assert!(
+        (1.0..=events_written).contains(&writes),
+        "{writes} writes for {events_written} events"
+    );
+    assert!(sample(&after, "calscan_progress_write_seconds_sum").unwrap() > 0.0);
+    assert_eq!(
+        sample(&after, "calscan_progress_write_seconds_bucket{le=\"+Inf\"}"),
+        Some(writes)
+    );
 }
