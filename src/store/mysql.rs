@@ -10,7 +10,7 @@ use sqlx::MySql;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions, MySqlQueryResult};
 
 use super::StoreResult;
-use super::sql::{Dialect, FIGURE_COLUMNS, SqlStore, figure_assignments};
+use super::sql::{Dialect, FIGURE_VALUES, SqlStore, figure_assignments, figure_value_names};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 
@@ -55,17 +55,12 @@ impl Dialect for MySql {
 
     /// MariaDB has no `UPDATE … FROM`: a join with the rows as a derived table.
     fn update_figures(scans: usize) -> String {
-        let first = std::iter::once("v_scan_id")
-            .chain(std::iter::once("v_owner"))
-            .map(str::to_owned)
-            .chain(FIGURE_COLUMNS.iter().map(|c| format!("v_{c}")))
+        let first = figure_value_names()
+            .iter()
             .map(|name| format!("? AS {name}"))
             .collect::<Vec<_>>()
             .join(", ");
-        let other = format!(
-            " UNION ALL SELECT {}",
-            vec!["?"; 2 + FIGURE_COLUMNS.len()].join(", ")
-        );
+        let other = format!(" UNION ALL SELECT {}", ["?"; FIGURE_VALUES].join(", "));
         format!(
             "UPDATE scan_progress s JOIN (SELECT {first}{}) v \
              ON s.scan_id = v.v_scan_id AND s.owner = v.v_owner \

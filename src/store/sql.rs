@@ -80,15 +80,14 @@ pub trait Dialect: Database {
     /// row binds scan id, owner, then the figures in the order of
     /// [`FIGURE_COLUMNS`].
     fn update_figures(scans: usize) -> String {
-        let row = format!("({})", vec!["?"; 2 + FIGURE_COLUMNS.len()].join(", "));
+        let row = format!("({})", ["?"; FIGURE_VALUES].join(", "));
         let rows = vec![row; scans].join(", ");
-        let names: Vec<String> = FIGURE_COLUMNS.iter().map(|c| format!("v_{c}")).collect();
         format!(
-            "WITH v (v_scan_id, v_owner, {}) AS (VALUES {rows}) \
+            "WITH v ({}) AS (VALUES {rows}) \
              UPDATE scan_progress SET {} FROM v \
              WHERE scan_progress.scan_id = v.v_scan_id AND scan_progress.owner = v.v_owner \
              AND scan_progress.status = 'running'",
-            names.join(", "),
+            figure_value_names().join(", "),
             figure_assignments::<Self>(""),
         )
     }
@@ -118,6 +117,19 @@ pub(super) const FIGURE_COLUMNS: [&str; 9] = [
     "existing_count",
     "last_event_id",
 ];
+
+/// The values bound for each scan: scan id, owner, then [`FIGURE_COLUMNS`].
+pub(super) const FIGURE_VALUES: usize = 2 + FIGURE_COLUMNS.len();
+
+/// The names of a scan's values in the statement: `v_scan_id`, `v_owner`,
+/// `v_progress`, …
+pub(super) fn figure_value_names() -> Vec<String> {
+    ["scan_id", "owner"]
+        .iter()
+        .chain(&FIGURE_COLUMNS)
+        .map(|c| format!("v_{c}"))
+        .collect()
+}
 
 /// `progress = GREATEST(progress, v_progress), current_step = v_current_step,
 /// …`: progress and the event id never go down. `target` qualifies the
