@@ -102,6 +102,7 @@ async fn serve(calendly: Option<String>) -> anyhow::Result<()> {
     let settings = Settings {
         bind: "127.0.0.1:0".parse()?,
         database_url: real_url.clone(),
+        customers: calscan::store::CustomerSettings::default(),
         calendly: calendly
             .map(|base| -> anyhow::Result<ClientSettings> {
                 Ok(ClientSettings::new(

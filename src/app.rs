@@ -74,6 +74,8 @@ impl axum::extract::FromRequestParts<AppState> for ReqLang {
 pub struct Settings {
     pub bind: SocketAddr,
     pub database_url: String,
+    /// Which table holds the customers, and its columns.
+    pub customers: crate::store::CustomerSettings,
     pub calendly: Option<ClientSettings>,
     pub organization: Option<String>,
     pub admin_user: String,
@@ -133,7 +135,7 @@ impl Application {
     /// Binds, opens and migrates the database, recovers scans a dead process
     /// left running, and prepares the routes. `shutdown` stops it.
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
-        let store = store::connect(&settings.database_url)
+        let store = store::connect_with(&settings.database_url, &settings.customers)
             .await
             .context("cannot open the database")?;
         Self::with_store(settings, store, shutdown).await

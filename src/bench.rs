@@ -191,6 +191,10 @@ impl Store for BenchStore {
             .interrupt_stale(now_ms, all, locked, message, at)
             .await
     }
+    async fn customer_emails(&self) -> StoreResult<HashSet<String>> {
+        self.real.customer_emails().await
+    }
+
     async fn customers(
         &self,
         query: &str,

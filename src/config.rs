@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::store::CustomerSettings;
 use secrecy::SecretString;
 use url::Url;
 
@@ -37,8 +39,9 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run only the Calendly simulator, a faithful fake of Calendly API v2.
     Simulate(SimulateArgs),
-    /// Apply pending database migrations and exit.
-    Migrate(DatabaseArgs),
+    /// Apply pending database migrations and exit; `--check` changes
+    /// nothing and prints what it found and would do.
+    Migrate(MigrateArgs),
     /// Read a password (from the terminal or standard input) and print its
     /// Argon2id hash for CALSCAN_ADMIN_PASSWORD_HASH.
     HashPassword,
@@ -59,6 +62,41 @@ pub struct DatabaseArgs {
     /// sqlite://path (created if missing); postgres:// and mysql:// follow.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://calscan.db")]
     pub database_url: String,
+
+    /// The customer table: the school's own where it exists.
+    #[arg(long, env = "CALSCAN_CUSTOMERS_TABLE", default_value = crate::store::customers::DEFAULT_TABLE)]
+    pub customers_table: String,
+
+    /// Its email column; detected when unset (email, e_mail, mail, email_address).
+    #[arg(long, env = "CALSCAN_CUSTOMER_EMAIL_COLUMN")]
+    pub customer_email_column: Option<String>,
+
+    /// Its name column, or two as `first,last`; detected when unset (name,
+    /// full_name, first_name+last_name, firstname+lastname, vorname+nachname).
+    #[arg(long, env = "CALSCAN_CUSTOMER_NAME_COLUMNS")]
+    pub customer_name_columns: Option<String>,
+}
+
+impl DatabaseArgs {
+    pub fn customers(&self) -> CustomerSettings {
+        CustomerSettings {
+            table: self.customers_table.clone(),
+            email_column: self.customer_email_column.clone(),
+            name_columns: self.customer_name_columns.clone(),
+        }
+    }
+}
+
+/// `calscan migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+
+    /// Change nothing: print what the database holds and what migrating it
+    /// would do; exit 1 when it cannot proceed, saying what to set.
+    #[arg(long)]
+    pub check: bool,
 }
 
 /// How the server is reached and guarded.

@@ -9,7 +9,8 @@ use calscan::app::{Application, Settings};
 use calscan::auth::{AdminPassword, hash_password};
 use calscan::calendly::{ClientSettings, Simulator, SimulatorConfig};
 use calscan::config::{
-    Cli, Command, DemoArgs, HealthcheckArgs, ServeArgs, ServerArgs, SimulateArgs,
+    Cli, Command, DatabaseArgs, DemoArgs, HealthcheckArgs, MigrateArgs, ServeArgs, ServerArgs,
+    SimulateArgs,
 };
 use calscan::notify::NotifySettings;
 use clap::Parser;
@@ -26,13 +27,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Serve(args)) => serve(args).await,
         Some(Command::Demo(args)) => demo(args).await,
         Some(Command::Simulate(args)) => simulate(args).await,
-        Some(Command::Migrate(args)) => {
-            calscan::store::connect(&args.database_url)
-                .await
-                .context("migration failed")?;
-            println!("database is up to date");
-            Ok(())
-        }
+        Some(Command::Migrate(args)) => migrate(args).await,
         Some(Command::HashPassword) => print_hash().await,
         Some(Command::Healthcheck(args)) => healthcheck(args).await,
         Some(Command::Webhooks(args)) => calscan::subscriptions::run(args.command).await,
@@ -41,6 +36,28 @@ async fn main() -> anyhow::Result<()> {
             std::process::exit(code)
         }
     }
+}
+
+/// `calscan migrate [--check]`: both judge the database first and print
+/// what they found; only `migrate` then changes it.
+async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let url = &args.database.database_url;
+    let customers = args.database.customers();
+    let report = calscan::store::check(url, &customers)
+        .await
+        .context("cannot read the database")?;
+    print!("{report}");
+    if !report.can_proceed() {
+        std::process::exit(1);
+    }
+    if args.check {
+        return Ok(());
+    }
+    calscan::store::connect_with(url, &customers)
+        .await
+        .context("migration failed")?;
+    println!("database is up to date");
+    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -53,7 +70,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let settings = settings(
         args.server,
-        args.database.database_url,
+        args.database,
         args.calendly.client_settings(),
         args.calendly.calendly_org_uri,
         admin_password,
@@ -67,14 +84,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// The server's settings from its flags and what the command decided.
 fn settings(
     server: ServerArgs,
-    database_url: String,
+    database: DatabaseArgs,
     calendly: Option<ClientSettings>,
     organization: Option<String>,
     admin_password: AdminPassword,
 ) -> Settings {
     Settings {
         bind: server.bind,
-        database_url,
+        customers: database.customers(),
+        database_url: database.database_url,
         calendly,
         organization,
         admin_user: server.admin_user,
@@ -135,9 +153,15 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         SecretString::from(token),
     );
     let user = args.server.admin_user.clone();
+    let database = DatabaseArgs {
+        database_url: args.database_url,
+        customers_table: calscan::store::customers::DEFAULT_TABLE.to_owned(),
+        customer_email_column: None,
+        customer_name_columns: None,
+    };
     let settings = settings(
         args.server,
-        args.database_url,
+        database,
         Some(calendly),
         None,
         AdminPassword::Plain(SecretString::from(password.clone())),

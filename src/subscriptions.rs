@@ -41,9 +41,10 @@ struct Target {
 
 impl Target {
     async fn open(target: HookTarget) -> anyhow::Result<Self> {
-        let store = crate::store::connect(&target.database.database_url)
-            .await
-            .context("cannot open the database")?;
+        let store =
+            crate::store::connect_with(&target.database.database_url, &target.database.customers())
+                .await
+                .context("cannot open the database")?;
         let settings = target
             .calendly
             .client_settings()

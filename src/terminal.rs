@@ -30,7 +30,7 @@ pub const EXIT_CANCELLED: i32 = 130;
 
 /// Runs one scan to its end; returns the exit code.
 pub async fn run(args: ScanArgs) -> anyhow::Result<i32> {
-    let store = crate::store::connect(&args.database.database_url)
+    let store = crate::store::connect_with(&args.database.database_url, &args.database.customers())
         .await
         .context("cannot open the database")?;
     let calendly = args

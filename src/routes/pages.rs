@@ -230,7 +230,7 @@ async fn csv_bytes(state: &AppState) -> Result<Vec<u8>, AppError> {
                     c.bookings.to_string(),
                     time(c.first_booking_at),
                     time(c.last_booking_at),
-                    crate::time::millis(c.created_at),
+                    time(c.created_at),
                 ])
                 .map_err(io)?;
         }

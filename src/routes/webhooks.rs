@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::app::AppState;
-use crate::calendly::model::{Invitee, Status};
+use crate::calendly::model::Invitee;
 use crate::calendly::webhook;
 use crate::error::AppError;
 use crate::store::{Booking, WebhookImport};
@@ -101,20 +101,12 @@ async fn receive(
         .map_err(|e| refuse(&state, format!("the payload is not an invitee: {e}")))?;
     let WithEvent { scheduled_event } = serde_json::from_value(delivery.payload)
         .map_err(|e| refuse(&state, format!("the payload has no scheduled_event: {e}")))?;
-    let email = invitee
-        .normalized_email()
+    let booking = Booking::of(&invitee, &scheduled_event.uri, scheduled_event.start_time)
         .ok_or_else(|| refuse(&state, "the invitee has no email".into()))?;
     let import = WebhookImport {
         delivery_key: format!("{} {}", delivery.event, invitee.uri),
         event: delivery.event,
-        booking: Booking {
-            email,
-            name: invitee.display_name(),
-            invitee_uri: invitee.uri.clone(),
-            event_uri: scheduled_event.uri,
-            start_time: scheduled_event.start_time,
-            canceled: invitee.status == Status::Canceled,
-        },
+        booking,
         received_at: Utc::now(),
     };
     let imported = state.store.import_webhook(&import).await?;

@@ -260,19 +260,19 @@ async fn scan(
     });
     reporter.stage(40 + extract_share(scanned, total), Msg::StepExtract);
 
+    // The customers there are now, so that only emails not among them are
+    // looked up in the table (which may be the school's, with no index
+    // that fits a lookup by normalized email).
+    let listed = inner.store.customer_emails().await?;
     let mut results = std::pin::pin!(client.invitees_of(remaining));
     while let Some(result) = results.next().await {
         let EventInvitees { event, invitees } = result?;
         let mut bookings = Vec::with_capacity(invitees.len());
         for invitee in &invitees {
-            match invitee.normalized_email() {
-                Some(email) => bookings.push(Booking {
-                    email,
-                    name: invitee.display_name(),
-                    invitee_uri: invitee.uri.clone(),
-                    event_uri: event.uri.clone(),
-                    start_time: event.start_time,
-                    canceled: invitee.status == crate::calendly::model::Status::Canceled,
+            match Booking::of(invitee, &event.uri, event.start_time) {
+                Some(booking) => bookings.push(Booking {
+                    listed: listed.contains(&booking.email),
+                    ..booking
                 }),
                 None => reporter.log(Msg::NoEmail {
                     name: invitee.display_name().as_deref().unwrap_or("?"),

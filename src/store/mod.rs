@@ -6,8 +6,10 @@
 //! Rust, so no backend depends on `RETURNING`. Writes of a running scan carry
 //! the owner of its lease and change nothing once the lease is lost.
 
+pub mod customers;
 mod mysql;
 mod postgres;
+pub mod schema;
 mod sql;
 mod sqlite;
 
@@ -27,6 +29,9 @@ pub use postgres::PostgresStore;
 pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
 
+pub use customers::CustomerSettings;
+pub use schema::Report;
+
 use crate::i18n::Texts;
 
 /// A database failure. Never a user's mistake: routes answer 500/503.
@@ -42,26 +47,80 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("unexpected data in the database: {0}")]
     Corrupt(String),
+    /// The database cannot be used as it is; says what to do.
+    #[error("calscan cannot use this database: {0}")]
+    Refused(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// Opens the database `url` names and applies pending migrations.
+/// Opens the database `url` names and applies pending migrations, with
+/// calscan's own customer table.
 pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
-    if url.starts_with("sqlite:") {
-        return Ok(Arc::new(SqliteStore::connect(url).await?));
+    connect_with(url, &CustomerSettings::default()).await
+}
+
+/// Opens the database `url` names, judges it as `migrate --check` does,
+/// applies pending migrations and reads the customer table's layout.
+pub async fn connect_with(url: &str, customers: &CustomerSettings) -> StoreResult<Arc<dyn Store>> {
+    Ok(match Backend::of(url)? {
+        Backend::Sqlite => {
+            let (writer, reader) = SqliteStore::open(url).await?;
+            Arc::new(SqliteStore::assemble(writer, reader, customers).await?)
+        }
+        Backend::Postgres => {
+            let (writer, reader) = PostgresStore::open(url).await?;
+            Arc::new(PostgresStore::assemble(writer, reader, customers).await?)
+        }
+        Backend::MySql => {
+            let (writer, reader) = MySqlStore::open(url).await?;
+            Arc::new(MySqlStore::assemble(writer, reader, customers).await?)
+        }
+    })
+}
+
+/// What the database `url` names holds and what migrating it would do,
+/// changing nothing (`calscan migrate --check`).
+pub async fn check(url: &str, customers: &CustomerSettings) -> StoreResult<Report> {
+    match Backend::of(url)? {
+        Backend::Sqlite => {
+            let pool = SqliteStore::open_to_read(url).await?;
+            SqliteStore::inspect(&pool, customers).await
+        }
+        Backend::Postgres => {
+            let (pool, _) = PostgresStore::open(url).await?;
+            PostgresStore::inspect(&pool, customers).await
+        }
+        Backend::MySql => {
+            let (pool, _) = MySqlStore::open(url).await?;
+            MySqlStore::inspect(&pool, customers).await
+        }
     }
-    if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        return Ok(Arc::new(PostgresStore::connect(url).await?));
+}
+
+enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl Backend {
+    fn of(url: &str) -> StoreResult<Self> {
+        if url.starts_with("sqlite:") {
+            return Ok(Self::Sqlite);
+        }
+        if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            return Ok(Self::Postgres);
+        }
+        if url.starts_with("mysql:") || url.starts_with("mariadb:") {
+            return Ok(Self::MySql);
+        }
+        Err(StoreError::UnsupportedUrl(
+            url.split_once("://")
+                .map_or(url, |(scheme, _)| scheme)
+                .to_owned(),
+        ))
     }
-    if url.starts_with("mysql:") || url.starts_with("mariadb:") {
-        return Ok(Arc::new(MySqlStore::connect(url).await?));
-    }
-    Err(StoreError::UnsupportedUrl(
-        url.split_once("://")
-            .map_or(url, |(scheme, _)| scheme)
-            .to_owned(),
-    ))
 }
 
 /// How far a session's expiry must lag before a request moves it: most
@@ -229,11 +288,49 @@ pub enum ResumeOutcome {
 pub struct Booking {
     /// Normalized (trimmed, lower-cased).
     pub email: String,
+    /// The display name.
     pub name: Option<String>,
+    /// Calendly's `first_name` and `last_name`, when the event type asks.
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    /// The email was in the customer table when the scan began, so the
+    /// table need not be searched for it.
+    pub listed: bool,
     pub invitee_uri: String,
     pub event_uri: String,
     pub start_time: DateTime<Utc>,
     pub canceled: bool,
+}
+
+impl Booking {
+    /// The booking of `invitee` at the event `event_uri`; `None` without a
+    /// usable email.
+    pub fn of(
+        invitee: &crate::calendly::model::Invitee,
+        event_uri: &str,
+        start_time: DateTime<Utc>,
+    ) -> Option<Self> {
+        Some(Self {
+            email: invitee.normalized_email()?,
+            name: invitee.display_name(),
+            first_name: invitee.first_name.clone(),
+            last_name: invitee.last_name.clone(),
+            listed: false,
+            invitee_uri: invitee.uri.clone(),
+            event_uri: event_uri.to_owned(),
+            start_time,
+            canceled: invitee.status == crate::calendly::model::Status::Canceled,
+        })
+    }
+
+    /// The name as the customer table takes it.
+    pub fn person(&self) -> customers::PersonName<'_> {
+        customers::PersonName {
+            full: self.name.as_deref(),
+            first: self.first_name.as_deref(),
+            last: self.last_name.as_deref(),
+        }
+    }
 }
 
 /// A Calendly webhook delivery to take in.
@@ -358,9 +455,11 @@ impl Wakeup {
     }
 }
 
-/// One customer.
+/// One customer: a row of the customer table with calscan's figures for its
+/// email (none for a customer calscan has never seen book).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Customer {
+    /// As the customer table holds it.
     pub email: String,
     pub name: Option<String>,
     pub bookings: i64,
@@ -371,10 +470,12 @@ pub struct Customer {
     #[serde(serialize_with = "crate::time::serialize_opt_millis")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub last_booking_at: Option<DateTime<Utc>>,
+    /// The scan that added the customer to the table.
     pub created_by_scan: Option<String>,
-    #[serde(serialize_with = "crate::time::serialize_millis")]
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: DateTime<Utc>,
+    /// When calscan first saw the customer book.
+    #[serde(serialize_with = "crate::time::serialize_opt_millis")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub created_at: Option<DateTime<Utc>>,
 }
 
 /// The persistence calscan needs. Every backend passes the same tests.
@@ -518,6 +619,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         message: &Texts,
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<ScanRow>>;
+
+    /// The normalized emails of every row of the customer table.
+    async fn customer_emails(&self) -> StoreResult<HashSet<String>>;
 
     /// Customers whose email or name contains `query` (case-insensitive),
     /// newest first, and how many match in all.

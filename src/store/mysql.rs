@@ -6,8 +6,8 @@
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use sqlx::MySql;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions, MySqlQueryResult};
+use sqlx::{MySql, Pool};
 
 use super::StoreResult;
 use super::sql::{Dialect, FIGURE_VALUES, SqlStore, figure_assignments, figure_value_names};
@@ -36,6 +36,40 @@ impl Dialect for MySql {
 
     fn rows_affected(done: &MySqlQueryResult) -> u64 {
         done.rows_affected()
+    }
+
+    const LOG_ID: &'static str = "event_id";
+
+    const LOOKUP_LOCK: &'static str = " FOR UPDATE";
+
+    fn quote(name: &str) -> String {
+        format!("`{name}`")
+    }
+
+    fn join_names(first: &str, last: &str) -> String {
+        format!("TRIM(CONCAT(COALESCE({first}, ''), ' ', COALESCE({last}, '')))")
+    }
+
+    const TABLES: &'static str = "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = DATABASE()";
+
+    // MariaDB shows the default of a NULL-able column without one as 'NULL':
+    // such a column needs no value anyway.
+    const COLUMNS: &'static str = "SELECT CAST(COLUMN_NAME AS CHAR) AS name, \
+         CAST(DATA_TYPE AS CHAR) AS data_type, CAST(IS_NULLABLE = 'NO' AS SIGNED) AS not_null, \
+         CAST(COLUMN_DEFAULT IS NOT NULL AS SIGNED) AS has_default, \
+         CAST(EXTRA LIKE '%auto_increment%' OR EXTRA LIKE '%generated%' AS SIGNED) AS auto, \
+         CAST(CHARACTER_MAXIMUM_LENGTH AS SIGNED) AS max_chars, \
+         CAST(COLUMN_KEY = 'PRI' AS SIGNED) AS pk \
+         FROM information_schema.COLUMNS \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION";
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
+    fn migrate(pool: &Pool<Self>) -> futures::future::BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move { Ok(MIGRATOR.run(pool).await?) })
     }
 
     /// `IGNORE` also turns other errors into warnings; the columns it
@@ -72,9 +106,8 @@ impl Dialect for MySql {
 }
 
 impl SqlStore<MySql> {
-    /// Connects to `url` (`mysql://…` or `mariadb://…`) and migrates the
-    /// database. Sessions run in UTC.
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    /// Connects to `url` (`mysql://…` or `mariadb://…`). Sessions run in UTC.
+    pub(super) async fn open(url: &str) -> StoreResult<(Pool<MySql>, Pool<MySql>)> {
         let url = match url.strip_prefix("mariadb:") {
             Some(rest) => format!("mysql:{rest}"),
             None => url.to_owned(),
@@ -86,10 +119,6 @@ impl SqlStore<MySql> {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(Self {
-            writer: pool.clone(),
-            reader: pool,
-        })
+        Ok((pool.clone(), pool))
     }
 }

@@ -45,6 +45,32 @@ impl Dialect for Postgres {
         done.rows_affected()
     }
 
+    const TABLES: &'static str = "SELECT table_name::text FROM information_schema.tables \
+         WHERE table_schema = current_schema()";
+
+    const COLUMNS: &'static str = "SELECT c.column_name::text AS name, c.data_type::text AS data_type, \
+         (CASE WHEN c.is_nullable = 'NO' THEN 1 ELSE 0 END)::bigint AS not_null, \
+         (CASE WHEN c.column_default IS NULL THEN 0 ELSE 1 END)::bigint AS has_default, \
+         (CASE WHEN c.is_identity = 'YES' OR c.is_generated = 'ALWAYS' THEN 1 ELSE 0 END)::bigint \
+           AS auto, \
+         c.character_maximum_length::bigint AS max_chars, \
+         (CASE WHEN EXISTS (SELECT 1 FROM information_schema.table_constraints t \
+           JOIN information_schema.key_column_usage k ON k.constraint_name = t.constraint_name \
+           AND k.table_schema = t.table_schema AND k.table_name = t.table_name \
+           WHERE t.constraint_type = 'PRIMARY KEY' AND t.table_schema = c.table_schema \
+           AND t.table_name = c.table_name AND k.column_name = c.column_name) \
+           THEN 1 ELSE 0 END)::bigint AS pk \
+         FROM information_schema.columns c \
+         WHERE c.table_schema = current_schema() AND c.table_name = ? ORDER BY c.ordinal_position";
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
+    fn migrate(pool: &Pool<Self>) -> futures::future::BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move { Ok(MIGRATOR.run(pool).await?) })
+    }
+
     /// `?` becomes `$1`, `$2`, … (no statement here has a `?` in a literal).
     fn placeholders(sql: &str) -> Cow<'_, str> {
         if !sql.contains('?') {
@@ -93,14 +119,10 @@ impl Dialect for Postgres {
 }
 
 impl SqlStore<Postgres> {
-    /// Connects to `url` and migrates the database.
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    /// Connects to `url`.
+    pub(super) async fn open(url: &str) -> StoreResult<(Pool<Postgres>, Pool<Postgres>)> {
         let pool = PgPoolOptions::new().max_connections(8).connect(url).await?;
-        MIGRATOR.run(&pool).await?;
-        Ok(Self {
-            writer: pool.clone(),
-            reader: pool,
-        })
+        Ok((pool.clone(), pool))
     }
 }
 

@@ -8,10 +8,12 @@
 //! instances are woken.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use sqlx::{
@@ -19,6 +21,8 @@ use sqlx::{
     Transaction, Type,
 };
 
+use super::customers::{Column, CustomerLayout, CustomerSettings};
+use super::schema::{self, CustomerFindings, Report};
 use super::{
     Booking, Customer, EmailCounts, Lease, Locked, LogRow, NewScan, Progress, ResumeOutcome,
     ScanRow, ScanStatus, ScanWrite, StartOutcome, Store, StoreError, StoreResult, Totals, Wakeup,
@@ -26,9 +30,20 @@ use super::{
 };
 use crate::i18n::Texts;
 
-const SCAN_COLUMNS: &str = "scan_id, status, mode, progress, current_step, current_step_en, \
-     events_scanned, events_total, emails_found, new_count, existing_count, error_message, \
-     started_at, completed_at, last_event_id";
+/// A scan row's columns. Those the PHP scanner's table lets be NULL read as
+/// it meant them (MySQL adopts that table; the others never hold NULL there).
+const SCAN_COLUMNS: &str = "scan_id, status, mode, COALESCE(progress, 0) AS progress, \
+     COALESCE(current_step, '') AS current_step, \
+     COALESCE(current_step_en, current_step, '') AS current_step_en, \
+     COALESCE(events_scanned, 0) AS events_scanned, events_total, \
+     COALESCE(emails_found, 0) AS emails_found, COALESCE(new_count, 0) AS new_count, \
+     COALESCE(existing_count, 0) AS existing_count, error_message, started_at, completed_at, \
+     last_event_id";
+
+/// How long a scan without a lease (one the PHP page started: it keeps
+/// none) counts as running; after that it is dead. The PHP request ran for
+/// about five minutes at the most.
+pub(super) const LEASELESS_SCAN_LIMIT: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
 
 /// What one database does its own way.
 pub trait Dialect: Database {
@@ -91,6 +106,41 @@ pub trait Dialect: Database {
             figure_assignments::<Self>(""),
         )
     }
+
+    /// The column of `scan_logs` that holds a line's event id within its
+    /// scan. MySQL keeps the PHP scanner's `id`, an AUTO_INCREMENT across
+    /// all scans, beside it.
+    const LOG_ID: &'static str = "id";
+
+    /// Appended to the lookup of a customer by email before calscan inserts
+    /// one: where another program may insert into the same table (the PHP
+    /// page on MySQL), a locking read sees its rows as soon as they commit,
+    /// and holds off its inserts until calscan's transaction ends.
+    const LOOKUP_LOCK: &'static str = "";
+
+    /// `name` as an identifier in a statement.
+    fn quote(name: &str) -> String {
+        format!("\"{name}\"")
+    }
+
+    /// Two name columns as one text, for display and search.
+    fn join_names(first: &str, last: &str) -> String {
+        format!("TRIM(COALESCE({first}, '') || ' ' || COALESCE({last}, ''))")
+    }
+
+    /// The tables of the database (of the current schema).
+    const TABLES: &'static str;
+
+    /// The columns of the table bound as the statement's every `?`, as
+    /// `name, data_type, not_null, has_default, auto, max_chars, pk` with
+    /// the flags as integers.
+    const COLUMNS: &'static str;
+
+    /// The migrations of this database.
+    fn migrator() -> &'static sqlx::migrate::Migrator;
+
+    /// Applies the pending migrations.
+    fn migrate(pool: &Pool<Self>) -> BoxFuture<'_, StoreResult<()>>;
 
     /// A statement that, run in a transaction, wakes the other instances
     /// with its one argument when the transaction commits.
@@ -158,6 +208,93 @@ fn sql<D: Dialect>(text: &str) -> AssertSqlSafe<String> {
 pub struct SqlStore<D: Database> {
     pub(super) writer: Pool<D>,
     pub(super) reader: Pool<D>,
+    customers: Arc<CustomerSql>,
+}
+
+/// The statements over the customer table, made once from its layout.
+#[derive(Debug)]
+struct CustomerSql {
+    layout: CustomerLayout,
+    /// Whether a row with this normalized email exists.
+    lookup: String,
+    insert: String,
+    count: String,
+    duplicates: String,
+    emails: String,
+    /// Every customer with calscan's figures, `{filter}` and `{order}` to fill.
+    list: String,
+    count_matching: String,
+    /// The columns a search looks in.
+    searched: Vec<String>,
+}
+
+impl CustomerSql {
+    fn new<D: Dialect>(layout: CustomerLayout) -> Self {
+        let q = D::quote;
+        let table = q(&layout.table);
+        let email = q(&layout.email);
+        let normalized = |col: &str| format!("LOWER(TRIM({col}))");
+        let names: Vec<String> = layout.name_columns().iter().map(|c| q(c)).collect();
+        let name_expr = match names.as_slice() {
+            [] => None,
+            [one] => Some(format!("c.{one}")),
+            [first, last, ..] => Some(D::join_names(&format!("c.{first}"), &format!("c.{last}"))),
+        };
+        let mut inserted = vec![email.clone()];
+        inserted.extend(names.iter().cloned());
+        inserted.extend(layout.stamps.iter().map(|c| q(c)));
+        let joined = format!(
+            "FROM {table} c LEFT JOIN customer_stats s ON s.email = {}",
+            normalized(&format!("c.{email}"))
+        );
+        let mut searched = vec![format!("LOWER(c.{email})"), "s.name_folded".to_owned()];
+        if let Some(name) = &name_expr {
+            searched.push(format!("LOWER({name})"));
+        }
+        Self {
+            lookup: format!(
+                "SELECT 1 FROM {table} WHERE {} = ? LIMIT 1{}",
+                normalized(&email),
+                D::LOOKUP_LOCK
+            ),
+            insert: format!(
+                "INSERT INTO {table} ({}) VALUES ({})",
+                inserted.join(", "),
+                vec!["?"; inserted.len()].join(", ")
+            ),
+            count: format!("SELECT COUNT(*) FROM {table}"),
+            duplicates: format!(
+                "SELECT COUNT(*) - COUNT(DISTINCT {}) FROM {table} WHERE {email} IS NOT NULL",
+                normalized(&email)
+            ),
+            emails: format!("SELECT {email} FROM {table} WHERE {email} IS NOT NULL"),
+            list: format!(
+                "SELECT c.{email} AS email, {} AS name, COALESCE(s.bookings, 0) AS bookings, \
+                 s.first_booking_at, s.last_booking_at, s.created_by_scan, s.created_at \
+                 {joined} {{filter}} ORDER BY c.{} DESC LIMIT ? OFFSET ?",
+                name_expr
+                    .as_deref()
+                    .map_or("NULL".to_owned(), |n| format!("NULLIF({n}, '')")),
+                q(&layout.order_by),
+            ),
+            count_matching: format!("SELECT COUNT(*) {joined} {{filter}}"),
+            searched,
+            layout,
+        }
+    }
+
+    /// The `WHERE` of a search, and how many times it binds the pattern.
+    fn filter(&self, query: &str) -> (String, usize) {
+        if query.trim().is_empty() {
+            return (String::new(), 0);
+        }
+        let terms: Vec<String> = self
+            .searched
+            .iter()
+            .map(|c| format!("{c} LIKE ? ESCAPE '!'"))
+            .collect();
+        (format!("WHERE {}", terms.join(" OR ")), terms.len())
+    }
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
@@ -177,10 +314,6 @@ where
     for<'n> &'n str: ColumnIndex<D::Row>,
     usize: ColumnIndex<D::Row>,
 {
-    fn time(row: &D::Row, column: &str) -> StoreResult<DateTime<Utc>> {
-        D::from_db(row.try_get::<D::Time, _>(column)?)
-    }
-
     fn opt_time(row: &D::Row, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
         row.try_get::<Option<D::Time>, _>(column)?
             .map(D::from_db)
@@ -206,7 +339,8 @@ where
                 last_event_id: row.try_get("last_event_id")?,
             },
             error_message: row.try_get("error_message")?,
-            started_at: Self::time(row, "started_at")?,
+            // The PHP scanner's column lets it be NULL.
+            started_at: Self::opt_time(row, "started_at")?.unwrap_or_default(),
             completed_at: Self::opt_time(row, "completed_at")?,
         })
     }
@@ -261,8 +395,9 @@ where
         // 5 values a row: far below every database's limit on parameters.
         const ROWS: usize = 200;
         for chunk in rows.chunks(ROWS) {
-            let mut text = String::from(
-                "INSERT INTO scan_logs (scan_id, id, message, message_en, created_at) VALUES ",
+            let mut text = format!(
+                "INSERT INTO scan_logs (scan_id, {}, message, message_en, created_at) VALUES ",
+                D::LOG_ID
             );
             for i in 0..chunk.len() {
                 text.push_str(if i == 0 {
@@ -364,23 +499,43 @@ where
         Ok(held)
     }
 
-    /// Saves one booking of an event the scan records for the first time;
-    /// what it added to the scan's email counts.
-    /// Saves one booking: the customer (created, or its count and dates
-    /// updated, a booking counting once however often it is seen) and, for
-    /// a scan, the email among the scan's.
+    /// Saves one booking: the customer (inserted into the customer table
+    /// when no row has its email; calscan's figures counted, a booking
+    /// counting once however often it is seen) and, for a scan, the email
+    /// among the scan's. What it added to the scan's email counts.
     async fn save_booking(
+        &self,
         conn: &mut D::Connection,
         scan_id: Option<&str>,
         b: &Booking,
         now: DateTime<Utc>,
     ) -> StoreResult<EmailCounts> {
-        // Whether it was a customer before this booking.
-        let known: Option<String> =
-            sqlx::query_scalar(sql::<D>("SELECT email FROM customers WHERE email = ?"))
+        let cs = &self.customers;
+        // The figures' row first: its key is the normalized email, so two
+        // calscan writers of one email (a scan and a webhook, two instances)
+        // queue here, and the second finds the first's customer below.
+        let (new, greatest) = (D::inserted, D::GREATEST);
+        sqlx::query(sql::<D>(&format!(
+            "INSERT INTO customer_stats (email, bookings, created_at, updated_at) \
+             VALUES (?, 0, ?, ?) {}",
+            D::on_email_conflict(&format!(
+                "updated_at = {greatest}(customer_stats.updated_at, {})",
+                new("updated_at")
+            ))
+        )))
+        .bind(b.email.as_str())
+        .bind(D::to_db(now))
+        .bind(D::to_db(now))
+        .execute(&mut *conn)
+        .await?;
+        // Whether it was a customer before this booking: in the table when
+        // the scan began, or since (the PHP page, an earlier event).
+        let known = b.listed
+            || sqlx::query(sql::<D>(&cs.lookup))
                 .bind(b.email.as_str())
                 .fetch_optional(&mut *conn)
-                .await?;
+                .await?
+                .is_some();
         let found = match scan_id {
             Some(scan_id) => {
                 let found = sqlx::query(sql::<D>(&D::insert_ignore(
@@ -388,7 +543,7 @@ where
                 )))
                 .bind(scan_id)
                 .bind(b.email.as_str())
-                .bind(known.is_none())
+                .bind(!known)
                 .execute(&mut *conn)
                 .await?;
                 i64::from(D::rows_affected(&found) == 1)
@@ -397,8 +552,19 @@ where
         };
         let added = EmailCounts {
             emails_found: found,
-            new_count: if known.is_none() { found } else { 0 },
+            new_count: if known { 0 } else { found },
         };
+        if !known {
+            let names = cs.layout.name_values(&b.person());
+            let mut insert = sqlx::query(sql::<D>(&cs.insert)).bind(b.email.as_str());
+            for value in &names {
+                insert = insert.bind(value.as_deref());
+            }
+            for _ in &cs.layout.stamps {
+                insert = insert.bind(D::to_db(now));
+            }
+            insert.execute(&mut *conn).await?;
+        }
         let booked = sqlx::query(sql::<D>(&D::insert_ignore(
             "bookings (invitee_uri, email, event_uri, start_time, canceled) VALUES (?, ?, ?, ?, ?)",
         )))
@@ -410,39 +576,158 @@ where
         .execute(&mut *conn)
         .await?;
         let folded = b.name.as_deref().map(str::to_lowercase);
-        let new = D::inserted;
-        let (least, greatest) = (D::LEAST, D::GREATEST);
-        let update = D::on_email_conflict(&format!(
-            "name = COALESCE(customers.name, {name}), \
-             name_folded = COALESCE(customers.name_folded, {folded}), \
-             bookings = customers.bookings + {bookings}, \
-             first_booking_at = {least}(COALESCE(customers.first_booking_at, {first}), {first}), \
-             last_booking_at = {greatest}(COALESCE(customers.last_booking_at, {last}), {last}), \
-             updated_at = {updated}",
-            name = new("name"),
-            folded = new("name_folded"),
-            bookings = new("bookings"),
-            first = new("first_booking_at"),
-            last = new("last_booking_at"),
-            updated = new("updated_at"),
-        ));
+        let least = D::LEAST;
         sqlx::query(sql::<D>(&format!(
-            "INSERT INTO customers (email, name, name_folded, bookings, first_booking_at, \
-             last_booking_at, created_by_scan, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) {update}"
+            "UPDATE customer_stats SET name_folded = COALESCE(name_folded, ?), \
+             bookings = bookings + ?, \
+             first_booking_at = {least}(COALESCE(first_booking_at, ?), ?), \
+             last_booking_at = {greatest}(COALESCE(last_booking_at, ?), ?), \
+             created_by_scan = COALESCE(created_by_scan, ?) WHERE email = ?"
         )))
-        .bind(b.email.as_str())
-        .bind(b.name.as_deref())
         .bind(folded.as_deref())
         .bind(i64::try_from(D::rows_affected(&booked)).unwrap_or(0))
         .bind(D::to_db(b.start_time))
         .bind(D::to_db(b.start_time))
-        .bind(scan_id)
-        .bind(D::to_db(now))
-        .bind(D::to_db(now))
+        .bind(D::to_db(b.start_time))
+        .bind(D::to_db(b.start_time))
+        .bind(if known { None } else { scan_id })
+        .bind(b.email.as_str())
         .execute(conn)
         .await?;
         Ok(added)
+    }
+}
+
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
+    D::Arguments: IntoArguments<D>,
+    for<'q> &'q str: Type<D> + Encode<'q, D>,
+    String: Type<D> + for<'q> Encode<'q, D> + for<'r> Decode<'r, D>,
+    i64: Type<D> + for<'q> Encode<'q, D> + for<'r> Decode<'r, D>,
+    bool: Type<D> + for<'q> Encode<'q, D> + for<'r> Decode<'r, D>,
+    Option<i64>: for<'q> Encode<'q, D>,
+    for<'q> Option<&'q str>: Encode<'q, D>,
+    for<'n> &'n str: ColumnIndex<D::Row>,
+    usize: ColumnIndex<D::Row>,
+{
+    /// The store over `writer` and `reader`, once the database passed the
+    /// same judgement as `migrate --check` and is migrated. A database
+    /// calscan cannot use is refused before anything is written.
+    pub(super) async fn assemble(
+        writer: Pool<D>,
+        reader: Pool<D>,
+        settings: &CustomerSettings,
+    ) -> StoreResult<Self> {
+        let report = Self::inspect(&writer, settings).await?;
+        if !report.can_proceed() {
+            return Err(StoreError::Refused(report.problems.join("; ")));
+        }
+        D::migrate(&writer).await?;
+        let columns = Self::columns(&mut *writer.acquire().await?, &settings.table).await?;
+        let layout = CustomerLayout::resolve(settings, &columns).map_err(StoreError::Refused)?;
+        tracing::debug!(table = %layout.table, email = %layout.email, names = %layout.names,
+            "customer table");
+        Ok(Self {
+            writer,
+            reader,
+            customers: Arc::new(CustomerSql::new::<D>(layout)),
+        })
+    }
+
+    /// What the database holds and what migrating it would do; reads only.
+    pub(super) async fn inspect(
+        pool: &Pool<D>,
+        settings: &CustomerSettings,
+    ) -> StoreResult<Report> {
+        let mut conn = pool.acquire().await?;
+        // Tables first: a migration another instance finishes meanwhile is
+        // then seen as applied, not as a table in the way.
+        let tables: Vec<String> = sqlx::query_scalar(sql::<D>(D::TABLES))
+            .fetch_all(&mut *conn)
+            .await?;
+        let applied: Vec<i64> = if tables.iter().any(|t| t == "_sqlx_migrations") {
+            sqlx::query_scalar(sql::<D>("SELECT version FROM _sqlx_migrations"))
+                .fetch_all(&mut *conn)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let pending = schema::pending(D::migrator(), &applied);
+        let mut wanted: Vec<&str> = vec!["scan_progress", "scan_logs", settings.table.as_str()];
+        wanted.extend(
+            pending
+                .iter()
+                .flat_map(|(_, _, p)| p.adds.iter().map(|(t, _)| t.as_str())),
+        );
+        let mut columns = HashMap::new();
+        for table in wanted {
+            if tables.iter().any(|t| t == table) && !columns.contains_key(table) {
+                columns.insert(table.to_owned(), Self::columns(&mut conn, table).await?);
+            }
+        }
+        let mut report = Report {
+            backend: D::BACKEND,
+            applied: applied.len(),
+            ..Report::default()
+        };
+        report.judge(&pending, &tables, &columns);
+        match columns.get(&settings.table) {
+            Some(found) => match CustomerLayout::resolve(settings, found) {
+                Ok(layout) => {
+                    let cs = CustomerSql::new::<D>(layout);
+                    let rows = sqlx::query_scalar(sql::<D>(&cs.count))
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    let duplicates = sqlx::query_scalar(sql::<D>(&cs.duplicates))
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    report.customers = Some(CustomerFindings {
+                        layout: cs.layout,
+                        rows,
+                        duplicates,
+                    });
+                }
+                Err(problem) => report.problems.push(problem),
+            },
+            None if report.create.contains(&settings.table) => {
+                report.customers_created = Some(settings.table.clone());
+            }
+            None => {
+                let problem = CustomerLayout::resolve(settings, &[]).err();
+                report.problems.extend(problem);
+            }
+        }
+        Ok(report)
+    }
+
+    /// The columns of `table`, as the database describes them.
+    async fn columns(conn: &mut D::Connection, table: &str) -> StoreResult<Vec<Column>> {
+        let mut query = sqlx::query(sql::<D>(D::COLUMNS));
+        for _ in 0..D::COLUMNS.matches('?').count() {
+            query = query.bind(table);
+        }
+        let flag = |row: &D::Row, name: &str| -> StoreResult<bool> {
+            Ok(row.try_get::<i64, _>(name)? != 0)
+        };
+        query
+            .fetch_all(conn)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Column {
+                    name: row.try_get("name")?,
+                    data_type: row
+                        .try_get::<Option<String>, _>("data_type")?
+                        .unwrap_or_default(),
+                    not_null: flag(row, "not_null")?,
+                    has_default: flag(row, "has_default")?,
+                    auto: flag(row, "auto")?,
+                    max_chars: row.try_get("max_chars")?,
+                    primary: flag(row, "pk")?,
+                })
+            })
+            .collect()
     }
 }
 
@@ -653,7 +938,8 @@ where
         if D::rows_affected(&fresh) != 1 {
             return Ok(false);
         }
-        Self::save_booking(&mut tx, None, b, import.received_at).await?;
+        self.save_booking(&mut tx, None, b, import.received_at)
+            .await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -737,7 +1023,7 @@ where
             .iter()
             .map(|row| Ok((row.try_get("status")?, row.try_get("n")?)))
             .collect::<StoreResult<_>>()?;
-        let customers = sqlx::query_scalar(sql::<D>("SELECT COUNT(*) FROM customers"))
+        let customers = sqlx::query_scalar(sql::<D>(&self.customers.count))
             .fetch_one(&self.reader)
             .await?;
         Ok(Totals {
@@ -755,10 +1041,13 @@ where
     }
 
     async fn logs_after(&self, scan_id: &str, after: i64, limit: i64) -> StoreResult<Vec<LogRow>> {
-        sqlx::query(sql::<D>(
-            "SELECT id, message, message_en, created_at FROM scan_logs \
-             WHERE scan_id = ? AND id > ? ORDER BY id LIMIT ?",
-        ))
+        // The PHP scanner's lines have German only, and may lack a time.
+        sqlx::query(sql::<D>(&format!(
+            "SELECT {id} AS id, COALESCE(message, '') AS message, \
+             COALESCE(message_en, message, '') AS message_en, created_at FROM scan_logs \
+             WHERE scan_id = ? AND {id} > ? ORDER BY {id} LIMIT ?",
+            id = D::LOG_ID
+        )))
         .bind(scan_id)
         .bind(after)
         .bind(limit)
@@ -772,7 +1061,7 @@ where
                     de: row.try_get("message")?,
                     en: row.try_get("message_en")?,
                 },
-                created_at: Self::time(row, "created_at")?,
+                created_at: Self::opt_time(row, "created_at")?.unwrap_or_default(),
             })
         })
         .collect()
@@ -852,7 +1141,9 @@ where
         };
         if D::rows_affected(&fresh) == 1 {
             for booking in bookings {
-                let one = Self::save_booking(&mut tx, Some(scan_id), booking, now).await?;
+                let one = self
+                    .save_booking(&mut tx, Some(scan_id), booking, now)
+                    .await?;
                 added.emails_found += one.emails_found;
                 added.new_count += one.new_count;
             }
@@ -946,12 +1237,18 @@ where
             Locked::Skip => D::FOR_UPDATE_SKIP_LOCKED,
             Locked::Wait => D::FOR_UPDATE,
         };
+        // A scan without a lease is the PHP page's: dead once it has run
+        // longer than that page ever did.
+        let leaseless_since =
+            DateTime::from_timestamp_millis(now_ms).unwrap_or_default() - LEASELESS_SCAN_LIMIT;
         let stale: Vec<(String, i64)> = sqlx::query_as(sql::<D>(&format!(
             "SELECT scan_id, last_event_id FROM scan_progress WHERE status = 'running' \
-             AND (? OR lease_until_ms IS NULL OR lease_until_ms < ?){lock}"
+             AND (? OR lease_until_ms < ? OR (lease_until_ms IS NULL \
+             AND (started_at IS NULL OR started_at < ?))){lock}"
         )))
         .bind(all)
         .bind(now_ms)
+        .bind(D::to_db(leaseless_since))
         .fetch_all(&mut *tx)
         .await?;
         let mut rows = Vec::with_capacity(stale.len());
@@ -984,39 +1281,52 @@ where
         offset: i64,
         limit: i64,
     ) -> StoreResult<(Vec<Customer>, i64)> {
+        let cs = &self.customers;
         let pattern = super::like_pattern(query);
-        let filter = "(email LIKE ? ESCAPE '!' OR name_folded LIKE ? ESCAPE '!')";
-        let total: i64 = sqlx::query_scalar(sql::<D>(&format!(
-            "SELECT COUNT(*) FROM customers WHERE {filter}"
-        )))
-        .bind(pattern.as_str())
-        .bind(pattern.as_str())
-        .fetch_one(&self.reader)
-        .await?;
-        let customers = sqlx::query(sql::<D>(&format!(
-            "SELECT email, name, bookings, first_booking_at, last_booking_at, created_by_scan, \
-             created_at FROM customers WHERE {filter} ORDER BY id DESC LIMIT ? OFFSET ?"
-        )))
-        .bind(pattern.as_str())
-        .bind(pattern.as_str())
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(&self.reader)
-        .await?
-        .iter()
-        .map(|row| {
-            Ok(Customer {
-                email: row.try_get("email")?,
-                name: row.try_get("name")?,
-                bookings: row.try_get("bookings")?,
-                first_booking_at: Self::opt_time(row, "first_booking_at")?,
-                last_booking_at: Self::opt_time(row, "last_booking_at")?,
-                created_by_scan: row.try_get("created_by_scan")?,
-                created_at: Self::time(row, "created_at")?,
+        let (filter, binds) = cs.filter(query);
+        let mut count =
+            sqlx::query_scalar(sql::<D>(&cs.count_matching.replace("{filter}", &filter)));
+        for _ in 0..binds {
+            count = count.bind(pattern.as_str());
+        }
+        let total: i64 = count.fetch_one(&self.reader).await?;
+        let mut list = sqlx::query(sql::<D>(&cs.list.replace("{filter}", &filter)));
+        for _ in 0..binds {
+            list = list.bind(pattern.as_str());
+        }
+        let customers = list
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(Customer {
+                    email: row
+                        .try_get::<Option<String>, _>("email")?
+                        .unwrap_or_default(),
+                    name: row.try_get("name")?,
+                    bookings: row.try_get("bookings")?,
+                    first_booking_at: Self::opt_time(row, "first_booking_at")?,
+                    last_booking_at: Self::opt_time(row, "last_booking_at")?,
+                    created_by_scan: row.try_get("created_by_scan")?,
+                    created_at: Self::opt_time(row, "created_at")?,
+                })
             })
-        })
-        .collect::<StoreResult<Vec<_>>>()?;
+            .collect::<StoreResult<Vec<_>>>()?;
         Ok((customers, total))
+    }
+
+    async fn customer_emails(&self) -> StoreResult<HashSet<String>> {
+        let mut rows =
+            sqlx::query_scalar::<_, String>(sql::<D>(&self.customers.emails)).fetch(&self.reader);
+        let mut emails = HashSet::new();
+        while let Some(email) = rows.try_next().await? {
+            if let Some(email) = crate::calendly::model::normalize_email(&email) {
+                emails.insert(email);
+            }
+        }
+        Ok(emails)
     }
 
     async fn create_session(

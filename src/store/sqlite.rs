@@ -6,11 +6,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::Sqlite;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
     SqliteSynchronous,
 };
+use sqlx::{Pool, Sqlite};
 
 use super::sql::{Dialect, SqlStore};
 use super::{StoreError, StoreResult};
@@ -44,13 +44,55 @@ impl Dialect for Sqlite {
     fn rows_affected(done: &SqliteQueryResult) -> u64 {
         done.rows_affected()
     }
+
+    const TABLES: &'static str = "SELECT name FROM sqlite_master WHERE type = 'table'";
+
+    // An INTEGER PRIMARY KEY is the rowid: SQLite fills it.
+    const COLUMNS: &'static str = "SELECT name, type AS data_type, \"notnull\" AS not_null, \
+         CASE WHEN dflt_value IS NULL THEN 0 ELSE 1 END AS has_default, \
+         CASE WHEN pk = 1 AND upper(type) = 'INTEGER' THEN 1 ELSE 0 END AS auto, \
+         NULL AS max_chars, CASE WHEN pk > 0 THEN 1 ELSE 0 END AS pk \
+         FROM pragma_table_info(?) ORDER BY cid";
+
+    fn migrator() -> &'static sqlx::migrate::Migrator {
+        &MIGRATOR
+    }
+
+    fn migrate(pool: &Pool<Self>) -> futures::future::BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move { Ok(MIGRATOR.run(pool).await?) })
+    }
 }
 
 impl SqlStore<Sqlite> {
-    /// Opens (creating if missing) the database at `url` and migrates it.
+    /// Opens (creating if missing) and migrates the database at `url`, with
+    /// calscan's own customer table.
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let (writer, reader) = Self::open(url).await?;
+        Self::assemble(writer, reader, &super::CustomerSettings::default()).await
+    }
+
+    /// Opens the database at `url` to read it only, changing nothing (not
+    /// even its journal mode); a file that does not exist yet reads as the
+    /// empty database `migrate` would start from.
+    pub(super) async fn open_to_read(url: &str) -> StoreResult<Pool<Sqlite>> {
+        let options = SqliteConnectOptions::from_str(url)?;
+        let missing = options.get_filename() != std::path::Path::new(":memory:")
+            && !options.get_filename().exists();
+        let options = if missing {
+            SqliteConnectOptions::from_str("sqlite::memory:")?
+        } else {
+            options.read_only(true)
+        };
+        Ok(SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await?)
+    }
+
+    /// Opens (creating if missing) the database at `url`.
     /// Two pools: a single writer (SQLite has one anyway; queuing in the
     /// pool beats busy retries) and readers that WAL lets run alongside.
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    pub(super) async fn open(url: &str) -> StoreResult<(Pool<Sqlite>, Pool<Sqlite>)> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -61,11 +103,10 @@ impl SqlStore<Sqlite> {
             .max_connections(1)
             .connect_with(options.clone())
             .await?;
-        MIGRATOR.run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, reader })
+        Ok((writer, reader))
     }
 }

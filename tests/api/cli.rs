@@ -36,26 +36,114 @@ fn hash_password_prints_an_argon2id_hash_of_the_piped_password() {
     assert!(password_auth::verify_password("s3cret pass\n", hash).is_err());
 }
 
+/// `calscan migrate` with `args`: its exit code and what it printed.
+fn migrate(args: &[&str]) -> (i32, String) {
+    let output = calscan().arg("migrate").args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code().unwrap(), stdout + &stderr)
+}
+
 #[test]
-fn migrate_creates_the_tables_and_is_idempotent() {
+fn migrate_check_changes_nothing_and_migrate_creates_the_tables_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.db");
+    let url = format!("sqlite://{}", file.display());
+
+    let (code, plan) = migrate(&["--check", "--database-url", &url]);
+    assert_eq!(code, 0, "{plan}");
+    assert!(!file.exists(), "--check created the database");
+    assert!(plan.contains("0 migrations applied, 5 pending"), "{plan}");
+    assert!(
+        plan.contains(
+            "tables to create: scan_progress, scan_logs, scan_events_done, scan_emails, \
+             customers, bookings, sessions, webhook_deliveries, webhook_subscriptions, \
+             customer_stats"
+        ),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("customers: table customers, created by calscan (email, name)"),
+        "{plan}"
+    );
+
+    let (code, first) = migrate(&["--database-url", &url]);
+    assert_eq!(code, 0, "{first}");
+    assert!(first.ends_with("database is up to date\n"), "{first}");
+    let (code, again) = migrate(&["--database-url", &url]);
+    assert_eq!(code, 0, "{again}");
+    assert!(again.contains("5 migrations applied, 0 pending"), "{again}");
+    assert!(again.contains("nothing to do"), "{again}");
+    assert!(
+        again.contains(
+            "customers: table customers, email column email, name columns name, 0 rows, 0 with \
+             an email another row has too"
+        ),
+        "{again}"
+    );
+}
+
+#[test]
+fn migrate_refuses_a_customer_table_it_cannot_use_and_says_what_to_set() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("m.db").display());
-    for _ in 0..2 {
-        let output = calscan()
-            .args(["migrate", "--database-url", &url])
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&output.stdout).trim(),
-            "database is up to date"
-        );
+    let (code, _) = migrate(&["--database-url", &url]);
+    assert_eq!(code, 0);
+    sqlite_exec(
+        &url,
+        "CREATE TABLE kunden (nr INTEGER PRIMARY KEY, kontakt TEXT)",
+    );
+    for args in [
+        vec![
+            "--check",
+            "--database-url",
+            &url,
+            "--customers-table",
+            "kunden",
+        ],
+        vec!["--database-url", &url, "--customers-table", "kunden"],
+    ] {
+        let (code, said) = migrate(&args);
+        assert_eq!(code, 1, "{said}");
+        assert!(said.contains("set CALSCAN_CUSTOMER_EMAIL_COLUMN"), "{said}");
     }
-    assert!(dir.path().join("m.db").exists());
+    let (code, said) = migrate(&[
+        "--check",
+        "--database-url",
+        &url,
+        "--customers-table",
+        "kundn",
+    ]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains("`kundn` does not exist"), "{said}");
+    let (code, said) = migrate(&[
+        "--database-url",
+        &url,
+        "--customers-table",
+        "kunden",
+        "--customer-email-column",
+        "kontakt",
+    ]);
+    assert_eq!(code, 0, "{said}");
+    assert!(
+        said.contains("email column kontakt, name columns none"),
+        "{said}"
+    );
+}
+
+/// Runs one statement on the SQLite database at `url`.
+fn sqlite_exec(url: &str, statement: &'static str) {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+            sqlx::raw_sql(statement).execute(&pool).await.unwrap();
+            pool.close().await;
+        })
+    })
+    .join()
+    .unwrap()
 }
 
 #[test]

@@ -170,6 +170,8 @@ pub struct AppOptions {
     pub scan_every: Option<Duration>,
     /// `CALENDLY_WEBHOOK_SIGNING_KEY`.
     pub webhook_key: Option<&'static str>,
+    /// `CALSCAN_CUSTOMERS_TABLE` and its columns.
+    pub customers: calscan::store::CustomerSettings,
 }
 
 impl Default for AppOptions {
@@ -189,6 +191,7 @@ impl Default for AppOptions {
             notify: None,
             scan_every: None,
             webhook_key: None,
+            customers: calscan::store::CustomerSettings::default(),
         }
     }
 }
@@ -441,6 +444,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
     let settings = Settings {
         bind: "127.0.0.1:0".parse().unwrap(),
         database_url: db_url.clone(),
+        customers: options.customers.clone(),
         calendly,
         organization: None,
         admin_user: "admin".into(),
