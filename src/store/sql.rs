@@ -1241,16 +1241,34 @@ where
         // longer than that page ever did.
         let leaseless_since =
             DateTime::from_timestamp_millis(now_ms).unwrap_or_default() - LEASELESS_SCAN_LIMIT;
-        let stale: Vec<(String, i64)> = sqlx::query_as(sql::<D>(&format!(
-            "SELECT scan_id, last_event_id FROM scan_progress WHERE status = 'running' \
-             AND (? OR lease_until_ms < ? OR (lease_until_ms IS NULL \
-             AND (started_at IS NULL OR started_at < ?))){lock}"
+        let stale_when = "status = 'running' AND (? OR lease_until_ms < ? \
+             OR (lease_until_ms IS NULL AND (started_at IS NULL OR started_at < ?)))";
+        // The candidates first, unlocked; then each is locked through its
+        // scan_id, the order in which every other writer of a scan row locks
+        // it. A locking read through the status index would lock that index
+        // before the row and deadlock with a writer ending the scan.
+        let candidates: Vec<String> = sqlx::query_scalar(sql::<D>(&format!(
+            "SELECT scan_id FROM scan_progress WHERE {stale_when}"
         )))
         .bind(all)
         .bind(now_ms)
         .bind(D::to_db(leaseless_since))
         .fetch_all(&mut *tx)
         .await?;
+        let mut stale: Vec<(String, i64)> = Vec::with_capacity(candidates.len());
+        for scan_id in candidates {
+            let still: Option<(String, i64)> = sqlx::query_as(sql::<D>(&format!(
+                "SELECT scan_id, last_event_id FROM scan_progress WHERE scan_id = ? \
+                 AND {stale_when}{lock}"
+            )))
+            .bind(scan_id.as_str())
+            .bind(all)
+            .bind(now_ms)
+            .bind(D::to_db(leaseless_since))
+            .fetch_optional(&mut *tx)
+            .await?;
+            stale.extend(still);
+        }
         let mut rows = Vec::with_capacity(stale.len());
         for (scan_id, last) in stale {
             let (log, done_id) = line_before_done(last, message, at);

@@ -863,12 +863,13 @@ impl Process {
 /// that search the database for what must never be stored.
 pub async fn database_text(url: &str) -> String {
     use sqlx::{Connection, Row};
-    const TABLES: [&str; 7] = [
+    const TABLES: [&str; 8] = [
         "scan_progress",
         "scan_logs",
         "scan_events_done",
         "scan_emails",
         "customers",
+        "customer_stats",
         "bookings",
         "sessions",
     ];
@@ -896,4 +897,55 @@ pub async fn database_text(url: &str) -> String {
         }
     }
     text
+}
+
+/// Runs `statements` on the database at `url`, as another program would.
+pub async fn exec(url: &str, statements: &str) {
+    use sqlx::Connection;
+    let sql = sqlx::AssertSqlSafe(statements.to_owned());
+    match url.split(':').next() {
+        Some("sqlite") => {
+            let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+            let mut conn = sqlx::SqliteConnection::connect_with(&options.create_if_missing(true))
+                .await
+                .unwrap();
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        }
+        Some("postgres") => {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        }
+        _ => {
+            let mut conn = sqlx::MySqlConnection::connect(url).await.unwrap();
+            sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
+        }
+    }
+}
+
+/// The rows `query` returns at `url`, every column as text (the query casts
+/// what is not text); NULL as `None`.
+pub async fn rows(url: &str, query: &str) -> Vec<Vec<Option<String>>> {
+    use sqlx::{Connection, Row};
+    let sql = sqlx::AssertSqlSafe(query.to_owned());
+    macro_rules! collect {
+        ($conn:ty) => {{
+            let mut conn = <$conn>::connect(url).await.unwrap();
+            sqlx::query(sql)
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| {
+                    (0..row.len())
+                        .map(|i| row.try_get::<Option<String>, _>(i).unwrap())
+                        .collect()
+                })
+                .collect()
+        }};
+    }
+    match url.split(':').next() {
+        Some("sqlite") => collect!(sqlx::SqliteConnection),
+        Some("postgres") => collect!(sqlx::PgConnection),
+        _ => collect!(sqlx::MySqlConnection),
+    }
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod access;
+mod adopt;
 mod browser;
 mod calendly_client;
 mod cli;
