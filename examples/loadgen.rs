@@ -127,7 +127,15 @@ async fn serve(calendly: Option<String>) -> anyhow::Result<()> {
         webhook_key: None,
         block_sse: false,
     };
-    let real = calscan::store::connect(&real_url).await?;
+    let customers = match std::env::var_os(SCHOOL_ENV) {
+        Some(file) => school_table(&real_url, std::path::Path::new(&file)).await?,
+        None => calscan::store::CustomerSettings::default(),
+    };
+    let settings = Settings {
+        customers: customers.clone(),
+        ..settings
+    };
+    let real = calscan::store::connect_with(&real_url, &customers).await?;
     let store = Arc::new(BenchStore::new(real, &scratch_url).await?);
     let shutdown = CancellationToken::new();
     let app = Application::with_store(settings, store, shutdown.clone()).await?;
@@ -224,10 +232,22 @@ struct Server {
 
 impl Server {
     async fn start(calendly: Option<&str>) -> anyhow::Result<Self> {
+        Self::start_with(calendly, None).await
+    }
+
+    /// A server whose customer table is a school's own, filled with the
+    /// emails in the file `school` (one per line).
+    async fn start_with(
+        calendly: Option<&str>,
+        school: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
         let mut command = tokio::process::Command::new(std::env::current_exe()?);
         command.arg("serve");
         if let Some(base) = calendly {
             command.arg(base);
+        }
+        if let Some(file) = school {
+            command.env(SCHOOL_ENV, file);
         }
         let mut child = command
             .env("RUST_LOG", "error")
@@ -1213,11 +1233,99 @@ async fn large_org(quick: bool) -> anyhow::Result<Value> {
         }));
     }
     let per = |r: &Value| r["cpu_us_per_invitee"].as_f64().unwrap_or(f64::NAN);
+    // The larger organization again, into a school's table of 100,000
+    // customers (10,000 in quick mode): a tenth of the organization's emails
+    // are among them, typed as people type them.
+    let events = sizes[1];
+    let rows = if quick { 10_000 } else { 100_000 };
+    let sim = Sim::spawn(events, 0, 10_000_000, 60).await?;
+    let emails: Vec<String> = sim.sim.expected_emails().into_iter().collect();
+    let known = emails.len() / 10;
+    let mut lines: Vec<String> = emails[..known]
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            if i % 2 == 0 {
+                format!("  {} ", e.to_uppercase())
+            } else {
+                e.clone()
+            }
+        })
+        .collect();
+    lines.extend((lines.len()..rows).map(|i| format!("kunde{i}@schule.example")));
+    let file = std::env::temp_dir().join(format!("calscan-school-{}.txt", std::process::id()));
+    std::fs::write(&file, lines.join("\n"))?;
+    let server = Server::start_with(Some(sim.base_url()), Some(&file)).await?;
+    let cpu0 = server.proc()?.cpu_s;
+    let (status, wall) = full_scan(&server).await?;
+    let p = server.proc()?;
+    let total = server
+        .http
+        .get(format!("{}/api/customers", server.app))
+        .bearer_auth(TOKEN)
+        .send()
+        .await?
+        .json::<Value>()
+        .await?["total"]
+        .clone();
+    server.stop().await;
+    std::fs::remove_file(&file)?;
+    ensure!(status["status"] == "completed", "{status}");
+    let exact = status["emails_found"] == emails.len()
+        && status["existing_count"] == known
+        && status["new_count"] == emails.len() - known
+        && total == rows + emails.len() - known;
+    let school = json!({
+        "events": events, "school_rows": rows, "emails": emails.len(),
+        "emails_in_school_table": known, "exact_counts": exact,
+        "customers_after": total,
+        "wall_s": round(wall.as_secs_f64(), 2),
+        "server_cpu_s": round(p.cpu_s - cpu0, 2),
+        "peak_rss_mib": round(p.peak_rss_kib as f64 / 1024.0, 1),
+    });
     Ok(json!({
         "runs": runs,
         "cost_ratio_large_to_small": round(per(&runs[1]) / per(&runs[0]), 3),
+        "into_a_school_table": school,
         "target": "exact counts; peak ≤ 150 MB; per-invitee cost at 50,000 ≤ 1.25× at 5,000",
     }))
+}
+
+/// The variable naming the file of a school's customer emails (`loadgen
+/// serve`).
+const SCHOOL_ENV: &str = "LOADGEN_SCHOOL_EMAILS";
+
+/// Creates a school's customer table in the database at `url` with the
+/// emails of `file`, as a school's admin would have it: German columns, no
+/// unique index, NOT NULL columns with defaults.
+async fn school_table(
+    url: &str,
+    file: &std::path::Path,
+) -> anyhow::Result<calscan::store::CustomerSettings> {
+    use sqlx::Connection;
+    let options: sqlx::sqlite::SqliteConnectOptions = url.parse()?;
+    let mut conn = sqlx::SqliteConnection::connect_with(&options.create_if_missing(true)).await?;
+    sqlx::raw_sql(
+        "CREATE TABLE school (id INTEGER PRIMARY KEY, vorname TEXT NOT NULL DEFAULT '', \
+         nachname TEXT NOT NULL DEFAULT '', e_mail TEXT NOT NULL, telefon TEXT, \
+         status TEXT NOT NULL DEFAULT 'aktiv')",
+    )
+    .execute(&mut conn)
+    .await?;
+    let mut tx = conn.begin().await?;
+    for (i, email) in std::fs::read_to_string(file)?.lines().enumerate() {
+        sqlx::query("INSERT INTO school (vorname, nachname, e_mail) VALUES (?, ?, ?)")
+            .bind(format!("Vorname{i}"))
+            .bind(format!("Nachname{i}"))
+            .bind(email)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(calscan::store::CustomerSettings {
+        table: "school".into(),
+        ..calscan::store::CustomerSettings::default()
+    })
 }
 
 /// Scenario 8: Reconnect storm: while events flow at 100 per second, every

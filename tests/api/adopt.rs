@@ -268,6 +268,24 @@ async fn the_php_scanners_database_is_upgraded_in_place_and_its_customers_are_us
     assert_eq!(end["new_count"], 0, "{end}");
     assert_eq!(end["existing_count"], expected.len() as i64);
     assert_eq!(rows(&url, SCHOOL_ROWS).await, after);
+
+    // Resuming the PHP-era scan reads every event again (it has no
+    // checkpoint), with exact counts, below its old lines.
+    let resumed = app.post(&format!("/api/scans/{STUCK}/resume")).await;
+    assert_eq!(resumed.status(), 202);
+    let events = app.follow(STUCK).await;
+    let end = &events.last().unwrap().data;
+    assert_eq!(end["status"], "completed", "{end}");
+    assert_eq!(end["events_scanned"], end["events_total"]);
+    assert_eq!(end["emails_found"], expected.len() as i64);
+    assert_eq!(end["new_count"], 0);
+    let lines = log_lines(&events);
+    assert_eq!(lines[0], (1, "🚀 Calendly Scan gestartet".to_owned()));
+    assert_eq!(
+        lines[1],
+        (2, "✅ 20 Events von Calendly geladen".to_owned())
+    );
+    assert_eq!(rows(&url, SCHOOL_ROWS).await, after);
 }
 
 /// The PHP-era scans show in the history, the original's status route and
