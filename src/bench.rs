@@ -191,8 +191,12 @@ impl Store for BenchStore {
             .interrupt_stale(now_ms, all, locked, message, at)
             .await
     }
-    async fn customer_emails(&self) -> StoreResult<HashSet<String>> {
-        self.real.customer_emails().await
+    async fn known_customers(&self) -> StoreResult<crate::store::KnownCustomers> {
+        self.real.known_customers().await
+    }
+
+    async fn customers_after(&self, known: &mut crate::store::KnownCustomers) -> StoreResult<()> {
+        self.real.customers_after(known).await
     }
 
     async fn customers(

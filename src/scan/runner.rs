@@ -263,17 +263,14 @@ async fn scan(
     // The customers there are now, so that only emails not among them are
     // looked up in the table (which may be the school's, with no index
     // that fits a lookup by normalized email).
-    let listed = inner.store.customer_emails().await?;
+    let mut known = inner.store.known_customers().await?;
     let mut results = std::pin::pin!(client.invitees_of(remaining));
     while let Some(result) = results.next().await {
         let EventInvitees { event, invitees } = result?;
         let mut bookings = Vec::with_capacity(invitees.len());
         for invitee in &invitees {
             match Booking::of(invitee, &event.uri, event.start_time) {
-                Some(booking) => bookings.push(Booking {
-                    listed: listed.contains(&booking.email),
-                    ..booking
-                }),
+                Some(booking) => bookings.push(known.mark(booking)),
                 None => reporter.log(Msg::NoEmail {
                     name: invitee.display_name().as_deref().unwrap_or("?"),
                 }),
@@ -284,6 +281,10 @@ async fn scan(
             .record_event(scan_id, &inner.instance, &event.uri, &bookings, Utc::now())
             .await?
             .ok_or(Failure::LeaseLost)?;
+        if added.new_count > 0 {
+            // This scan's rows are customers now: later lookups pass them over.
+            inner.store.customers_after(&mut known).await?;
+        }
         scanned += 1;
         reporter.update(|f| {
             f.progress = 40 + extract_share(scanned, total);

@@ -123,6 +123,9 @@ pub struct CustomerLayout {
     pub names: NameColumns,
     /// The primary key, for "newest first"; the email where there is none.
     pub order_by: String,
+    /// Whether that key is a number the database counts up (rows added
+    /// later have higher keys).
+    pub serial_key: bool,
     /// NOT NULL timestamps without a default that calscan fills.
     pub stamps: Vec<String>,
     name_slots: Vec<Slot>,
@@ -243,9 +246,12 @@ impl CustomerLayout {
             ));
         }
         let primary: Vec<&Column> = columns.iter().filter(|c| c.primary).collect();
-        let order_by = match primary.as_slice() {
-            [key] => key.name.clone(),
-            _ => email.name.clone(),
+        let (order_by, serial_key) = match primary.as_slice() {
+            [key] if is_identifier(&key.name) => (
+                key.name.clone(),
+                key.auto && key.data_type.to_ascii_lowercase().contains("int"),
+            ),
+            _ => (email.name.clone(), false),
         };
         Ok(Self {
             table: table.clone(),
@@ -259,6 +265,7 @@ impl CustomerLayout {
                 },
             },
             order_by,
+            serial_key,
             stamps,
             name_slots: names.into_iter().map(Slot::of).collect(),
         })

@@ -296,6 +296,9 @@ pub struct Booking {
     /// The email was in the customer table when the scan began, so the
     /// table need not be searched for it.
     pub listed: bool,
+    /// The scan read the customer table up to this key: only rows after it
+    /// are searched for an email not listed.
+    pub table_read_up_to: Option<i64>,
     pub invitee_uri: String,
     pub event_uri: String,
     pub start_time: DateTime<Utc>,
@@ -316,6 +319,7 @@ impl Booking {
             first_name: invitee.first_name.clone(),
             last_name: invitee.last_name.clone(),
             listed: false,
+            table_read_up_to: None,
             invitee_uri: invitee.uri.clone(),
             event_uri: event_uri.to_owned(),
             start_time,
@@ -329,6 +333,29 @@ impl Booking {
             full: self.name.as_deref(),
             first: self.first_name.as_deref(),
             last: self.last_name.as_deref(),
+        }
+    }
+}
+
+/// The customers there are when a scan begins: only emails not among them
+/// are searched for in the customer table, and only among the rows added
+/// since, where the table's key counts up.
+#[derive(Debug, Clone, Default)]
+pub struct KnownCustomers {
+    /// Normalized.
+    pub emails: HashSet<String>,
+    /// The highest key of the table then (0 when empty); `None` where the
+    /// key does not count up.
+    pub up_to: Option<i64>,
+}
+
+impl KnownCustomers {
+    /// `booking`, marked with what is known of its email.
+    pub fn mark(&self, booking: Booking) -> Booking {
+        Booking {
+            listed: self.emails.contains(&booking.email),
+            table_read_up_to: self.up_to,
+            ..booking
         }
     }
 }
@@ -620,8 +647,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<ScanRow>>;
 
-    /// The normalized emails of every row of the customer table.
-    async fn customer_emails(&self) -> StoreResult<HashSet<String>>;
+    /// The normalized emails of every row of the customer table, and how
+    /// far it was read.
+    async fn known_customers(&self) -> StoreResult<KnownCustomers>;
+
+    /// Adds the rows added to the customer table since `known` was read
+    /// (the scan's own, anyone's), so that lookups stay among the newest.
+    async fn customers_after(&self, known: &mut KnownCustomers) -> StoreResult<()>;
 
     /// Customers whose email or name contains `query` (case-insensitive),
     /// newest first, and how many match in all.

@@ -40,6 +40,8 @@ impl Dialect for MySql {
 
     const LOG_ID: &'static str = "event_id";
 
+    const INT64: &'static str = "SIGNED";
+
     const LOOKUP_LOCK: &'static str = " FOR UPDATE";
 
     fn quote(name: &str) -> String {

@@ -51,7 +51,8 @@ impl Dialect for Postgres {
     const COLUMNS: &'static str = "SELECT c.column_name::text AS name, c.data_type::text AS data_type, \
          (CASE WHEN c.is_nullable = 'NO' THEN 1 ELSE 0 END)::bigint AS not_null, \
          (CASE WHEN c.column_default IS NULL THEN 0 ELSE 1 END)::bigint AS has_default, \
-         (CASE WHEN c.is_identity = 'YES' OR c.is_generated = 'ALWAYS' THEN 1 ELSE 0 END)::bigint \
+         (CASE WHEN c.is_identity = 'YES' OR c.is_generated = 'ALWAYS' \
+           OR c.column_default LIKE 'nextval(%' THEN 1 ELSE 0 END)::bigint \
            AS auto, \
          c.character_maximum_length::bigint AS max_chars, \
          (CASE WHEN EXISTS (SELECT 1 FROM information_schema.table_constraints t \

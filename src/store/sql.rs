@@ -24,9 +24,9 @@ use sqlx::{
 use super::customers::{Column, CustomerLayout, CustomerSettings};
 use super::schema::{self, CustomerFindings, Report};
 use super::{
-    Booking, Customer, EmailCounts, Lease, Locked, LogRow, NewScan, Progress, ResumeOutcome,
-    ScanRow, ScanStatus, ScanWrite, StartOutcome, Store, StoreError, StoreResult, Totals, Wakeup,
-    WebhookImport, WebhookRow, WebhookSubscriptionRow,
+    Booking, Customer, EmailCounts, KnownCustomers, Lease, Locked, LogRow, NewScan, Progress,
+    ResumeOutcome, ScanRow, ScanStatus, ScanWrite, StartOutcome, Store, StoreError, StoreResult,
+    Totals, Wakeup, WebhookImport, WebhookRow, WebhookSubscriptionRow,
 };
 use crate::i18n::Texts;
 
@@ -128,6 +128,9 @@ pub trait Dialect: Database {
         format!("TRIM(COALESCE({first}, '') || ' ' || COALESCE({last}, ''))")
     }
 
+    /// The type `CAST` names for a 64-bit integer.
+    const INT64: &'static str = "BIGINT";
+
     /// The tables of the database (of the current schema).
     const TABLES: &'static str;
 
@@ -217,6 +220,12 @@ struct CustomerSql {
     layout: CustomerLayout,
     /// Whether a row with this normalized email exists.
     lookup: String,
+    /// The same among the rows with a key above the one bound first, and
+    /// the highest key, where the key counts up.
+    lookup_after: Option<String>,
+    max_key: Option<String>,
+    /// The emails and keys of the rows with a key above the one bound.
+    rows_after: Option<String>,
     insert: String,
     count: String,
     duplicates: String,
@@ -257,6 +266,28 @@ impl CustomerSql {
                 normalized(&email),
                 D::LOOKUP_LOCK
             ),
+            lookup_after: layout.serial_key.then(|| {
+                format!(
+                    "SELECT 1 FROM {table} WHERE {} > ? AND {} = ? LIMIT 1{}",
+                    q(&layout.order_by),
+                    normalized(&email),
+                    D::LOOKUP_LOCK
+                )
+            }),
+            rows_after: layout.serial_key.then(|| {
+                format!(
+                    "SELECT {email}, CAST({key} AS {}) FROM {table} WHERE {key} > ? ORDER BY {key}",
+                    D::INT64,
+                    key = q(&layout.order_by),
+                )
+            }),
+            max_key: layout.serial_key.then(|| {
+                format!(
+                    "SELECT CAST(MAX({}) AS {}) FROM {table}",
+                    q(&layout.order_by),
+                    D::INT64
+                )
+            }),
             insert: format!(
                 "INSERT INTO {table} ({}) VALUES ({})",
                 inserted.join(", "),
@@ -529,13 +560,18 @@ where
         .execute(&mut *conn)
         .await?;
         // Whether it was a customer before this booking: in the table when
-        // the scan began, or since (the PHP page, an earlier event).
+        // the scan began, or since (the PHP page, an earlier event). Where
+        // the scan read the table up to a key, only the rows after it are
+        // searched: the table may have no index that fits.
         let known = b.listed
-            || sqlx::query(sql::<D>(&cs.lookup))
-                .bind(b.email.as_str())
-                .fetch_optional(&mut *conn)
-                .await?
-                .is_some();
+            || match (b.table_read_up_to, &cs.lookup_after) {
+                (Some(key), Some(after)) => sqlx::query(sql::<D>(after)).bind(key),
+                _ => sqlx::query(sql::<D>(&cs.lookup)),
+            }
+            .bind(b.email.as_str())
+            .fetch_optional(&mut *conn)
+            .await?
+            .is_some();
         let found = match scan_id {
             Some(scan_id) => {
                 let found = sqlx::query(sql::<D>(&D::insert_ignore(
@@ -1335,16 +1371,49 @@ where
         Ok((customers, total))
     }
 
-    async fn customer_emails(&self) -> StoreResult<HashSet<String>> {
-        let mut rows =
-            sqlx::query_scalar::<_, String>(sql::<D>(&self.customers.emails)).fetch(&self.reader);
+    async fn customers_after(&self, known: &mut KnownCustomers) -> StoreResult<()> {
+        let (Some(after), Some(up_to)) = (&self.customers.rows_after, known.up_to) else {
+            return Ok(());
+        };
+        let rows: Vec<(Option<String>, i64)> = sqlx::query_as(sql::<D>(after))
+            .bind(up_to)
+            .fetch_all(&self.writer)
+            .await?;
+        for (email, key) in rows {
+            known.up_to = Some(key.max(known.up_to.unwrap_or(key)));
+            known.emails.extend(
+                email
+                    .as_deref()
+                    .and_then(crate::calendly::model::normalize_email),
+            );
+        }
+        Ok(())
+    }
+
+    async fn known_customers(&self) -> StoreResult<KnownCustomers> {
+        let cs = &self.customers;
+        // The key first: a row added while the emails are read is then
+        // above it, and looked up.
+        let up_to: Option<i64> = match &cs.max_key {
+            Some(max) => {
+                sqlx::query_scalar(sql::<D>(max))
+                    .fetch_one(&self.reader)
+                    .await?
+            }
+            None => None,
+        };
+        let mut rows = sqlx::query_scalar::<_, String>(sql::<D>(&cs.emails)).fetch(&self.reader);
         let mut emails = HashSet::new();
         while let Some(email) = rows.try_next().await? {
             if let Some(email) = crate::calendly::model::normalize_email(&email) {
                 emails.insert(email);
             }
         }
-        Ok(emails)
+        Ok(KnownCustomers {
+            emails,
+            // An empty table: every row there will be is after key 0.
+            up_to: cs.max_key.as_ref().map(|_| up_to.unwrap_or(0)),
+        })
     }
 
     async fn create_session(
