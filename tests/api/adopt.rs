@@ -432,3 +432,94 @@ async fn a_customer_table_of_the_schools_own_is_used_on_every_database() {
         assert_eq!(app.customer_total().await, 1 + expected.len() as i64);
     }
 }
+
+#[tokio::test]
+async fn a_scan_progress_that_is_neither_the_php_scanners_nor_calscans_is_refused_untouched() {
+    if backend() != "mysql" {
+        eprintln!(
+            "skipped: the PHP scanner's tables live on MySQL/MariaDB (CALSCAN_TEST_DATABASE=mysql)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let database = fresh_database(&dir).await;
+    let url = database.url.clone();
+    exec(
+        &url,
+        "CREATE TABLE scan_progress (id INT PRIMARY KEY, scan_id VARCHAR(50), what TEXT)",
+    )
+    .await;
+    for args in [&["--check"][..], &[]] {
+        let (code, said) = migrate(&url, args);
+        assert_eq!(code, 1, "{said}");
+        assert!(
+            said.contains("`scan_progress` is neither the PHP scanner's nor calscan's")
+                && said.contains("missing status"),
+            "{said}"
+        );
+    }
+    let tables = "SELECT CAST(TABLE_NAME AS CHAR) FROM information_schema.TABLES \
+                  WHERE TABLE_SCHEMA = DATABASE()";
+    assert_eq!(text(&rows(&url, tables).await), [["scan_progress"]]);
+}
+
+#[tokio::test]
+async fn a_customer_the_php_page_inserts_at_the_same_moment_is_not_inserted_again() {
+    use sqlx::{Connection, MySqlConnection};
+    if backend() != "mysql" {
+        eprintln!(
+            "skipped: the PHP page writes the customers on MySQL/MariaDB (CALSCAN_TEST_DATABASE=mysql)"
+        );
+        return;
+    }
+    const KEY: &str = "webhook-signing-key-for-tests";
+    let app = spawn_app(AppOptions {
+        events: 10,
+        webhook_key: Some(KEY),
+        ..AppOptions::default()
+    })
+    .await;
+    let invitee = app.sim.org().events[3].invitees[0].clone();
+    let email = calscan::calendly::model::normalize_email(&invitee.email).unwrap();
+    // The PHP page saves the same person, its transaction still open.
+    let mut php = MySqlConnection::connect(&app.database_url).await.unwrap();
+    let mut tx = php.begin().await.unwrap();
+    sqlx::query("INSERT INTO customers (email, name) VALUES (?, 'vom PHP-Formular')")
+        .bind(format!(" {} ", email.to_uppercase()))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    // Calendly's delivery of that booking arrives meanwhile.
+    let delivery = {
+        let (sim, url) = (app.sim.sim.clone(), app.url("/webhooks/calendly"));
+        tokio::spawn(async move { sim.deliver_webhook(&url, 3, 0, KEY.as_bytes()).await })
+    };
+    let mut watcher = MySqlConnection::connect(&app.database_url).await.unwrap();
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() \
+             AND INFO LIKE 'SELECT 1 FROM `customers`%'",
+        )
+        .fetch_one(&mut watcher)
+        .await
+        .unwrap();
+        // A delivery that did not wait has answered already.
+        if waiting > 0 || delivery.is_finished() {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    tx.commit().await.unwrap();
+    assert_eq!(delivery.await.unwrap().unwrap(), 200);
+    let stored = text(
+        &rows(
+            &app.database_url,
+            &format!("SELECT name FROM customers WHERE LOWER(TRIM(email)) = '{email}' ORDER BY id"),
+        )
+        .await,
+    );
+    assert_eq!(stored, [["vom PHP-Formular"]]);
+    let found = app.get_json(&format!("/api/customers?q={email}")).await;
+    assert_eq!(found["total"], 1, "{found}");
+    assert_eq!(found["customers"][0]["bookings"], 1);
+}

@@ -132,15 +132,44 @@ fn migrate_refuses_a_customer_table_it_cannot_use_and_says_what_to_set() {
     );
 }
 
-/// Runs one statement on the SQLite database at `url`.
+#[test]
+fn serve_and_migrate_refuse_a_database_whose_table_is_in_the_way_before_touching_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("m.db").display());
+    sqlite_exec(&url, "CREATE TABLE bookings (what TEXT)");
+    let why = "`bookings` exists already and calscan's migrations did not create it";
+    let (code, said) = migrate(&["--check", "--database-url", &url]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains(why), "{said}");
+    let (code, said) = migrate(&["--database-url", &url]);
+    assert_eq!(code, 1, "{said}");
+    assert!(said.contains(why), "{said}");
+    let output = calscan()
+        .args(["serve", "--bind", "127.0.0.1:0", "--database-url", &url])
+        .env("CALSCAN_ADMIN_PASSWORD", "pw")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(why), "{stderr}");
+    // Nothing was written: no migrations table, no table of calscan's.
+    let tables = std::thread::spawn(move || {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            crate::helpers::rows(&url, "SELECT name FROM sqlite_master WHERE type = 'table'").await
+        })
+    })
+    .join()
+    .unwrap();
+    assert_eq!(tables, [[Some("bookings".to_owned())]]);
+}
+
+/// Runs one statement on the SQLite database at `url` (created if missing).
 fn sqlite_exec(url: &str, statement: &'static str) {
     let url = url.to_owned();
     std::thread::spawn(move || {
-        tokio::runtime::Runtime::new().unwrap().block_on(async {
-            let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-            sqlx::raw_sql(statement).execute(&pool).await.unwrap();
-            pool.close().await;
-        })
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(crate::helpers::exec(&url, statement))
     })
     .join()
     .unwrap()
