@@ -30,6 +30,8 @@ pub struct Cli {
     pub serve: ServeArgs,
 }
 
+// Parsed once per run: the size of the largest command's flags costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server (the default).

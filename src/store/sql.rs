@@ -632,21 +632,7 @@ where
         .await?;
         Ok(added)
     }
-}
 
-impl<D: Dialect> SqlStore<D>
-where
-    for<'c> &'c mut D::Connection: Executor<'c, Database = D>,
-    D::Arguments: IntoArguments<D>,
-    for<'q> &'q str: Type<D> + Encode<'q, D>,
-    String: Type<D> + for<'q> Encode<'q, D> + for<'r> Decode<'r, D>,
-    i64: Type<D> + for<'q> Encode<'q, D> + for<'r> Decode<'r, D>,
-    bool: Type<D> + for<'q> Encode<'q, D> + for<'r> Decode<'r, D>,
-    Option<i64>: for<'q> Encode<'q, D>,
-    for<'q> Option<&'q str>: Encode<'q, D>,
-    for<'n> &'n str: ColumnIndex<D::Row>,
-    usize: ColumnIndex<D::Row>,
-{
     /// The store over `writer` and `reader`, once the database passed the
     /// same judgement as `migrate --check` and is migrated. A database
     /// calscan cannot use is refused before anything is written.

@@ -25,6 +25,18 @@ const PHP_SCANS: &str = "SELECT CAST(id AS CHAR), scan_id, CAST(status AS CHAR),
 const PHP_LOGS: &str = "SELECT CAST(id AS CHAR), scan_id, HEX(message), \
      DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f') FROM scan_logs ORDER BY id";
 
+/// Whether the suite runs on MySQL/MariaDB, where the PHP scanner lives;
+/// says that the test is skipped when not.
+fn on_mysql() -> bool {
+    let here = backend() == "mysql";
+    if !here {
+        eprintln!(
+            "skipped: the PHP scanner's tables live on MySQL/MariaDB (CALSCAN_TEST_DATABASE=mysql)"
+        );
+    }
+    here
+}
+
 /// `calscan migrate` with `args` on `url`: exit code and output.
 fn migrate(url: &str, args: &[&str]) -> (i32, String) {
     let output = crate::cli::calscan()
@@ -50,10 +62,7 @@ async fn one(url: &str, query: &str) -> String {
 
 #[tokio::test]
 async fn the_php_scanners_database_is_upgraded_in_place_and_its_customers_are_used() {
-    if backend() != "mysql" {
-        eprintln!(
-            "skipped: the PHP scanner's tables live on MySQL/MariaDB (CALSCAN_TEST_DATABASE=mysql)"
-        );
+    if !on_mysql() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -435,10 +444,7 @@ async fn a_customer_table_of_the_schools_own_is_used_on_every_database() {
 
 #[tokio::test]
 async fn a_scan_progress_that_is_neither_the_php_scanners_nor_calscans_is_refused_untouched() {
-    if backend() != "mysql" {
-        eprintln!(
-            "skipped: the PHP scanner's tables live on MySQL/MariaDB (CALSCAN_TEST_DATABASE=mysql)"
-        );
+    if !on_mysql() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -466,10 +472,7 @@ async fn a_scan_progress_that_is_neither_the_php_scanners_nor_calscans_is_refuse
 #[tokio::test]
 async fn a_customer_the_php_page_inserts_at_the_same_moment_is_not_inserted_again() {
     use sqlx::{Connection, MySqlConnection};
-    if backend() != "mysql" {
-        eprintln!(
-            "skipped: the PHP page writes the customers on MySQL/MariaDB (CALSCAN_TEST_DATABASE=mysql)"
-        );
+    if !on_mysql() {
         return;
     }
     const KEY: &str = "webhook-signing-key-for-tests";
