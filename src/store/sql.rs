@@ -633,6 +633,86 @@ where
         Ok(added)
     }
 
+    /// A scan another program runs or ran (the PHP page beside calscan on
+    /// MySQL; it keeps no owner), read with the lines it wrote since the last
+    /// read numbered after the scan's newest (they have event id 0) and, once
+    /// it has ended, a `done` id above its last line: its scans then stream
+    /// like calscan's. The row is locked while this happens, so the lines
+    /// read after it are all those up to its newest id. `None` for a scan
+    /// that needs none of it (calscan's, or one long finished): read it as
+    /// usual. Elsewhere no such lines exist.
+    async fn read_foreign_scan(&self, scan_id: &str) -> StoreResult<Option<ScanRow>> {
+        if D::LOG_ID == "id" {
+            return Ok(None);
+        }
+        // Without a lock first: most reads are of scans that need nothing.
+        let needs: Option<i64> = sqlx::query_scalar(sql::<D>(
+            "SELECT CAST(status = 'running' OR last_event_id <= \
+             (SELECT COALESCE(MAX(l.event_id), 0) FROM scan_logs l WHERE l.scan_id = p.scan_id) \
+             OR EXISTS (SELECT 1 FROM scan_logs l WHERE l.scan_id = p.scan_id AND l.event_id = 0) \
+             AS SIGNED) FROM scan_progress p WHERE p.scan_id = ? AND p.owner IS NULL",
+        ))
+        .bind(scan_id)
+        .fetch_optional(&self.writer)
+        .await?;
+        if needs != Some(1) {
+            return Ok(None);
+        }
+        let mut tx = self.writer.begin().await?;
+        // The lock holds off the other program's writes of this scan (its
+        // lines' foreign key needs the row) until the row is read below.
+        let found: Option<(i64, String)> = sqlx::query_as(sql::<D>(&format!(
+            "SELECT last_event_id, status FROM scan_progress \
+             WHERE scan_id = ? AND owner IS NULL{}",
+            D::FOR_UPDATE
+        )))
+        .bind(scan_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((last, status)) = found else {
+            return Ok(None);
+        };
+        let top: i64 = sqlx::query_scalar(sql::<D>(
+            "SELECT COALESCE(MAX(event_id), 0) FROM scan_logs WHERE scan_id = ?",
+        ))
+        .bind(scan_id)
+        .fetch_one(&mut *tx)
+        .await?;
+        let lines: Vec<i64> = sqlx::query_scalar(sql::<D>(&format!(
+            "SELECT CAST(id AS {}) FROM scan_logs WHERE scan_id = ? AND event_id = 0 ORDER BY id",
+            D::INT64
+        )))
+        .bind(scan_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut newest_line = top;
+        let mut next = last.max(top);
+        for line in lines {
+            next += 1;
+            newest_line = next;
+            sqlx::query(sql::<D>("UPDATE scan_logs SET event_id = ? WHERE id = ?"))
+                .bind(next)
+                .bind(line)
+                .execute(&mut *tx)
+                .await?;
+        }
+        // An ended scan's newest id is its `done`'s, after its last line.
+        let ended = status != ScanStatus::Running.as_str();
+        let newest = last.max(newest_line + i64::from(ended));
+        if newest != last {
+            sqlx::query(sql::<D>(
+                "UPDATE scan_progress SET last_event_id = ? WHERE scan_id = ?",
+            ))
+            .bind(newest)
+            .bind(scan_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let row = Self::scan_in(&mut tx, scan_id, "").await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
     /// The store over `writer` and `reader`, once the database passed the
     /// same judgement as `migrate --check` and is migrated. A database
     /// calscan cannot use is refused before anything is written.
@@ -881,6 +961,9 @@ where
     }
 
     async fn scan(&self, scan_id: &str) -> StoreResult<Option<ScanRow>> {
+        if let Some(row) = self.read_foreign_scan(scan_id).await? {
+            return Ok(Some(row));
+        }
         let mut conn = self.reader.acquire().await?;
         Self::scan_in(&mut conn, scan_id, "").await
     }

@@ -188,6 +188,7 @@ async fn the_php_scanners_database_is_upgraded_in_place_and_its_customers_are_us
     })
     .await;
     the_old_scans_are_history(&app).await;
+    the_php_page_scanning_beside_calscan_streams_live(&app).await;
 
     // Two of the school's customers book on Calendly, typed as people type.
     let expected = app.sim.expected_emails();
@@ -348,6 +349,50 @@ async fn the_old_scans_are_history(app: &TestApp) {
     let (code, page) = crate::helpers::page(app, "/admin/scans", "de").await;
     assert_eq!(code, 200);
     assert!(page.contains(DONE) && page.contains(STUCK));
+}
+
+/// A scan the PHP page runs while calscan runs too: its lines get their
+/// event ids, and a watcher sees it to its end.
+async fn the_php_page_scanning_beside_calscan_streams_live(app: &TestApp) {
+    const PHP: &str = "scan_php0000000002";
+    exec(
+        &app.database_url,
+        &format!(
+            "INSERT INTO scan_progress (scan_id, status, progress, current_step, started_at) \
+             VALUES ('{PHP}', 'running', 0, 'Initialisiere...', UTC_TIMESTAMP()); \
+             INSERT INTO scan_logs (scan_id, message, created_at) \
+             VALUES ('{PHP}', '🚀 Calendly Scan gestartet', UTC_TIMESTAMP());"
+        ),
+    )
+    .await;
+    let mut stream = app.stream(PHP, None).await;
+    let snapshot = stream.next().await.unwrap();
+    assert_eq!(snapshot.event, "snapshot");
+    assert_eq!(snapshot.data["status"], "running", "{:?}", snapshot.data);
+    exec(
+        &app.database_url,
+        &format!(
+            "INSERT INTO scan_logs (scan_id, message, created_at) \
+             VALUES ('{PHP}', '✅ 12 Events von Calendly geladen', UTC_TIMESTAMP()); \
+             UPDATE scan_progress SET status = 'completed', progress = 100, \
+             completed_at = UTC_TIMESTAMP() WHERE scan_id = '{PHP}';"
+        ),
+    )
+    .await;
+    let mut events = vec![snapshot];
+    events.extend(stream.until_done().await);
+    assert_eq!(
+        log_lines(&events),
+        [
+            (1, "🚀 Calendly Scan gestartet".to_owned()),
+            (2, "✅ 12 Events von Calendly geladen".to_owned())
+        ],
+        "{events:#?}"
+    );
+    let done = events.last().unwrap();
+    assert_eq!(done.event, "done");
+    assert_eq!(done.id, Some(3));
+    assert_eq!(done.data["status"], "completed");
 }
 
 /// The first and last names each email's invitees gave, as a two-column
