@@ -51,6 +51,9 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         std::process::exit(1);
     }
     if args.check {
+        if !report.pending.is_empty() {
+            println!("`calscan migrate` can proceed; nothing was changed");
+        }
         return Ok(());
     }
     calscan::store::connect_with(url, &customers)

@@ -249,16 +249,11 @@ impl fmt::Display for Report {
                 "customers: table {table}, created by calscan (email, name)"
             )?;
         }
-        if self.problems.is_empty() {
-            if self.pending.is_empty() {
-                writeln!(f, "nothing to do: the database is up to date")?;
-            } else {
-                writeln!(f, "`calscan migrate` can proceed; nothing was changed")?;
-            }
-        } else {
-            for problem in &self.problems {
-                writeln!(f, "cannot migrate: {problem}")?;
-            }
+        if self.problems.is_empty() && self.pending.is_empty() {
+            writeln!(f, "nothing to do: the database is up to date")?;
+        }
+        for problem in &self.problems {
+            writeln!(f, "cannot migrate: {problem}")?;
         }
         Ok(())
     }

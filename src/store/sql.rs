@@ -43,7 +43,7 @@ const SCAN_COLUMNS: &str = "scan_id, status, mode, COALESCE(progress, 0) AS prog
 /// How long a scan without a lease (one the PHP page started: it keeps
 /// none) counts as running; after that it is dead. The PHP request ran for
 /// about five minutes at the most.
-pub(super) const LEASELESS_SCAN_LIMIT: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
+const LEASELESS_SCAN_LIMIT: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
 
 /// What one database does its own way.
 pub trait Dialect: Database {
@@ -218,7 +218,7 @@ pub struct SqlStore<D: Database> {
 #[derive(Debug)]
 struct CustomerSql {
     layout: CustomerLayout,
-    /// Whether a row with this normalized email exists.
+    /// Whether a row has this normalized email.
     lookup: String,
     /// The same among the rows with a key above the one bound first, and
     /// the highest key, where the key counts up.
@@ -230,7 +230,7 @@ struct CustomerSql {
     count: String,
     duplicates: String,
     emails: String,
-    /// Every customer with calscan's figures, `{filter}` and `{order}` to fill.
+    /// Every customer with calscan's figures, newest first; `{filter}` to fill.
     list: String,
     count_matching: String,
     /// The columns a search looks in.
