@@ -112,6 +112,10 @@ pub enum Msg<'a> {
     NoEmail {
         name: &'a str,
     },
+    EmailTooLong {
+        email: &'a str,
+        max: i64,
+    },
     UniqueEmails {
         count: i64,
     },
@@ -256,6 +260,17 @@ impl Lang {
                     format!("⚠️ Teilnehmer ohne gültige Email übersprungen: {name}")
                 } else {
                     format!("⚠️ Skipped an invitee without a usable email: {name}")
+                }
+            }
+            EmailTooLong { email, max } => {
+                if de {
+                    format!(
+                        "⚠️ Email länger als die Kundentabelle erlaubt ({max} Zeichen) übersprungen: {email}"
+                    )
+                } else {
+                    format!(
+                        "⚠️ Skipped an email longer than the customer table takes ({max} characters): {email}"
+                    )
                 }
             }
             UniqueEmails { count } => {

@@ -270,6 +270,12 @@ async fn scan(
         let mut bookings = Vec::with_capacity(invitees.len());
         for invitee in &invitees {
             match Booking::of(invitee, &event.uri, event.start_time) {
+                Some(booking) if !known.fits(&booking.email) => {
+                    reporter.log(Msg::EmailTooLong {
+                        email: &booking.email,
+                        max: known.email_chars.unwrap_or_default(),
+                    });
+                }
                 Some(booking) => bookings.push(known.mark(booking)),
                 None => reporter.log(Msg::NoEmail {
                     name: invitee.display_name().as_deref().unwrap_or("?"),

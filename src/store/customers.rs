@@ -120,6 +120,8 @@ impl Slot {
 pub struct CustomerLayout {
     pub table: String,
     pub email: String,
+    /// The longest email the email column takes, in characters.
+    pub email_chars: Option<i64>,
     pub names: NameColumns,
     /// The primary key, for "newest first"; the email where there is none.
     pub order_by: String,
@@ -256,6 +258,7 @@ impl CustomerLayout {
         Ok(Self {
             table: table.clone(),
             email: email.name.clone(),
+            email_chars: email.max_chars,
             names: match names.as_slice() {
                 [] => NameColumns::None,
                 [one] => NameColumns::One(one.name.clone()),
@@ -269,6 +272,12 @@ impl CustomerLayout {
             stamps,
             name_slots: names.into_iter().map(Slot::of).collect(),
         })
+    }
+
+    /// Whether the email column takes `email` whole (an email is never cut).
+    pub fn fits(&self, email: &str) -> bool {
+        self.email_chars
+            .is_none_or(|max| email.chars().count() as i64 <= max)
     }
 
     /// The name columns, in the order [`Self::name_values`] fills them.

@@ -347,9 +347,17 @@ pub struct KnownCustomers {
     /// The highest key of the table then (0 when empty); `None` where the
     /// key does not count up.
     pub up_to: Option<i64>,
+    /// The longest email the table's email column takes, in characters.
+    pub email_chars: Option<i64>,
 }
 
 impl KnownCustomers {
+    /// Whether the customer table takes `email` (it is never cut).
+    pub fn fits(&self, email: &str) -> bool {
+        self.email_chars
+            .is_none_or(|max| email.chars().count() as i64 <= max)
+    }
+
     /// `booking`, marked with what is known of its email.
     pub fn mark(&self, booking: Booking) -> Booking {
         Booking {

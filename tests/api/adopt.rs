@@ -571,3 +571,54 @@ async fn a_customer_the_php_page_inserts_at_the_same_moment_is_not_inserted_agai
     assert_eq!(found["total"], 1, "{found}");
     assert_eq!(found["customers"][0]["bookings"], 1);
 }
+
+/// An email longer than the school's email column takes is never cut: the
+/// scan leaves it out with a log line and saves every other one exactly.
+#[tokio::test]
+async fn an_email_the_customer_table_cannot_hold_is_left_out_saying_so() {
+    let expected = crate::helpers::simulator(60, |_| {})
+        .await
+        .expected_emails();
+    let mut lengths: Vec<usize> = expected.iter().map(|e| e.chars().count()).collect();
+    lengths.sort();
+    let limit = lengths[lengths.len() / 2];
+    let dir = tempfile::tempdir().unwrap();
+    let database = fresh_database(&dir).await;
+    let url = database.url.clone();
+    exec(
+        &url,
+        &format!("CREATE TABLE kurz (email VARCHAR({limit}) NOT NULL, name VARCHAR(200))"),
+    )
+    .await;
+    let app = spawn_app(AppOptions {
+        database_url: Some(url.clone()),
+        customers: CustomerSettings {
+            table: "kurz".into(),
+            ..CustomerSettings::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    assert_eq!(app.sim.expected_emails(), expected);
+    // SQLite keeps no length for VARCHAR: everything fits there.
+    let fits: BTreeSet<&String> = expected
+        .iter()
+        .filter(|e| backend() == "sqlite" || e.chars().count() <= limit)
+        .collect();
+    let scan_id = app.start_scan_in("full").await;
+    let events = app.follow(&scan_id).await;
+    let end = &events.last().unwrap().data;
+    assert_eq!(end["status"], "completed", "{end}");
+    assert_eq!(end["emails_found"], fits.len() as i64);
+    assert_eq!(end["new_count"], fits.len() as i64);
+    let stored: BTreeSet<String> = text(&rows(&url, "SELECT email FROM kurz").await)
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(stored.iter().collect::<BTreeSet<_>>(), fits);
+    let skipped = log_lines(&events)
+        .iter()
+        .filter(|(_, line)| line.contains("länger als die Kundentabelle erlaubt"))
+        .count();
+    assert_eq!(skipped > 0, fits.len() < expected.len(), "{skipped}");
+}
