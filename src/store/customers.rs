@@ -276,8 +276,7 @@ impl CustomerLayout {
 
     /// Whether the email column takes `email` whole (an email is never cut).
     pub fn fits(&self, email: &str) -> bool {
-        self.email_chars
-            .is_none_or(|max| email.chars().count() as i64 <= max)
+        fits(email, self.email_chars)
     }
 
     /// The name columns, in the order [`Self::name_values`] fills them.
@@ -328,6 +327,11 @@ pub fn split_name(full: &str) -> (String, Option<String>) {
         cut -= 1;
     }
     (words[..cut].join(" "), Some(words[cut..].join(" ")))
+}
+
+/// Whether a column of at most `max_chars` characters takes `email` whole.
+pub fn fits(email: &str, max_chars: Option<i64>) -> bool {
+    max_chars.is_none_or(|max| email.chars().count() as i64 <= max)
 }
 
 /// Whether `name` may be spliced into SQL as a quoted identifier: letters,

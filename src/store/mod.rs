@@ -354,8 +354,7 @@ pub struct KnownCustomers {
 impl KnownCustomers {
     /// Whether the customer table takes `email` (it is never cut).
     pub fn fits(&self, email: &str) -> bool {
-        self.email_chars
-            .is_none_or(|max| email.chars().count() as i64 <= max)
+        customers::fits(email, self.email_chars)
     }
 
     /// `booking`, marked with what is known of its email.
