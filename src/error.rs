@@ -27,7 +27,13 @@ pub enum AppError {
 }
 
 impl From<StoreError> for AppError {
+    /// An unreachable database is 503, saying so (the cause goes to the
+    /// log, once); anything else the database refused is a 500.
     fn from(error: StoreError) -> Self {
+        if error.is_unavailable() {
+            tracing::warn!(%error, "the database does not answer");
+            return Self::Unavailable("the database does not answer; try again shortly".into());
+        }
         Self::Internal(error.into())
     }
 }

@@ -36,18 +36,26 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, AppError> {
         .into_response())
 }
 
+/// How long readiness waits for the database: a database that does not
+/// answer at all (a dropped network) must not hang the probe.
+const READY_WITHIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn ready(State(state): State<AppState>) -> Response {
-    match state.store.ping().await {
-        Ok(()) => {
+    let answer = tokio::time::timeout(READY_WITHIN, state.store.ping()).await;
+    match answer {
+        Ok(Ok(())) => {
             Json(json!({"status": "ready", "database": state.store.backend()})).into_response()
         }
-        Err(error) => {
-            tracing::warn!(%error, "not ready: the database does not answer");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "unavailable", "error": "the database does not answer"})),
-            )
-                .into_response()
-        }
+        Ok(Err(error)) => unavailable(&error),
+        Err(_) => unavailable(&"no answer within 2 s"),
     }
+}
+
+fn unavailable(error: &dyn std::fmt::Display) -> Response {
+    tracing::warn!(%error, "not ready: the database does not answer");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"status": "unavailable", "error": "the database does not answer"})),
+    )
+        .into_response()
 }

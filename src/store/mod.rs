@@ -52,7 +52,28 @@ pub enum StoreError {
     Refused(String),
 }
 
+impl StoreError {
+    /// Whether the database could not be reached (or did not answer in
+    /// time), as against a statement it refused: the caller may try again.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Database(
+                sqlx::Error::Io(_)
+                    | sqlx::Error::PoolTimedOut
+                    | sqlx::Error::PoolClosed
+                    | sqlx::Error::Tls(_)
+                    | sqlx::Error::WorkerCrashed
+            )
+        )
+    }
+}
+
 pub type StoreResult<T> = Result<T, StoreError>;
+
+/// How long a request waits for a database connection before it answers
+/// 503 (PostgreSQL and MySQL; SQLite's one writer queues its writes).
+pub const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Opens the database `url` names and applies pending migrations, with
 /// calscan's own customer table.

@@ -119,6 +119,7 @@ impl SqlStore<MySql> {
             .timezone(Some(String::from("+00:00")));
         let pool = MySqlPoolOptions::new()
             .max_connections(8)
+            .acquire_timeout(super::ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
         Ok((pool.clone(), pool))

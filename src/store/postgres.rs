@@ -122,7 +122,11 @@ impl Dialect for Postgres {
 impl SqlStore<Postgres> {
     /// Connects to `url`.
     pub(super) async fn open(url: &str) -> StoreResult<(Pool<Postgres>, Pool<Postgres>)> {
-        let pool = PgPoolOptions::new().max_connections(8).connect(url).await?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(super::ACQUIRE_TIMEOUT)
+            .connect(url)
+            .await?;
         Ok((pool.clone(), pool))
     }
 }
