@@ -40,6 +40,14 @@ const SCAN_COLUMNS: &str = "scan_id, status, mode, COALESCE(progress, 0) AS prog
      COALESCE(existing_count, 0) AS existing_count, error_message, started_at, completed_at, \
      last_event_id";
 
+/// Whether the scan row `p` is another program's (no owner) with lines of
+/// its own to number or an end to give a `done` id: it runs, or its newest
+/// id is not above its last line, or a line has no event id yet (MySQL).
+const FOREIGN_PENDING: &str = "p.owner IS NULL AND (p.status = 'running' \
+     OR p.last_event_id <= (SELECT COALESCE(MAX(l.event_id), 0) FROM scan_logs l \
+     WHERE l.scan_id = p.scan_id) \
+     OR EXISTS (SELECT 1 FROM scan_logs l WHERE l.scan_id = p.scan_id AND l.event_id = 0))";
+
 /// How long a scan without a lease (one the PHP page started: it keeps
 /// none) counts as running; after that it is dead. The PHP request ran for
 /// about five minutes at the most.
@@ -235,6 +243,10 @@ struct CustomerSql {
     count_matching: String,
     /// The columns a search looks in.
     searched: Vec<String>,
+    /// A booking's share of `customer_stats`: claiming the email's row, then
+    /// counting the booking in it.
+    claim_stats: String,
+    count_booking: String,
 }
 
 impl CustomerSql {
@@ -260,7 +272,23 @@ impl CustomerSql {
         if let Some(name) = &name_expr {
             searched.push(format!("LOWER({name})"));
         }
+        let (least, greatest) = (D::LEAST, D::GREATEST);
         Self {
+            claim_stats: format!(
+                "INSERT INTO customer_stats (email, bookings, created_at, updated_at) \
+                 VALUES (?, 0, ?, ?) {}",
+                D::on_email_conflict(&format!(
+                    "updated_at = {greatest}(customer_stats.updated_at, {})",
+                    D::inserted("updated_at")
+                ))
+            ),
+            count_booking: format!(
+                "UPDATE customer_stats SET name_folded = COALESCE(name_folded, ?), \
+                 bookings = bookings + ?, \
+                 first_booking_at = {least}(COALESCE(first_booking_at, ?), ?), \
+                 last_booking_at = {greatest}(COALESCE(last_booking_at, ?), ?), \
+                 created_by_scan = COALESCE(created_by_scan, ?) WHERE email = ?"
+            ),
             lookup: format!(
                 "SELECT 1 FROM {table} WHERE {} = ? LIMIT 1{}",
                 normalized(&email),
@@ -326,6 +354,27 @@ impl CustomerSql {
             .collect();
         (format!("WHERE {}", terms.join(" OR ")), terms.len())
     }
+}
+
+/// How often a transaction the database aborted to break a deadlock is run.
+const DEADLOCK_ATTEMPTS: u32 = 5;
+
+/// After `attempt` of a transaction failed with `error`: whether to run it
+/// again, having waited a moment. Only a deadlock the database broke (or a
+/// serialization conflict) is run again: the whole transaction was rolled
+/// back, so running it again is safe. Saving customers can meet one on
+/// MySQL, where the locking lookup of a school's table without an index
+/// locks the whole table against other writers of it.
+async fn again_after(error: &StoreError, attempt: u32) -> bool {
+    let StoreError::Database(sqlx::Error::Database(e)) = error else {
+        return false;
+    };
+    if !matches!(e.code().as_deref(), Some("40001" | "40P01")) || attempt >= DEADLOCK_ATTEMPTS {
+        return false;
+    }
+    let wait = rand::random_range(1..=5 * u64::from(attempt));
+    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+    true
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {
@@ -451,6 +500,22 @@ where
         Ok(())
     }
 
+    /// Sets the newest event id of a scan.
+    async fn set_last_event_id(
+        conn: &mut D::Connection,
+        scan_id: &str,
+        id: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(sql::<D>(
+            "UPDATE scan_progress SET last_event_id = ? WHERE scan_id = ?",
+        ))
+        .bind(id)
+        .bind(scan_id)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
     /// Wakes the other instances when the transaction commits.
     async fn notify(conn: &mut D::Connection, wakeup: &Wakeup) -> StoreResult<()> {
         if let Some(statement) = D::NOTIFY {
@@ -554,20 +619,12 @@ where
         // The figures' row first: its key is the normalized email, so two
         // calscan writers of one email (a scan and a webhook, two instances)
         // queue here, and the second finds the first's customer below.
-        let (new, greatest) = (D::inserted, D::GREATEST);
-        sqlx::query(sql::<D>(&format!(
-            "INSERT INTO customer_stats (email, bookings, created_at, updated_at) \
-             VALUES (?, 0, ?, ?) {}",
-            D::on_email_conflict(&format!(
-                "updated_at = {greatest}(customer_stats.updated_at, {})",
-                new("updated_at")
-            ))
-        )))
-        .bind(b.email.as_str())
-        .bind(D::to_db(now))
-        .bind(D::to_db(now))
-        .execute(&mut *conn)
-        .await?;
+        sqlx::query(sql::<D>(&cs.claim_stats))
+            .bind(b.email.as_str())
+            .bind(D::to_db(now))
+            .bind(D::to_db(now))
+            .execute(&mut *conn)
+            .await?;
         // Whether it was a customer before this booking: in the table when
         // the scan began, or since (the PHP page, an earlier event). Where
         // the scan read the table up to a key, only the rows after it are
@@ -621,25 +678,93 @@ where
         .execute(&mut *conn)
         .await?;
         let folded = b.name.as_deref().map(str::to_lowercase);
-        let least = D::LEAST;
-        sqlx::query(sql::<D>(&format!(
-            "UPDATE customer_stats SET name_folded = COALESCE(name_folded, ?), \
-             bookings = bookings + ?, \
-             first_booking_at = {least}(COALESCE(first_booking_at, ?), ?), \
-             last_booking_at = {greatest}(COALESCE(last_booking_at, ?), ?), \
-             created_by_scan = COALESCE(created_by_scan, ?) WHERE email = ?"
-        )))
-        .bind(folded.as_deref())
-        .bind(i64::try_from(D::rows_affected(&booked)).unwrap_or(0))
-        .bind(D::to_db(b.start_time))
-        .bind(D::to_db(b.start_time))
-        .bind(D::to_db(b.start_time))
-        .bind(D::to_db(b.start_time))
-        .bind(if known { None } else { scan_id })
-        .bind(b.email.as_str())
-        .execute(conn)
-        .await?;
+        sqlx::query(sql::<D>(&cs.count_booking))
+            .bind(folded.as_deref())
+            .bind(i64::try_from(D::rows_affected(&booked)).unwrap_or(0))
+            .bind(D::to_db(b.start_time))
+            .bind(D::to_db(b.start_time))
+            .bind(D::to_db(b.start_time))
+            .bind(D::to_db(b.start_time))
+            .bind(if known { None } else { scan_id })
+            .bind(b.email.as_str())
+            .execute(conn)
+            .await?;
         Ok(added)
+    }
+
+    /// [`Store::record_event`], once.
+    async fn record_event_once(
+        &self,
+        scan_id: &str,
+        owner: &str,
+        event_uri: &str,
+        bookings: &[Booking],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<EmailCounts>> {
+        let mut tx = self.writer.begin().await?;
+        // The row lock keeps a sweeper from interrupting the scan mid-record.
+        let held: Option<String> = sqlx::query_scalar(sql::<D>(&format!(
+            "SELECT scan_id FROM scan_progress \
+             WHERE scan_id = ? AND owner = ? AND status = 'running'{}",
+            D::FOR_UPDATE
+        )))
+        .bind(scan_id)
+        .bind(owner)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if held.is_none() {
+            return Ok(None);
+        }
+        let fresh = sqlx::query(sql::<D>(&D::insert_ignore(
+            "scan_events_done (scan_id, event_uri) VALUES (?, ?)",
+        )))
+        .bind(scan_id)
+        .bind(event_uri)
+        .execute(&mut *tx)
+        .await?;
+        // Added up as it goes: counting the scan's emails every event would
+        // make a scan quadratic in its size.
+        let mut added = EmailCounts {
+            emails_found: 0,
+            new_count: 0,
+        };
+        if D::rows_affected(&fresh) == 1 {
+            for booking in bookings {
+                let one = self
+                    .save_booking(&mut tx, Some(scan_id), booking, now)
+                    .await?;
+                added.emails_found += one.emails_found;
+                added.new_count += one.new_count;
+            }
+        }
+        tx.commit().await?;
+        Ok(Some(added))
+    }
+
+    /// [`Store::import_webhook`], once.
+    async fn import_webhook_once(&self, import: &WebhookImport) -> StoreResult<bool> {
+        let b = &import.booking;
+        let mut tx = self.writer.begin().await?;
+        let fresh = sqlx::query(sql::<D>(&D::insert_ignore(
+            "webhook_deliveries (delivery_key, event, invitee_uri, event_uri, email, name, \
+             received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )))
+        .bind(import.delivery_key.as_str())
+        .bind(import.event.as_str())
+        .bind(b.invitee_uri.as_str())
+        .bind(b.event_uri.as_str())
+        .bind(b.email.as_str())
+        .bind(b.name.as_deref())
+        .bind(D::to_db(import.received_at))
+        .execute(&mut *tx)
+        .await?;
+        if D::rows_affected(&fresh) != 1 {
+            return Ok(false);
+        }
+        self.save_booking(&mut tx, None, b, import.received_at)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// A scan another program runs or ran (the PHP page beside calscan on
@@ -647,26 +772,9 @@ where
     /// read numbered after the scan's newest (they have event id 0) and, once
     /// it has ended, a `done` id above its last line: its scans then stream
     /// like calscan's. The row is locked while this happens, so the lines
-    /// read after it are all those up to its newest id. `None` for a scan
-    /// that needs none of it (calscan's, or one long finished): read it as
-    /// usual. Elsewhere no such lines exist.
+    /// read after it are all those up to its newest id. Called when
+    /// [`FOREIGN_PENDING`] says so.
     async fn read_foreign_scan(&self, scan_id: &str) -> StoreResult<Option<ScanRow>> {
-        if D::LOG_ID == "id" {
-            return Ok(None);
-        }
-        // Without a lock first: most reads are of scans that need nothing.
-        let needs: Option<i64> = sqlx::query_scalar(sql::<D>(
-            "SELECT CAST(status = 'running' OR last_event_id <= \
-             (SELECT COALESCE(MAX(l.event_id), 0) FROM scan_logs l WHERE l.scan_id = p.scan_id) \
-             OR EXISTS (SELECT 1 FROM scan_logs l WHERE l.scan_id = p.scan_id AND l.event_id = 0) \
-             AS SIGNED) FROM scan_progress p WHERE p.scan_id = ? AND p.owner IS NULL",
-        ))
-        .bind(scan_id)
-        .fetch_optional(&self.writer)
-        .await?;
-        if needs != Some(1) {
-            return Ok(None);
-        }
         let mut tx = self.writer.begin().await?;
         // The lock holds off the other program's writes of this scan (its
         // lines' foreign key needs the row) until the row is read below.
@@ -679,7 +787,8 @@ where
         .fetch_optional(&mut *tx)
         .await?;
         let Some((last, status)) = found else {
-            return Ok(None);
+            // Taken over by calscan since: read as any other.
+            return Self::scan_in(&mut tx, scan_id, "").await;
         };
         let top: i64 = sqlx::query_scalar(sql::<D>(
             "SELECT COALESCE(MAX(event_id), 0) FROM scan_logs WHERE scan_id = ?",
@@ -709,13 +818,7 @@ where
         let ended = status != ScanStatus::Running.as_str();
         let newest = last.max(newest_line + i64::from(ended));
         if newest != last {
-            sqlx::query(sql::<D>(
-                "UPDATE scan_progress SET last_event_id = ? WHERE scan_id = ?",
-            ))
-            .bind(newest)
-            .bind(scan_id)
-            .execute(&mut *tx)
-            .await?;
+            Self::set_last_event_id(&mut tx, scan_id, newest).await?;
         }
         let row = Self::scan_in(&mut tx, scan_id, "").await?;
         tx.commit().await?;
@@ -970,11 +1073,27 @@ where
     }
 
     async fn scan(&self, scan_id: &str) -> StoreResult<Option<ScanRow>> {
-        if let Some(row) = self.read_foreign_scan(scan_id).await? {
-            return Ok(Some(row));
-        }
         let mut conn = self.reader.acquire().await?;
-        Self::scan_in(&mut conn, scan_id, "").await
+        if D::LOG_ID == "id" {
+            return Self::scan_in(&mut conn, scan_id, "").await;
+        }
+        // MySQL, where the PHP page may write scans beside calscan: the same
+        // read says whether this one has lines of that page to number first.
+        let found = sqlx::query(sql::<D>(&format!(
+            "SELECT {SCAN_COLUMNS}, CAST({FOREIGN_PENDING} AS {}) AS foreign_pending \
+             FROM scan_progress p WHERE p.scan_id = ?",
+            D::INT64
+        )))
+        .bind(scan_id)
+        .fetch_optional(&mut *conn)
+        .await?;
+        match found {
+            Some(row) if row.try_get::<i64, _>("foreign_pending")? == 1 => {
+                drop(conn);
+                self.read_foreign_scan(scan_id).await
+            }
+            row => row.as_ref().map(Self::scan_from_row).transpose(),
+        }
     }
 
     async fn scans(&self, limit: i64) -> StoreResult<Vec<ScanRow>> {
@@ -1020,13 +1139,7 @@ where
             return Ok(false);
         };
         let (log, done_id) = line_before_done(last, message, at);
-        sqlx::query(sql::<D>(
-            "UPDATE scan_progress SET last_event_id = ? WHERE scan_id = ?",
-        ))
-        .bind(done_id)
-        .bind(scan_id)
-        .execute(&mut *tx)
-        .await?;
+        Self::set_last_event_id(&mut tx, scan_id, done_id).await?;
         Self::insert_logs(&mut tx, scan_id, std::slice::from_ref(&log)).await?;
         Self::notify(&mut tx, &Wakeup::event(scan_id, done_id)).await?;
         tx.commit().await?;
@@ -1034,28 +1147,33 @@ where
     }
 
     async fn import_webhook(&self, import: &WebhookImport) -> StoreResult<bool> {
-        let b = &import.booking;
-        let mut tx = self.writer.begin().await?;
-        let fresh = sqlx::query(sql::<D>(&D::insert_ignore(
-            "webhook_deliveries (delivery_key, event, invitee_uri, event_uri, email, name, \
-             received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )))
-        .bind(import.delivery_key.as_str())
-        .bind(import.event.as_str())
-        .bind(b.invitee_uri.as_str())
-        .bind(b.event_uri.as_str())
-        .bind(b.email.as_str())
-        .bind(b.name.as_deref())
-        .bind(D::to_db(import.received_at))
-        .execute(&mut *tx)
-        .await?;
-        if D::rows_affected(&fresh) != 1 {
-            return Ok(false);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.import_webhook_once(import).await {
+                Err(error) if again_after(&error, attempt).await => continue,
+                done => return done,
+            }
         }
-        self.save_booking(&mut tx, None, b, import.received_at)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
+    }
+
+    async fn record_event(
+        &self,
+        scan_id: &str,
+        owner: &str,
+        event_uri: &str,
+        bookings: &[Booking],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<EmailCounts>> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let once = self.record_event_once(scan_id, owner, event_uri, bookings, now);
+            match once.await {
+                Err(error) if again_after(&error, attempt).await => continue,
+                done => return done,
+            }
+        }
     }
 
     async fn recent_webhooks(&self, limit: i64) -> StoreResult<Vec<WebhookRow>> {
@@ -1216,54 +1334,6 @@ where
         }
         tx.commit().await?;
         Ok(held)
-    }
-
-    async fn record_event(
-        &self,
-        scan_id: &str,
-        owner: &str,
-        event_uri: &str,
-        bookings: &[Booking],
-        now: DateTime<Utc>,
-    ) -> StoreResult<Option<EmailCounts>> {
-        let mut tx = self.writer.begin().await?;
-        // The row lock keeps a sweeper from interrupting the scan mid-record.
-        let held: Option<String> = sqlx::query_scalar(sql::<D>(&format!(
-            "SELECT scan_id FROM scan_progress \
-             WHERE scan_id = ? AND owner = ? AND status = 'running'{}",
-            D::FOR_UPDATE
-        )))
-        .bind(scan_id)
-        .bind(owner)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if held.is_none() {
-            return Ok(None);
-        }
-        let fresh = sqlx::query(sql::<D>(&D::insert_ignore(
-            "scan_events_done (scan_id, event_uri) VALUES (?, ?)",
-        )))
-        .bind(scan_id)
-        .bind(event_uri)
-        .execute(&mut *tx)
-        .await?;
-        // Added up as it goes: counting the scan's emails every event would
-        // make a scan quadratic in its size.
-        let mut added = EmailCounts {
-            emails_found: 0,
-            new_count: 0,
-        };
-        if D::rows_affected(&fresh) == 1 {
-            for booking in bookings {
-                let one = self
-                    .save_booking(&mut tx, Some(scan_id), booking, now)
-                    .await?;
-                added.emails_found += one.emails_found;
-                added.new_count += one.new_count;
-            }
-        }
-        tx.commit().await?;
-        Ok(Some(added))
     }
 
     async fn email_counts(&self, scan_id: &str) -> StoreResult<EmailCounts> {

@@ -622,3 +622,72 @@ async fn an_email_the_customer_table_cannot_hold_is_left_out_saying_so() {
         .count();
     assert_eq!(skipped > 0, fits.len() < expected.len(), "{skipped}");
 }
+
+/// A scan and Calendly's webhook deliveries saving the same people at once,
+/// into a school's table without a unique index: each email still gets one
+/// row.
+#[tokio::test]
+async fn a_scan_and_parallel_webhook_deliveries_of_the_same_people_add_each_email_once() {
+    const KEY: &str = "webhook-signing-key-for-tests";
+    let dir = tempfile::tempdir().unwrap();
+    let database = fresh_database(&dir).await;
+    let url = database.url.clone();
+    exec(
+        &url,
+        "CREATE TABLE kunden (e_mail VARCHAR(255) NOT NULL, vorname VARCHAR(100), \
+         nachname VARCHAR(100))",
+    )
+    .await;
+    let app = spawn_app(AppOptions {
+        database_url: Some(url.clone()),
+        webhook_key: Some(KEY),
+        customers: CustomerSettings {
+            table: "kunden".into(),
+            ..CustomerSettings::default()
+        },
+        ..AppOptions::default()
+    })
+    .await;
+    let expected = app.sim.expected_emails();
+    let deliveries: Vec<(usize, usize)> = app
+        .sim
+        .org()
+        .events
+        .iter()
+        .enumerate()
+        .flat_map(|(e, event)| (0..event.invitees.len()).map(move |i| (e, i)))
+        .collect();
+    let scan_id = app.start_scan_in("full").await;
+    let hook = app.url("/webhooks/calendly");
+    let sent = futures::future::join_all(deliveries.iter().map(|&(event, invitee)| {
+        let (sim, hook) = (app.sim.sim.clone(), hook.clone());
+        tokio::spawn(async move {
+            sim.deliver_webhook(&hook, event, invitee, KEY.as_bytes())
+                .await
+        })
+    }))
+    .await;
+    for status in sent {
+        assert_eq!(
+            status.unwrap().unwrap(),
+            200,
+            "{}",
+            crate::helpers::server_log()
+                .lines()
+                .filter(|l| l.contains("ERROR"))
+                .take(2)
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+    }
+    let end = app.follow(&scan_id).await.last().unwrap().data.clone();
+    assert_eq!(end["status"], "completed", "{end}");
+    assert_eq!(end["emails_found"], expected.len() as i64);
+    let stored: Vec<String> = text(&rows(&url, "SELECT e_mail FROM kunden").await)
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    let distinct: BTreeSet<String> = stored.iter().cloned().collect();
+    assert_eq!(stored.len(), distinct.len(), "an email was inserted twice");
+    assert_eq!(distinct, expected);
+}
