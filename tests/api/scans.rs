@@ -314,12 +314,15 @@ async fn a_start_waits_for_a_sweep_elsewhere_instead_of_answering_409() {
         return;
     }
     let app = spawn_app(AppOptions::default()).await;
-    let dead = running_scan("scan_deadbeef0002", "a-process-that-died", -1_000);
+    // The lease runs out only once the row is held: this app's own sweeper
+    // must not interrupt the scan first (it skips a held row).
+    let dead = running_scan("scan_deadbeef0002", "a-process-that-died", 1_000);
+    let lease_end = dead.lease_until_ms;
     app.state.store.start_scan(&dead).await.unwrap();
     let url = app.database_url.clone();
     let interrupt = "UPDATE scan_progress SET status = 'interrupted', owner = NULL, \
                      lease_until_ms = NULL WHERE scan_id = 'scan_deadbeef0002'";
-    let hold = "SELECT scan_id FROM scan_progress WHERE scan_id = 'scan_deadbeef0002' FOR UPDATE";
+    let hold = "SELECT owner FROM scan_progress WHERE scan_id = 'scan_deadbeef0002' FOR UPDATE";
     // A start begins while the row is held; the sweep commits once the
     // start waits for the lock (as the database reports).
     let start = {
@@ -338,7 +341,14 @@ async fn a_start_waits_for_a_sweep_elsewhere_instead_of_answering_409() {
             let mut sweeper = <$connection>::connect(&url).await.unwrap();
             let mut watcher = <$connection>::connect(&url).await.unwrap();
             let mut tx = sweeper.begin().await.unwrap();
-            sqlx::query(hold).fetch_one(&mut *tx).await.unwrap();
+            let owner: Option<String> = sqlx::query_scalar(hold).fetch_one(&mut *tx).await.unwrap();
+            assert_eq!(
+                owner.as_deref(),
+                Some("a-process-that-died"),
+                "held after the lease ended"
+            );
+            let left = lease_end + 50 - chrono::Utc::now().timestamp_millis();
+            tokio::time::sleep(Duration::from_millis(left.max(0) as u64)).await;
             let started = tokio::spawn(start());
             loop {
                 let waiting: i64 = sqlx::query_scalar($waiting)
