@@ -89,6 +89,8 @@ pub struct Settings {
     pub stream_buffer: usize,
     /// How far before the last completed scan an incremental scan starts.
     pub lookback: Duration,
+    /// How long a scan waits for the database before it ends with an error.
+    pub db_outage: Duration,
     /// Where summaries of ended scans go.
     pub notify: Option<NotifySettings>,
     /// Run an incremental scan on this interval.
@@ -173,6 +175,7 @@ impl Application {
                 lease: settings.lease,
                 stream_buffer: settings.stream_buffer,
                 lookback: settings.lookback,
+                db_outage: settings.db_outage,
                 notify,
             },
             metrics.clone(),

@@ -183,19 +183,23 @@ impl Store for BenchStore {
         &self,
         now_ms: i64,
         all: bool,
+        alive: &str,
         locked: Locked,
         message: &Texts,
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<ScanRow>> {
         self.real
-            .interrupt_stale(now_ms, all, locked, message, at)
+            .interrupt_stale(now_ms, all, alive, locked, message, at)
             .await
     }
     async fn known_customers(&self) -> StoreResult<crate::store::KnownCustomers> {
         self.real.known_customers().await
     }
 
-    async fn customers_after(&self, known: &mut crate::store::KnownCustomers) -> StoreResult<()> {
+    async fn customers_after(
+        &self,
+        known: &crate::store::KnownCustomers,
+    ) -> StoreResult<crate::store::KnownCustomers> {
         self.real.customers_after(known).await
     }
 

@@ -77,6 +77,13 @@ pub struct DatabaseArgs {
     /// full_name, first_name+last_name, firstname+lastname, vorname+nachname).
     #[arg(long, env = "CALSCAN_CUSTOMER_NAME_COLUMNS")]
     pub customer_name_columns: Option<String>,
+
+    /// Seconds a scan waits for a database that does not answer (or, on
+    /// SQLite, a full disk or a lock held elsewhere) before it ends with an
+    /// error saying why; it goes on by itself when the database is back.
+    #[arg(long, env = "CALSCAN_DB_OUTAGE_S", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub db_outage_s: u64,
 }
 
 impl DatabaseArgs {
@@ -86,6 +93,11 @@ impl DatabaseArgs {
             email_column: self.customer_email_column.clone(),
             name_columns: self.customer_name_columns.clone(),
         }
+    }
+
+    /// `CALSCAN_DB_OUTAGE_S`.
+    pub fn db_outage(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.db_outage_s)
     }
 }
 

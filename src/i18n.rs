@@ -139,6 +139,20 @@ pub enum Msg<'a> {
     ScanStarted,
     CancelRequested,
     ScanResumed,
+    /// The database does not take the scan's writes; it waits, for `secs` so far.
+    DbWaiting {
+        secs: u64,
+    },
+    /// It does again, after `secs`.
+    DbBack {
+        secs: u64,
+    },
+    /// It did not for `secs`, the longest a scan waits: the scan's error.
+    DbGone {
+        backend: &'a str,
+        outage: crate::store::Outage,
+        secs: u64,
+    },
 }
 
 impl Lang {
@@ -329,7 +343,58 @@ impl Lang {
             ScanStarted => pick(de, "Scan gestartet", "Scan started"),
             CancelRequested => pick(de, "Abbruch angefordert", "Cancellation requested"),
             ScanResumed => pick(de, "Scan wird fortgesetzt", "Scan resuming"),
+            DbWaiting { secs } => {
+                if de {
+                    format!("⏳ Datenbank nicht erreichbar – Scan wartet (seit {secs} s)")
+                } else {
+                    format!("⏳ Database not reachable – the scan waits (for {secs} s)")
+                }
+            }
+            DbBack { secs } => {
+                if de {
+                    format!("✅ Datenbank wieder erreichbar – Scan läuft weiter (nach {secs} s)")
+                } else {
+                    format!("✅ Database reachable again – the scan goes on (after {secs} s)")
+                }
+            }
+            DbGone {
+                backend,
+                outage,
+                secs,
+            } => db_gone(de, backend, *outage, *secs),
         }
+    }
+}
+
+/// Why a scan gave up waiting for the database, and what to do.
+fn db_gone(de: bool, backend: &str, outage: crate::store::Outage, secs: u64) -> String {
+    use crate::store::Outage;
+    let name = crate::store::backend_name(backend);
+    match (backend, outage, de) {
+        ("sqlite", Outage::DiskFull, true) => format!(
+            "SQLite: die Festplatte ist voll (seit {secs} s) – Platz schaffen, dann den Scan fortsetzen"
+        ),
+        ("sqlite", Outage::DiskFull, false) => {
+            format!("SQLite: the disk is full (for {secs} s) — free space, then resume the scan")
+        }
+        ("sqlite", Outage::Locked, true) => format!(
+            "SQLite: ein anderer Prozess hält die Datenbank seit {secs} s gesperrt – ihn beenden, dann den Scan fortsetzen"
+        ),
+        ("sqlite", Outage::Locked, false) => format!(
+            "SQLite: another process has held the database locked for {secs} s — stop it, then resume the scan"
+        ),
+        ("sqlite", _, true) => format!(
+            "SQLite: die Datenbankdatei ist seit {secs} s nicht beschreibbar (schreibgeschützt oder Plattenfehler) – das beheben, dann den Scan fortsetzen"
+        ),
+        ("sqlite", _, false) => format!(
+            "SQLite: the database file could not be written for {secs} s (read-only or failing disk) — fix that, then resume the scan"
+        ),
+        (_, _, true) => format!(
+            "{name}: die Datenbank antwortet seit {secs} s nicht – sobald sie wieder da ist, den Scan fortsetzen"
+        ),
+        (_, _, false) => format!(
+            "{name}: the database has not answered for {secs} s — once it is back, resume the scan"
+        ),
     }
 }
 

@@ -95,6 +95,7 @@ fn settings(
     Settings {
         bind: server.bind,
         customers: database.customers(),
+        db_outage: database.db_outage(),
         database_url: database.database_url,
         calendly,
         organization,
@@ -161,6 +162,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         customers_table: calscan::store::customers::DEFAULT_TABLE.to_owned(),
         customer_email_column: None,
         customer_name_columns: None,
+        db_outage_s: 60,
     };
     let settings = settings(
         args.server,

@@ -50,6 +50,7 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<i32> {
             // Read at once by one reader: it never falls far behind.
             stream_buffer: 1 << 16,
             lookback: Duration::from_secs(args.lookback_hours * 3600),
+            db_outage: args.database.db_outage(),
             notify: None,
         },
         Metrics::new(),

@@ -43,6 +43,9 @@ pub struct ScanSettings {
     /// How far before the last completed scan's start an incremental scan
     /// begins reading events.
     pub lookback: Duration,
+    /// How long a scan waits for the database (`CALSCAN_DB_OUTAGE_S`)
+    /// before it ends with an error.
+    pub db_outage: Duration,
     /// Where a summary goes when a scan ends (`CALSCAN_NOTIFY_URL`).
     pub notify: Option<crate::notify::Notifier>,
 }
@@ -213,7 +216,14 @@ impl Scans {
         let rows = self
             .inner
             .store
-            .interrupt_stale(crate::time::now_ms(), all, locked, &message, Utc::now())
+            .interrupt_stale(
+                crate::time::now_ms(),
+                all,
+                &self.inner.instance,
+                locked,
+                &message,
+                Utc::now(),
+            )
             .await?;
         for row in &rows {
             tracing::warn!(scan_id = %row.scan_id, "scan marked interrupted: its process is gone");

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::status::{Batch, EventKind, Published};
 use crate::i18n::{Lang, Msg, Texts};
 use crate::metrics::Metrics;
-use crate::store::{Finish, LogRow, Progress, ScanRow, ScanStatus, ScanWrite, Store};
+use crate::store::{Finish, LogRow, Progress, ScanRow, ScanStatus, ScanWrite, Store, StoreResult};
 
 /// At most this many queued changes, of all scans, go into one transaction.
 const MAX_BATCH: usize = 1_000;
@@ -58,6 +58,9 @@ pub struct Journal {
 enum Message {
     Open(Box<Open>),
     Change(u64, Change),
+    /// The reporter is gone: once its changes are written, the scan's
+    /// channel closes, so its watchers follow the database to the end.
+    Close(u64),
 }
 
 /// A scan the journal writes for.
@@ -186,7 +189,13 @@ impl Reporter {
             error,
             done_id,
         });
-        let _ = self.finished.await;
+        let _ = (&mut self.finished).await;
+    }
+}
+
+impl Drop for Reporter {
+    fn drop(&mut self) {
+        let _ = self.journal.sender.send(Message::Close(self.key));
     }
 }
 
@@ -210,10 +219,15 @@ async fn write_loop(
         // Each scan's changes, scans in the order they first changed.
         let mut order: Vec<u64> = Vec::new();
         let mut pending: HashMap<u64, Pending> = HashMap::new();
+        let mut closed: Vec<u64> = Vec::new();
         for message in batch.drain(..) {
             let (key, change) = match message {
                 Message::Open(open) => {
                     scans.insert(open.key, *open);
+                    continue;
+                }
+                Message::Close(key) => {
+                    closed.push(key);
                     continue;
                 }
                 Message::Change(key, change) => (key, change),
@@ -271,7 +285,7 @@ async fn write_loop(
             })
             .collect();
         let writing = std::time::Instant::now();
-        let written = store.write_scans(&writes).await;
+        let written = write_riding_out(&*store, &writes).await;
         metrics.progress_written(writing.elapsed().as_secs_f64());
         drop(writes);
         let held = match written {
@@ -324,5 +338,43 @@ async fn write_loop(
                 let _ = scan.finished.send(());
             }
         }
+        for key in closed {
+            scans.remove(&key);
+        }
     }
 }
+
+/// Writes `writes`, trying again while the database is away: nothing is
+/// published before it is written, and the scans wait (they say so
+/// themselves, see `runner::ride_out`). A statement the database refused
+/// is not tried again.
+async fn write_riding_out(store: &dyn Store, writes: &[ScanWrite<'_>]) -> StoreResult<Vec<bool>> {
+    let mut away: Option<std::time::Instant> = None;
+    let mut pause = RETRY_FIRST;
+    loop {
+        match store.write_scans(writes).await {
+            Err(error) if error.is_unavailable() => {
+                let since = *away.get_or_insert_with(|| {
+                    tracing::warn!(%error, "cannot write scan progress; trying again until the database is back");
+                    std::time::Instant::now()
+                });
+                tracing::debug!(%error, away_s = since.elapsed().as_secs(), "scan progress not written yet");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(RETRY_MAX);
+            }
+            result => {
+                if let Some(since) = away {
+                    tracing::info!(
+                        away_s = since.elapsed().as_secs(),
+                        "scan progress written again"
+                    );
+                }
+                return result;
+            }
+        }
+    }
+}
+
+/// The first pause before a write is tried again, and the longest.
+pub(crate) const RETRY_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+pub(crate) const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(2);

@@ -18,7 +18,7 @@ use crate::calendly::model::Event;
 use crate::calendly::{CalendlyError, EventInvitees};
 use crate::i18n::{Msg, Texts};
 use crate::notify::{Delivery, Notifier, Summary};
-use crate::store::{Booking, Lease, ScanRow, ScanStatus, StoreError};
+use crate::store::{Booking, Lease, Outage, ScanRow, ScanStatus, StoreError, StoreResult};
 
 /// Why a scan stopped before completing.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +29,13 @@ enum Failure {
     Store(#[from] StoreError),
     #[error("the scan's lease was lost")]
     LeaseLost,
+    /// The database stayed away longer than `CALSCAN_DB_OUTAGE_S`.
+    #[error("the database stayed away for {secs} s: {cause}")]
+    DatabaseGone {
+        outage: Outage,
+        secs: u64,
+        cause: StoreError,
+    },
 }
 
 /// Runs the scan `row` (just started or resumed) to its end.
@@ -78,6 +85,11 @@ pub(super) async fn run(
             let lang = reporter.lang();
             let message = match &error {
                 Failure::Calendly(CalendlyError::NotConfigured) => lang.text(&Msg::NotConfigured),
+                Failure::DatabaseGone { outage, secs, .. } => lang.text(&Msg::DbGone {
+                    backend: inner.store.backend(),
+                    outage: *outage,
+                    secs: *secs,
+                }),
                 other => other.to_string(),
             };
             reporter.log(Msg::Failed { error: &message });
@@ -232,7 +244,8 @@ async fn scan(
         count: events.len(),
     });
     if since.is_some()
-        && let Some(full_events) = inner.store.most_events_listed().await?
+        && let Some(full_events) =
+            ride_out(inner, reporter, || inner.store.most_events_listed()).await?
     {
         let saved = listing_calls(full_events) - listing_calls(total);
         if saved > 0 {
@@ -241,7 +254,7 @@ async fn scan(
     }
     reporter.stage(30, Msg::StepEventsLoaded);
 
-    let done = inner.store.done_events(scan_id).await?;
+    let done = ride_out(inner, reporter, || inner.store.done_events(scan_id)).await?;
     if resumed {
         reporter.log(Msg::Resumed { done: done.len() });
     }
@@ -250,7 +263,7 @@ async fn scan(
         .filter(|e| !done.contains(&e.uri))
         .collect();
     let mut scanned = total - remaining.len() as i64;
-    let counts = inner.store.email_counts(scan_id).await?;
+    let counts = ride_out(inner, reporter, || inner.store.email_counts(scan_id)).await?;
     reporter.update(|f| {
         f.events_total = Some(total);
         f.events_scanned = scanned;
@@ -263,7 +276,7 @@ async fn scan(
     // The customers there are now, so that only emails not among them are
     // looked up in the table (which may be the school's, with no index
     // that fits a lookup by normalized email).
-    let mut known = inner.store.known_customers().await?;
+    let mut known = ride_out(inner, reporter, || inner.store.known_customers()).await?;
     let mut results = std::pin::pin!(client.invitees_of(remaining));
     while let Some(result) = results.next().await {
         let EventInvitees { event, invitees } = result?;
@@ -282,14 +295,27 @@ async fn scan(
                 }),
             }
         }
-        let added = inner
-            .store
-            .record_event(scan_id, &inner.instance, &event.uri, &bookings, Utc::now())
-            .await?
-            .ok_or(Failure::LeaseLost)?;
+        // Saved all at once or not at all, and once: tried again after an
+        // outage, an event already saved adds nothing.
+        let (added, waited) = ride_out_noting(inner, reporter, || {
+            inner
+                .store
+                .record_event(scan_id, &inner.instance, &event.uri, &bookings, Utc::now())
+        })
+        .await?;
+        let mut added = added.ok_or(Failure::LeaseLost)?;
+        if waited {
+            // A commit whose answer the connection lost may have saved the
+            // event already: the database has the exact counts.
+            let counts = ride_out(inner, reporter, || inner.store.email_counts(scan_id)).await?;
+            let before = reporter.figures();
+            added.emails_found = counts.emails_found - before.emails_found;
+            added.new_count = counts.new_count - before.new_count;
+        }
         if added.new_count > 0 {
             // This scan's rows are customers now: later lookups pass them over.
-            inner.store.customers_after(&mut known).await?;
+            let newer = ride_out(inner, reporter, || inner.store.customers_after(&known)).await?;
+            known.add(newer);
         }
         scanned += 1;
         reporter.update(|f| {
@@ -330,7 +356,7 @@ async fn incremental_since(
     inner: &Inner,
     reporter: &mut Reporter,
 ) -> Result<Option<DateTime<Utc>>, Failure> {
-    let Some(last) = inner.store.last_completed().await? else {
+    let Some(last) = ride_out(inner, reporter, || inner.store.last_completed()).await? else {
         reporter.log(Msg::IncrementalFirst);
         return Ok(None);
     };
@@ -349,6 +375,78 @@ async fn incremental_since(
         lookback_hours: lookback.as_secs() / 3600,
     });
     Ok(Some(since))
+}
+
+/// How often the step of a scan waiting for the database says for how long.
+const WAIT_TOLD_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs `op` (one unit of work of the store) until it succeeds, waiting
+/// out a database that is away: the step and a log line say so, the step
+/// counts the seconds, and once the database answers the scan says so and
+/// goes on where it was. Past `CALSCAN_DB_OUTAGE_S` the scan gives up with
+/// [`Failure::DatabaseGone`]; a statement the database refused fails at once.
+async fn ride_out<T, F, Fut>(inner: &Inner, reporter: &mut Reporter, op: F) -> Result<T, Failure>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    Ok(ride_out_noting(inner, reporter, op).await?.0)
+}
+
+/// [`ride_out`], saying whether it waited.
+async fn ride_out_noting<T, F, Fut>(
+    inner: &Inner,
+    reporter: &mut Reporter,
+    mut op: F,
+) -> Result<(T, bool), Failure>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    let mut away: Option<(std::time::Instant, crate::i18n::Texts)> = None;
+    let mut told = std::time::Instant::now();
+    let mut pause = super::progress::RETRY_FIRST;
+    loop {
+        let error = match op().await {
+            Ok(value) => {
+                if let Some((since, step)) = away {
+                    let secs = since.elapsed().as_secs();
+                    tracing::info!(away_s = secs, "the database is back; the scan goes on");
+                    reporter.log(Msg::DbBack { secs });
+                    reporter.update(|f| f.current_step = step);
+                    return Ok((value, true));
+                }
+                return Ok((value, false));
+            }
+            Err(error) => error,
+        };
+        let Some(outage) = error.outage() else {
+            return Err(error.into());
+        };
+        let (since, _) = away.get_or_insert_with(|| {
+            tracing::warn!(%error, "the database is away; the scan waits");
+            let step = reporter.figures().current_step.clone();
+            reporter.log(Msg::DbWaiting { secs: 0 });
+            reporter.stage(reporter.figures().progress, Msg::DbWaiting { secs: 0 });
+            told = std::time::Instant::now();
+            (std::time::Instant::now(), step)
+        });
+        let waited = since.elapsed();
+        if waited >= inner.settings.db_outage {
+            return Err(Failure::DatabaseGone {
+                outage,
+                secs: waited.as_secs(),
+                cause: error,
+            });
+        }
+        if told.elapsed() >= WAIT_TOLD_EVERY {
+            told = std::time::Instant::now();
+            let secs = waited.as_secs();
+            reporter.stage(reporter.figures().progress, Msg::DbWaiting { secs });
+        }
+        tokio::time::sleep(pause.min(inner.settings.db_outage - waited)).await;
+        pause = (pause * 2).min(super::progress::RETRY_MAX);
+    }
 }
 
 /// The Calendly calls listing `events` events takes at the least: one

@@ -53,19 +53,84 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Whether the database could not be reached (or did not answer in
-    /// time), as against a statement it refused: the caller may try again.
+    /// Whether the database could not be reached, did not answer in time,
+    /// or could not take the write just now (SQLite's disk full, its file
+    /// locked by another process, a read-only or failing disk; a server
+    /// shutting down or out of connections), as against a statement it
+    /// refused: the caller may try again once the database is back.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            Self::Database(
-                sqlx::Error::Io(_)
-                    | sqlx::Error::PoolTimedOut
-                    | sqlx::Error::PoolClosed
-                    | sqlx::Error::Tls(_)
-                    | sqlx::Error::WorkerCrashed
-            )
-        )
+        self.outage().is_some()
+    }
+
+    /// What kind of outage this is, if it is one.
+    pub fn outage(&self) -> Option<Outage> {
+        let Self::Database(error) = self else {
+            return None;
+        };
+        match error {
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => {
+                Some(Outage::Unreachable)
+            }
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => Some(Outage::Unreachable),
+            sqlx::Error::Database(e) => Outage::of_database(e.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+/// Why the database cannot take a statement for now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outage {
+    /// No connection: refused, reset, timed out, or the server shutting down.
+    Unreachable,
+    /// SQLite: no space left on the disk.
+    DiskFull,
+    /// SQLite: another process holds the database's lock.
+    Locked,
+    /// SQLite: the file cannot be written (read-only, or an I/O error).
+    WriteFailed,
+}
+
+impl Outage {
+    /// From the error a database answered with: SQLite's result codes,
+    /// PostgreSQL's SQLSTATEs, MySQL's error numbers.
+    fn of_database(error: &(dyn sqlx::error::DatabaseError + 'static)) -> Option<Self> {
+        if let Some(mysql) = error.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+            // Shutting down, too many connections, connection killed.
+            if matches!(mysql.number(), 1053 | 1040 | 1927) {
+                return Some(Self::Unreachable);
+            }
+        }
+        let code = error.code()?;
+        if error
+            .try_downcast_ref::<sqlx::sqlite::SqliteError>()
+            .is_some()
+        {
+            // The primary result code is the low byte of an extended one.
+            return match code.parse::<i32>().ok()? & 0xff {
+                5 | 6 => Some(Self::Locked),
+                13 => Some(Self::DiskFull),
+                8 | 10 | 14 => Some(Self::WriteFailed),
+                _ => None,
+            };
+        }
+        match code.as_ref() {
+            // Connection exceptions (both servers); PostgreSQL shutting
+            // down, not accepting connections yet, too many connections.
+            c if c.starts_with("08") => Some(Self::Unreachable),
+            "57P01" | "57P02" | "57P03" | "53300" => Some(Self::Unreachable),
+            _ => None,
+        }
+    }
+}
+
+/// How the README names a backend.
+pub fn backend_name(backend: &str) -> &str {
+    match backend {
+        "postgres" => "PostgreSQL",
+        "mysql" => "MySQL/MariaDB",
+        "sqlite" => "SQLite",
+        other => other,
     }
 }
 
@@ -378,6 +443,12 @@ impl KnownCustomers {
         customers::fits(email, self.email_chars)
     }
 
+    /// Takes in `newer`, what [`Store::customers_after`] read.
+    pub fn add(&mut self, newer: KnownCustomers) {
+        self.emails.extend(newer.emails);
+        self.up_to = self.up_to.max(newer.up_to);
+    }
+
     /// `booking`, marked with what is known of its email.
     pub fn mark(&self, booking: Booking) -> Booking {
         Booking {
@@ -664,12 +735,16 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Marks `interrupted` every running scan whose lease ended before
     /// `now_ms` (or every running scan, with `all`), appending `message` as a
-    /// log line. Returns them as they are now. `locked` says what to do with
-    /// a scan another transaction is writing.
+    /// log line; never one `alive` owns (the caller's own: a process does not
+    /// interrupt the scans it runs, whatever their lease says). Returns them
+    /// as they are now. `locked` says what to do with a scan another
+    /// transaction is writing.
+    #[allow(clippy::too_many_arguments)]
     async fn interrupt_stale(
         &self,
         now_ms: i64,
         all: bool,
+        alive: &str,
         locked: Locked,
         message: &Texts,
         at: DateTime<Utc>,
@@ -679,9 +754,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// far it was read.
     async fn known_customers(&self) -> StoreResult<KnownCustomers>;
 
-    /// Adds the rows added to the customer table since `known` was read
-    /// (the scan's own, anyone's), so that lookups stay among the newest.
-    async fn customers_after(&self, known: &mut KnownCustomers) -> StoreResult<()>;
+    /// The rows added to the customer table since `known` was read (the
+    /// scan's own, anyone's), for [`KnownCustomers::add`], so that lookups
+    /// stay among the newest.
+    async fn customers_after(&self, known: &KnownCustomers) -> StoreResult<KnownCustomers>;
 
     /// Customers whose email or name contains `query` (case-insensitive),
     /// newest first, and how many match in all.

@@ -117,7 +117,7 @@ impl SqlStore<MySql> {
         let options = MySqlConnectOptions::from_str(&url)?
             .charset("utf8mb4")
             .timezone(Some(String::from("+00:00")));
-        let pool = MySqlPoolOptions::new()
+        let pool = super::sql::never_inside_a_transaction(MySqlPoolOptions::new(), false)
             .max_connections(8)
             .acquire_timeout(super::ACQUIRE_TIMEOUT)
             .connect_with(options)

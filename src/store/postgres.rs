@@ -122,7 +122,7 @@ impl Dialect for Postgres {
 impl SqlStore<Postgres> {
     /// Connects to `url`.
     pub(super) async fn open(url: &str) -> StoreResult<(Pool<Postgres>, Pool<Postgres>)> {
-        let pool = PgPoolOptions::new()
+        let pool = super::sql::never_inside_a_transaction(PgPoolOptions::new(), false)
             .max_connections(8)
             .acquire_timeout(super::ACQUIRE_TIMEOUT)
             .connect(url)

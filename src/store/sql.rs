@@ -17,8 +17,8 @@ use futures::TryStreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use sqlx::{
-    AssertSqlSafe, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row,
-    Transaction, Type,
+    AssertSqlSafe, ColumnIndex, Connection, Database, Decode, Encode, Executor, IntoArguments,
+    Pool, Row, Transaction, Type,
 };
 
 use super::customers::{Column, CustomerLayout, CustomerSettings};
@@ -63,6 +63,9 @@ pub trait Dialect: Database {
     /// SQLite's scalar `MAX` and `MIN`.
     const GREATEST: &'static str;
     const LEAST: &'static str;
+    /// How a transaction that writes begins, when not as `BEGIN`.
+    const BEGIN_WRITE: Option<&'static str> = None;
+
     /// Appended to a `SELECT` to lock its rows until the transaction ends;
     /// empty where the database has a single writer anyway.
     const FOR_UPDATE: &'static str;
@@ -211,6 +214,29 @@ pub(super) fn figure_assignments<D: Dialect>(target: &str) -> String {
 /// SQL with `?` placeholders, rewritten for `D`.
 fn sql<D: Dialect>(text: &str) -> AssertSqlSafe<String> {
     AssertSqlSafe(D::placeholders(text).into_owned())
+}
+
+/// `options` that never hand out a connection inside a transaction: one
+/// still in one when it comes back to the pool (its rollback failed, as a
+/// rollback may when the disk is full) is closed, and the pool opens a
+/// fresh one. `flush` first waits for a rollback queued on the connection
+/// to run (SQLite runs it on the connection's thread, later).
+pub(super) fn never_inside_a_transaction<D: Database>(
+    options: sqlx::pool::PoolOptions<D>,
+    flush: bool,
+) -> sqlx::pool::PoolOptions<D> {
+    options.after_release(move |conn, _| {
+        Box::pin(async move {
+            if flush {
+                conn.ping().await?;
+            }
+            let clean = !conn.is_in_transaction();
+            if !clean {
+                tracing::warn!("a database connection was left inside a transaction; it is closed");
+            }
+            Ok(clean)
+        })
+    })
 }
 
 /// A store over one SQL database. `writer` and `reader` are the same pool
@@ -394,6 +420,15 @@ where
     for<'n> &'n str: ColumnIndex<D::Row>,
     usize: ColumnIndex<D::Row>,
 {
+    /// A transaction on the writer, begun as this database wants a
+    /// transaction that writes to begin.
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, D>> {
+        Ok(match D::BEGIN_WRITE {
+            Some(begin) => self.writer.begin_with(begin).await?,
+            None => self.writer.begin().await?,
+        })
+    }
+
     fn opt_time(row: &D::Row, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
         row.try_get::<Option<D::Time>, _>(column)?
             .map(D::from_db)
@@ -467,7 +502,10 @@ where
         Self::insert_log_rows(conn, &rows).await
     }
 
-    /// Inserts lines of any scans, 200 to a statement.
+    /// Inserts lines of any scans, 200 to a statement. A line already there
+    /// is left as it is: a write tried again after a commit whose answer the
+    /// connection lost finds its lines written (where the key is unique:
+    /// not on MySQL, whose table is the PHP scanner's).
     async fn insert_log_rows(
         conn: &mut D::Connection,
         rows: &[(&str, &LogRow)],
@@ -475,17 +513,18 @@ where
         // 5 values a row: far below every database's limit on parameters.
         const ROWS: usize = 200;
         for chunk in rows.chunks(ROWS) {
-            let mut text = format!(
-                "INSERT INTO scan_logs (scan_id, {}, message, message_en, created_at) VALUES ",
-                D::LOG_ID
-            );
+            let mut values = String::new();
             for i in 0..chunk.len() {
-                text.push_str(if i == 0 {
+                values.push_str(if i == 0 {
                     "(?, ?, ?, ?, ?)"
                 } else {
                     ", (?, ?, ?, ?, ?)"
                 });
             }
+            let text = D::insert_ignore(&format!(
+                "scan_logs (scan_id, {}, message, message_en, created_at) VALUES {values}",
+                D::LOG_ID
+            ));
             let mut insert = sqlx::query(sql::<D>(&text));
             for (scan_id, log) in chunk {
                 insert = insert
@@ -701,7 +740,7 @@ where
         bookings: &[Booking],
         now: DateTime<Utc>,
     ) -> StoreResult<Option<EmailCounts>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         // The row lock keeps a sweeper from interrupting the scan mid-record.
         let held: Option<String> = sqlx::query_scalar(sql::<D>(&format!(
             "SELECT scan_id FROM scan_progress \
@@ -744,7 +783,7 @@ where
     /// [`Store::import_webhook`], once.
     async fn import_webhook_once(&self, import: &WebhookImport) -> StoreResult<bool> {
         let b = &import.booking;
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let fresh = sqlx::query(sql::<D>(&D::insert_ignore(
             "webhook_deliveries (delivery_key, event, invitee_uri, event_uri, email, name, \
              received_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -775,7 +814,7 @@ where
     /// read after it are all those up to its newest id. Called when
     /// [`FOREIGN_PENDING`] says so.
     async fn read_foreign_scan(&self, scan_id: &str) -> StoreResult<Option<ScanRow>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         // The lock holds off the other program's writes of this scan (its
         // lines' foreign key needs the row) until the row is read below.
         let found: Option<(i64, String)> = sqlx::query_as(sql::<D>(&format!(
@@ -985,7 +1024,7 @@ where
 
     #[tracing::instrument(skip_all, fields(scan_id = %scan.scan_id))]
     async fn start_scan(&self, scan: &NewScan) -> StoreResult<StartOutcome> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         if let Some(running) = Self::running_scan_id(&mut tx).await? {
             return Ok(StartOutcome::AlreadyRunning(running));
         }
@@ -1032,7 +1071,7 @@ where
         lease_until_ms: i64,
         logs: &[LogRow],
     ) -> StoreResult<ResumeOutcome> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Locked, so two resumes of one scan cannot both pass the checks.
         let Some(scan) = Self::scan_in(&mut tx, scan_id, D::FOR_UPDATE).await? else {
             return Ok(ResumeOutcome::NotFound);
@@ -1126,7 +1165,7 @@ where
         message: &Texts,
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let last: Option<i64> = sqlx::query_scalar(sql::<D>(&format!(
             "SELECT last_event_id FROM scan_progress \
              WHERE scan_id = ? AND status <> 'running'{}",
@@ -1199,7 +1238,7 @@ where
 
     async fn save_webhook_subscription(&self, row: &WebhookSubscriptionRow) -> StoreResult<()> {
         use secrecy::ExposeSecret;
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(sql::<D>("DELETE FROM webhook_subscriptions WHERE uri = ?"))
             .bind(row.uri.as_str())
             .execute(&mut *tx)
@@ -1303,7 +1342,7 @@ where
         // A few statements for any number of scans: the figures of all in
         // one UPDATE, their lines in multi-row INSERTs. A statement is a
         // round trip (to SQLite's worker thread, or over the network).
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let held = Self::update_figures(&mut tx, writes).await?;
         let ours = || {
             writes
@@ -1352,7 +1391,7 @@ where
     }
 
     async fn renew_lease(&self, scan_id: &str, owner: &str, until_ms: i64) -> StoreResult<Lease> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(sql::<D>(
             "UPDATE scan_progress SET lease_until_ms = ? \
              WHERE scan_id = ? AND owner = ? AND status = 'running'",
@@ -1388,7 +1427,7 @@ where
     }
 
     async fn request_cancel(&self, scan_id: &str) -> StoreResult<Option<ScanStatus>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(sql::<D>(
             "UPDATE scan_progress SET cancel_requested = ? WHERE scan_id = ? AND status = 'running'",
         ))
@@ -1412,11 +1451,12 @@ where
         &self,
         now_ms: i64,
         all: bool,
+        alive: &str,
         locked: Locked,
         message: &Texts,
         at: DateTime<Utc>,
     ) -> StoreResult<Vec<ScanRow>> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         let lock = match locked {
             Locked::Skip => D::FOR_UPDATE_SKIP_LOCKED,
             Locked::Wait => D::FOR_UPDATE,
@@ -1425,7 +1465,8 @@ where
         // longer than that page ever did.
         let leaseless_since =
             DateTime::from_timestamp_millis(now_ms).unwrap_or_default() - LEASELESS_SCAN_LIMIT;
-        let stale_when = "status = 'running' AND (? OR lease_until_ms < ? \
+        let stale_when = "status = 'running' AND (owner IS NULL OR owner <> ?) \
+             AND (? OR lease_until_ms < ? \
              OR (lease_until_ms IS NULL AND (started_at IS NULL OR started_at < ?)))";
         // The candidates first, unlocked; then each is locked through its
         // scan_id, the order in which every other writer of a scan row locks
@@ -1434,6 +1475,7 @@ where
         let candidates: Vec<String> = sqlx::query_scalar(sql::<D>(&format!(
             "SELECT scan_id FROM scan_progress WHERE {stale_when}"
         )))
+        .bind(alive)
         .bind(all)
         .bind(now_ms)
         .bind(D::to_db(leaseless_since))
@@ -1446,6 +1488,7 @@ where
                  AND {stale_when}{lock}"
             )))
             .bind(scan_id.as_str())
+            .bind(alive)
             .bind(all)
             .bind(now_ms)
             .bind(D::to_db(leaseless_since))
@@ -1519,23 +1562,27 @@ where
         Ok((customers, total))
     }
 
-    async fn customers_after(&self, known: &mut KnownCustomers) -> StoreResult<()> {
+    async fn customers_after(&self, known: &KnownCustomers) -> StoreResult<KnownCustomers> {
+        let mut newer = KnownCustomers {
+            up_to: known.up_to,
+            ..KnownCustomers::default()
+        };
         let (Some(after), Some(up_to)) = (&self.customers.rows_after, known.up_to) else {
-            return Ok(());
+            return Ok(newer);
         };
         let rows: Vec<(Option<String>, i64)> = sqlx::query_as(sql::<D>(after))
             .bind(up_to)
             .fetch_all(&self.writer)
             .await?;
         for (email, key) in rows {
-            known.up_to = Some(key.max(known.up_to.unwrap_or(key)));
-            known.emails.extend(
+            newer.up_to = newer.up_to.max(Some(key));
+            newer.emails.extend(
                 email
                     .as_deref()
                     .and_then(crate::calendly::model::normalize_email),
             );
         }
-        Ok(())
+        Ok(newer)
     }
 
     async fn known_customers(&self) -> StoreResult<KnownCustomers> {
@@ -1571,7 +1618,7 @@ where
         username: &str,
         expires_ms: i64,
     ) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
+        let mut tx = self.begin_write().await?;
         // Expired sessions are cleared whenever someone logs in.
         sqlx::query(sql::<D>("DELETE FROM sessions WHERE expires_ms <= ?"))
             .bind(crate::time::now_ms())

@@ -28,6 +28,10 @@ impl Dialect for Sqlite {
     // One writer connection: a transaction that writes has the database.
     const FOR_UPDATE: &'static str = "";
     const FOR_UPDATE_SKIP_LOCKED: &'static str = "";
+    // Takes the write lock at once, waiting out the busy timeout for it: a
+    // transaction that read first and then finds another process writing
+    // fails at once instead.
+    const BEGIN_WRITE: Option<&'static str> = Some("BEGIN IMMEDIATE");
 
     type Time = String;
 
@@ -99,7 +103,7 @@ impl SqlStore<Sqlite> {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let writer = SqlitePoolOptions::new()
+        let writer = super::sql::never_inside_a_transaction(SqlitePoolOptions::new(), true)
             .max_connections(1)
             .connect_with(options.clone())
             .await?;

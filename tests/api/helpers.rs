@@ -152,6 +152,8 @@ pub struct AppOptions {
     pub tweak_sim: Box<dyn FnOnce(&mut SimulatorConfig) + Send>,
     pub calendly_token: Option<&'static str>,
     pub lease: Duration,
+    /// How long a scan waits for the database (`CALSCAN_DB_OUTAGE_S`).
+    pub db_outage: Duration,
     pub lang: Lang,
     pub stream_buffer: usize,
     /// A database to use instead of a fresh one.
@@ -181,6 +183,7 @@ impl Default for AppOptions {
             tweak_sim: Box::new(|_| {}),
             calendly_token: Some("demo-token"),
             lease: Duration::from_secs(15),
+            db_outage: Duration::from_secs(60),
             lang: Lang::De,
             stream_buffer: 1024,
             database_url: None,
@@ -457,6 +460,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         lease: options.lease,
         stream_buffer: options.stream_buffer,
         lookback: Duration::from_secs(24 * 3600),
+        db_outage: options.db_outage,
         notify: options.notify,
         scan_every: options.scan_every,
         webhook_key: options.webhook_key.map(secrecy::SecretString::from),

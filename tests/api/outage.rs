@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{AppOptions, TestApp, backend, fresh_database, spawn_app};
+use crate::helpers::{
+    AppOptions, SseEvent, SseStream, TestApp, all_customers, assert_customers, assert_well_formed,
+    backend, fresh_database, log_lines, spawn_app,
+};
 use crate::proxy::{Fault, FaultProxy};
 
 /// The status of `path` and how long it took to answer.
@@ -76,4 +79,380 @@ async fn readiness_and_reads_answer_503_while_the_database_is_away_and_recover_b
     let scan_id = app.start_scan().await;
     let end = app.follow(&scan_id).await.last().unwrap().data.clone();
     assert_eq!(end["status"], "completed", "{end}");
+}
+
+/// A database server behind a fault proxy, and an app using it through
+/// the proxy: `None` on SQLite.
+async fn behind_a_proxy(
+    dir: &tempfile::TempDir,
+    options: AppOptions,
+) -> Option<(TestApp, FaultProxy, crate::helpers::TestDatabase)> {
+    if backend() == "sqlite" {
+        eprintln!("skipped: a database server behind a proxy needs PostgreSQL or MySQL");
+        return None;
+    }
+    let database = fresh_database(dir).await;
+    let upstream = {
+        let url = url::Url::parse(&database.url).unwrap();
+        format!("{}:{}", url.host_str().unwrap(), url.port().unwrap())
+            .parse()
+            .unwrap()
+    };
+    let proxy = FaultProxy::start(upstream).await;
+    let app = spawn_app(AppOptions {
+        database_url: Some(proxy.url_for(&database.url)),
+        ..options
+    })
+    .await;
+    Some((app, proxy, database))
+}
+
+/// A scan of `events` events at 30 ms a call, a lease of one second (an
+/// outage outlasts it), waiting `db_outage` for the database at most.
+fn slow_scan(events: usize, db_outage: Duration) -> AppOptions {
+    AppOptions {
+        events,
+        tweak_sim: Box::new(|c| c.latency = Duration::from_millis(30)),
+        lease: Duration::from_secs(1),
+        db_outage,
+        ..AppOptions::default()
+    }
+}
+
+/// Reads the stream until the scan has scanned `n` events.
+async fn until_scanned(stream: &mut SseStream, n: i64) -> Vec<SseEvent> {
+    let mut seen = Vec::new();
+    loop {
+        let event = stream.next().await.expect("the stream ended early");
+        let scanned = event.data["events_scanned"].as_i64().unwrap_or(0);
+        seen.push(event);
+        if scanned >= n {
+            return seen;
+        }
+    }
+}
+
+/// The scan ended `completed` with every one of `events` events, every
+/// email new once, every booking counted once.
+async fn assert_exact_end(app: &TestApp, done: &serde_json::Value, events: i64) {
+    let expected = app.sim.expected_emails();
+    assert_eq!(done["status"], "completed", "{done}");
+    assert_eq!(done["events_scanned"], events, "{done}");
+    assert_eq!(done["emails_found"], expected.len() as i64, "{done}");
+    assert_eq!(done["new_count"], expected.len() as i64, "{done}");
+    assert_eq!(done["existing_count"], 0, "{done}");
+    let customers = all_customers(&app.http, &app.base).await;
+    assert_customers(&customers, &expected, app.sim.org().invitee_count());
+}
+
+/// The messages of the log lines `events` carry.
+fn messages(events: &[SseEvent]) -> Vec<String> {
+    log_lines(events).into_iter().map(|(_, m)| m).collect()
+}
+
+#[tokio::test]
+async fn a_scan_waits_out_a_database_outage_longer_than_its_lease_and_completes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((app, proxy, _database)) =
+        behind_a_proxy(&dir, slow_scan(60, Duration::from_secs(60))).await
+    else {
+        return;
+    };
+    let scan_id = app.start_scan().await;
+    let mut stream = app.stream(&scan_id, None).await;
+    let mut events = until_scanned(&mut stream, 10).await;
+    // Away for three leases: the process must not take its own scan for
+    // a dead one.
+    proxy.set(Fault::Reset);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.set(Fault::None);
+    events.extend(stream.until_done().await);
+    assert_well_formed(&events);
+    let done = events.last().unwrap().data.clone();
+    assert_exact_end(&app, &done, 60).await;
+    let lines = messages(&events);
+    let waited = lines
+        .iter()
+        .position(|m| m.starts_with("⏳ Datenbank nicht erreichbar – Scan wartet"))
+        .unwrap_or_else(|| panic!("no wait line: {lines:#?}"));
+    assert!(
+        lines[waited..]
+            .iter()
+            .any(|m| m.starts_with("✅ Datenbank wieder erreichbar")),
+        "{lines:#?}"
+    );
+    assert!(
+        !lines.iter().any(|m| m.contains("unterbrochen")),
+        "{lines:#?}"
+    );
+    // What the stream said is what the database holds.
+    let stored = app.get_json(&format!("/api/scans/{scan_id}")).await;
+    let stored_lines: Vec<&str> = stored["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(stored_lines, lines);
+}
+
+#[tokio::test]
+async fn a_database_away_past_the_bound_ends_the_scan_with_the_cause_and_resume_completes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((app, proxy, _database)) =
+        behind_a_proxy(&dir, slow_scan(60, Duration::from_secs(1))).await
+    else {
+        return;
+    };
+    let scan_id = app.start_scan().await;
+    let mut stream = app.stream(&scan_id, None).await;
+    until_scanned(&mut stream, 10).await;
+    proxy.set(Fault::Reset);
+    // The scan gives up after a second; its end is written once the
+    // database is back.
+    let gave_up = format!("scan_id={scan_id}");
+    let started = Instant::now();
+    while !crate::helpers::server_log()
+        .lines()
+        .any(|l| l.contains(&gave_up) && l.contains("scan failed"))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the scan never gave up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.set(Fault::None);
+    let end = stream.until_done().await;
+    let done = &end.last().unwrap().data;
+    assert_eq!(done["status"], "error", "{done}");
+    let message = done["error_message"].as_str().unwrap();
+    let name = if backend() == "postgres" {
+        "PostgreSQL"
+    } else {
+        "MySQL/MariaDB"
+    };
+    assert!(
+        message.starts_with(&format!("{name}: die Datenbank antwortet seit")),
+        "{message}"
+    );
+    assert!(message.contains("den Scan fortsetzen"), "{message}");
+    let response = app.post(&format!("/api/scans/{scan_id}/resume")).await;
+    assert_eq!(response.status(), 202);
+    let resumed = app.follow(&scan_id).await;
+    assert_exact_end(&app, &resumed.last().unwrap().data, 60).await;
+}
+
+/// A filesystem of a few megabytes (a tmpfs, mounted as root) for a SQLite
+/// database, that a test fills up and frees again. Unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    /// `None` (the test is skipped) where nothing can be mounted; in CI the
+    /// test must run.
+    fn mount() -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI must be able to mount a tmpfs (run as root)"
+            );
+            eprintln!("skipped: a small filesystem needs `mount -t tmpfs` (root)");
+            return None;
+        }
+        Some(Self { dir })
+    }
+
+    fn url(&self) -> String {
+        format!("sqlite://{}", self.dir.path().join("calscan.db").display())
+    }
+
+    fn filler(&self) -> std::path::PathBuf {
+        self.dir.path().join("filler")
+    }
+
+    /// Writes a file until the filesystem has no room left.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut file = std::fs::File::create(self.filler()).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        loop {
+            if let Err(error) = file.write_all(&block).and_then(|()| file.sync_all()) {
+                assert_eq!(error.raw_os_error(), Some(28), "{error}"); // ENOSPC
+                // The last partial block too.
+                let _ = file.write_all(&block[..4096]);
+                return;
+            }
+        }
+    }
+
+    fn free(&self) {
+        std::fs::remove_file(self.filler()).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+/// Waits until the server logged, for `scan_id`, a line containing `what`.
+async fn until_logged(scan_id: &str, what: &str) {
+    let tag = format!("scan_id={scan_id}");
+    let started = Instant::now();
+    while !crate::helpers::server_log()
+        .lines()
+        .any(|l| l.contains(&tag) && l.contains(what))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the server never logged {what:?} for {scan_id}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The scan's log lines as a fresh connection reads them: what was
+/// committed, not what one connection holds.
+async fn committed_lines(url: &str, scan_id: &str) -> Vec<String> {
+    crate::helpers::rows(
+        url,
+        &format!("SELECT message FROM scan_logs WHERE scan_id = '{scan_id}' ORDER BY id"),
+    )
+    .await
+    .into_iter()
+    .map(|row| row[0].clone().unwrap())
+    .collect()
+}
+
+#[tokio::test]
+async fn sqlite_on_a_full_disk_waits_for_room_then_completes_with_everything_committed() {
+    if backend() != "sqlite" {
+        return;
+    }
+    let Some(disk) = SmallDisk::mount() else {
+        return;
+    };
+    let app = spawn_app(AppOptions {
+        database_url: Some(disk.url()),
+        ..slow_scan(60, Duration::from_secs(60))
+    })
+    .await;
+    let scan_id = app.start_scan().await;
+    let mut stream = app.stream(&scan_id, None).await;
+    let mut events = until_scanned(&mut stream, 10).await;
+    disk.fill();
+    until_logged(&scan_id, "the scan waits").await;
+    // Nothing a failed write left behind answers as if it were written.
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    disk.free();
+    events.extend(stream.until_done().await);
+    assert_well_formed(&events);
+    assert_exact_end(&app, &events.last().unwrap().data, 60).await;
+    let lines = messages(&events);
+    assert!(
+        lines
+            .iter()
+            .any(|m| m.starts_with("⏳ Datenbank nicht erreichbar – Scan wartet")),
+        "{lines:#?}"
+    );
+    assert_eq!(committed_lines(&disk.url(), &scan_id).await, lines);
+    // And it goes on working: another scan starts and completes.
+    let again = app.start_scan().await;
+    assert_eq!(
+        app.follow(&again).await.last().unwrap().data["status"],
+        "completed"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_on_a_disk_full_past_the_bound_ends_with_the_cause_and_resume_completes_it() {
+    if backend() != "sqlite" {
+        return;
+    }
+    let Some(disk) = SmallDisk::mount() else {
+        return;
+    };
+    let app = spawn_app(AppOptions {
+        database_url: Some(disk.url()),
+        ..slow_scan(60, Duration::from_secs(1))
+    })
+    .await;
+    let scan_id = app.start_scan().await;
+    let mut stream = app.stream(&scan_id, None).await;
+    until_scanned(&mut stream, 10).await;
+    disk.fill();
+    until_logged(&scan_id, "scan failed").await;
+    // Nothing is acknowledged that cannot be written: a start answers 503
+    // (or 409 for the scan still running), never 202 with an id that reads 404.
+    let refused = app.post("/api/scans").await;
+    assert!(
+        matches!(refused.status().as_u16(), 503 | 409),
+        "{}",
+        refused.status()
+    );
+    disk.free();
+    let end = stream.until_done().await;
+    let done = &end.last().unwrap().data;
+    assert_eq!(done["status"], "error", "{done}");
+    let message = done["error_message"].as_str().unwrap();
+    assert!(
+        message.starts_with("SQLite: die Festplatte ist voll"),
+        "{message}"
+    );
+    let response = app.post(&format!("/api/scans/{scan_id}/resume")).await;
+    assert_eq!(response.status(), 202);
+    let resumed = app.follow(&scan_id).await;
+    assert_exact_end(&app, &resumed.last().unwrap().data, 60).await;
+    let stored = app.get_json(&format!("/api/scans/{scan_id}")).await;
+    let stored_lines: Vec<String> = stored["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(committed_lines(&disk.url(), &scan_id).await, stored_lines);
+}
+
+#[tokio::test]
+async fn sqlite_locked_by_another_process_makes_the_scan_wait_not_fail() {
+    use sqlx::Connection;
+    if backend() != "sqlite" {
+        return;
+    }
+    let app = spawn_app(slow_scan(40, Duration::from_secs(60))).await;
+    let scan_id = app.start_scan().await;
+    let mut stream = app.stream(&scan_id, None).await;
+    let mut events = until_scanned(&mut stream, 5).await;
+    // Another process takes the write lock, longer than the busy timeout.
+    let mut other = sqlx::SqliteConnection::connect(&app.database_url)
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN EXCLUSIVE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    until_logged(&scan_id, "the scan waits").await;
+    sqlx::raw_sql("COMMIT").execute(&mut other).await.unwrap();
+    events.extend(stream.until_done().await);
+    assert_exact_end(&app, &events.last().unwrap().data, 40).await;
+    let lines = messages(&events);
+    assert!(
+        lines
+            .iter()
+            .any(|m| m.starts_with("✅ Datenbank wieder erreichbar")),
+        "{lines:#?}"
+    );
 }
