@@ -183,7 +183,7 @@ impl Store for BenchStore {
         &self,
         now_ms: i64,
         all: bool,
-        alive: &str,
+        alive: &[String],
         locked: Locked,
         message: &Texts,
         at: DateTime<Utc>,

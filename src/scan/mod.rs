@@ -219,7 +219,7 @@ impl Scans {
             .interrupt_stale(
                 crate::time::now_ms(),
                 all,
-                &self.inner.instance,
+                &self.inner.registry.live(),
                 locked,
                 &message,
                 Utc::now(),

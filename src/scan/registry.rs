@@ -61,6 +61,11 @@ impl Registry {
         sender
     }
 
+    /// The scans running here.
+    pub fn live(&self) -> Vec<String> {
+        self.lock().keys().cloned().collect()
+    }
+
     /// A receiver of the scan's events, if it runs here.
     pub fn subscribe(&self, scan_id: &str) -> Option<broadcast::Receiver<Arc<Batch>>> {
         self.lock().get(scan_id).map(|l| l.sender.subscribe())

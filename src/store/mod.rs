@@ -735,7 +735,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Marks `interrupted` every running scan whose lease ended before
     /// `now_ms` (or every running scan, with `all`), appending `message` as a
-    /// log line; never one `alive` owns (the caller's own: a process does not
+    /// log line; never one of `alive` (the caller's own: a process does not
     /// interrupt the scans it runs, whatever their lease says). Returns them
     /// as they are now. `locked` says what to do with a scan another
     /// transaction is writing.
@@ -744,7 +744,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         &self,
         now_ms: i64,
         all: bool,
-        alive: &str,
+        alive: &[String],
         locked: Locked,
         message: &Texts,
         at: DateTime<Utc>,

@@ -1451,7 +1451,7 @@ where
         &self,
         now_ms: i64,
         all: bool,
-        alive: &str,
+        alive: &[String],
         locked: Locked,
         message: &Texts,
         at: DateTime<Utc>,
@@ -1465,22 +1465,21 @@ where
         // longer than that page ever did.
         let leaseless_since =
             DateTime::from_timestamp_millis(now_ms).unwrap_or_default() - LEASELESS_SCAN_LIMIT;
-        let stale_when = "status = 'running' AND (owner IS NULL OR owner <> ?) \
-             AND (? OR lease_until_ms < ? \
+        let stale_when = "status = 'running' AND (? OR lease_until_ms < ? \
              OR (lease_until_ms IS NULL AND (started_at IS NULL OR started_at < ?)))";
         // The candidates first, unlocked; then each is locked through its
         // scan_id, the order in which every other writer of a scan row locks
         // it. A locking read through the status index would lock that index
         // before the row and deadlock with a writer ending the scan.
-        let candidates: Vec<String> = sqlx::query_scalar(sql::<D>(&format!(
+        let mut candidates: Vec<String> = sqlx::query_scalar(sql::<D>(&format!(
             "SELECT scan_id FROM scan_progress WHERE {stale_when}"
         )))
-        .bind(alive)
         .bind(all)
         .bind(now_ms)
         .bind(D::to_db(leaseless_since))
         .fetch_all(&mut *tx)
         .await?;
+        candidates.retain(|id| !alive.contains(id));
         let mut stale: Vec<(String, i64)> = Vec::with_capacity(candidates.len());
         for scan_id in candidates {
             let still: Option<(String, i64)> = sqlx::query_as(sql::<D>(&format!(
@@ -1488,7 +1487,6 @@ where
                  AND {stale_when}{lock}"
             )))
             .bind(scan_id.as_str())
-            .bind(alive)
             .bind(all)
             .bind(now_ms)
             .bind(D::to_db(leaseless_since))

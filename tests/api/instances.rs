@@ -259,3 +259,65 @@ async fn when_the_instance_running_a_scan_is_killed_another_interrupts_it_and_re
     let customers = all_customers(&b.http, &b.base).await;
     assert_customers(&customers, &expected, sim.org().invitee_count());
 }
+
+/// Another instance's sweeper takes a scan this one still runs (its
+/// connection to the database was away longer than the lease, say): the
+/// scan stops here, and every watcher, here and elsewhere, gets `done`.
+/// The scan waits on Calendly meanwhile, so its heartbeat is what notices.
+#[tokio::test]
+async fn a_scan_whose_lease_another_instance_takes_ends_with_done_for_every_watcher() {
+    use calscan::store::Locked;
+    let a = spawn_app(slow(20, 1_500, Duration::from_millis(600))).await;
+    let scan_id = a.start_scan().await;
+    let mut here = a.stream(&scan_id, None).await;
+    let snapshot = here.next().await.unwrap();
+    assert_eq!(snapshot.event, "snapshot");
+    let b = if backend() == "sqlite" {
+        None
+    } else {
+        Some(second_instance(&a, Duration::from_secs(15)).await)
+    };
+    let mut elsewhere = match &b {
+        Some(b) => {
+            let mut stream = b.stream(&scan_id, None).await;
+            assert_eq!(stream.next().await.unwrap().event, "snapshot");
+            Some(stream)
+        }
+        None => None,
+    };
+    // The other instance's sweep: every running scan not its own.
+    let swept = a
+        .state
+        .store
+        .interrupt_stale(
+            Utc::now().timestamp_millis(),
+            true,
+            &[],
+            Locked::Wait,
+            &calscan::i18n::Texts::same("taken over"),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(swept.len(), 1);
+    let mut streams = vec![&mut here];
+    streams.extend(elsewhere.as_mut());
+    for stream in streams {
+        let done = loop {
+            let event = stream.next().await.expect("the stream ended without done");
+            if event.event == "done" {
+                break event;
+            }
+        };
+        assert_eq!(done.data["status"], "interrupted", "{:?}", done.data);
+        assert_eq!(done.id, Some(swept[0].figures.last_event_id));
+        assert!(
+            stream.next().await.is_none(),
+            "the stream went on after done"
+        );
+    }
+    // The scan stopped here: nothing more is written after the sweep's done.
+    let row = a.get_json(&format!("/api/scans/{scan_id}")).await;
+    assert_eq!(row["last_event_id"], swept[0].figures.last_event_id);
+    assert!(a.state.scans.registry().watchers().is_empty());
+}

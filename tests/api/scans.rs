@@ -244,7 +244,14 @@ async fn a_group_write_writes_only_the_scans_still_held() {
         .await
         .unwrap();
     store
-        .interrupt_stale(0, true, "", Locked::Wait, &texts("weg"), chrono::Utc::now())
+        .interrupt_stale(
+            0,
+            true,
+            &[],
+            Locked::Wait,
+            &texts("weg"),
+            chrono::Utc::now(),
+        )
         .await
         .unwrap();
     store
