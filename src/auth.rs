@@ -258,7 +258,17 @@ async fn login(
         .create_session(&session_digest(&id), &auth.admin_user, expires)
         .await
     {
-        return AppError::from(error).into_response();
+        if !error.is_unavailable() {
+            return AppError::from(error).into_response();
+        }
+        // Said on the page, not as JSON: the browser posted a form.
+        tracing::warn!(%error, "cannot store a session: the database is away");
+        return (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, "5")],
+            views::login::page(lang, Some(views::login::Failure::Unavailable)),
+        )
+            .into_response();
     }
     let old = jar.get(SESSION_COOKIE).map(|c| session_digest(c.value()));
     if let Some(old) = old {

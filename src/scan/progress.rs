@@ -352,7 +352,7 @@ async fn write_riding_out(store: &dyn Store, writes: &[ScanWrite<'_>]) -> StoreR
     let mut away: Option<std::time::Instant> = None;
     let mut pause = RETRY_FIRST;
     loop {
-        match store.write_scans(writes).await {
+        match crate::store::answer_within(store.write_scans(writes)).await {
             Err(error) if error.is_unavailable() => {
                 let since = *away.get_or_insert_with(|| {
                     tracing::warn!(%error, "cannot write scan progress; trying again until the database is back");

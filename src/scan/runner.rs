@@ -407,7 +407,7 @@ where
     let mut told = std::time::Instant::now();
     let mut pause = super::progress::RETRY_FIRST;
     loop {
-        let error = match op().await {
+        let error = match crate::store::answer_within(op()).await {
             Ok(value) => {
                 if let Some((since, step)) = away {
                     let secs = since.elapsed().as_secs();

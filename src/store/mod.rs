@@ -50,6 +50,24 @@ pub enum StoreError {
     /// The database cannot be used as it is; says what to do.
     #[error("calscan cannot use this database: {0}")]
     Refused(String),
+    /// No answer within [`ANSWER_LIMIT`] (a connection gone silent).
+    #[error("the database did not answer within {} s", ANSWER_LIMIT.as_secs())]
+    TimedOut,
+}
+
+/// How long a scan's unit of work may wait for the database's answer
+/// before it counts as an outage: a connection whose peer went silent
+/// (a network gone, a host gone) would otherwise hang until TCP gives up.
+pub const ANSWER_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// `work`, or [`StoreError::TimedOut`] after [`ANSWER_LIMIT`]. What the
+/// work did is then unknown: it is for work that may run again.
+pub async fn answer_within<T>(
+    work: impl std::future::Future<Output = StoreResult<T>>,
+) -> StoreResult<T> {
+    tokio::time::timeout(ANSWER_LIMIT, work)
+        .await
+        .unwrap_or(Err(StoreError::TimedOut))
 }
 
 impl StoreError {
@@ -64,8 +82,10 @@ impl StoreError {
 
     /// What kind of outage this is, if it is one.
     pub fn outage(&self) -> Option<Outage> {
-        let Self::Database(error) = self else {
-            return None;
+        let error = match self {
+            Self::Database(error) => error,
+            Self::TimedOut => return Some(Outage::Unreachable),
+            _ => return None,
         };
         match error {
             sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => {

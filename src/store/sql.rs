@@ -1650,14 +1650,25 @@ where
             return Ok(None);
         };
         // Slide the expiry at most once a minute: most requests only read.
+        // A database that cannot take the write just now (a full disk) does
+        // not end a live session: the next request slides it.
         if current < expires_ms - super::SESSION_SLIDE_MS {
-            sqlx::query(sql::<D>(
+            let slid = sqlx::query(sql::<D>(
                 "UPDATE sessions SET expires_ms = ? WHERE id_hash = ?",
             ))
             .bind(expires_ms)
             .bind(id_hash)
             .execute(&self.writer)
-            .await?;
+            .await
+            .map_err(StoreError::from);
+            match slid {
+                Err(error) if error.is_unavailable() => {
+                    tracing::debug!(%error, "a session's expiry is not moved yet");
+                }
+                other => {
+                    other?;
+                }
+            }
         }
         Ok(Some(user))
     }

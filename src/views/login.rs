@@ -10,6 +10,8 @@ use crate::i18n::Lang;
 pub enum Failure {
     Wrong,
     Throttled,
+    /// The database cannot take the session now.
+    Unavailable,
 }
 
 pub fn page(lang: Lang, failure: Option<Failure>) -> Markup {
@@ -27,6 +29,7 @@ pub fn page(lang: Lang, failure: Option<Failure>) -> Markup {
                         @match failure {
                             Failure::Wrong => (t(lang, "Benutzername oder Passwort ist falsch.", "Wrong user name or password.")),
                             Failure::Throttled => (t(lang, "Zu viele Fehlversuche. Bitte später erneut versuchen.", "Too many failed attempts. Please try again later.")),
+                            Failure::Unavailable => (t(lang, "Die Datenbank ist gerade nicht erreichbar. Bitte gleich noch einmal versuchen.", "The database cannot be reached just now. Please try again in a moment.")),
                         }
                     }
                 }

@@ -36,7 +36,7 @@ fn api_routes() -> Vec<(reqwest::Method, String)> {
     ]
 }
 
-async fn login(app: &TestApp, password: &str) -> reqwest::Response {
+pub async fn login(app: &TestApp, password: &str) -> reqwest::Response {
     login_as(app, "admin", password).await
 }
 

@@ -61,16 +61,16 @@ async fn readiness_and_reads_answer_503_while_the_database_is_away_and_recover_b
         let (status, took) = timed(&app, "/readyz").await;
         assert_eq!(status, 503, "{fault:?}");
         assert!(took < Duration::from_secs(5), "{fault:?}: {took:?}");
-        if fault == Fault::Reset {
-            // A read that needs the database says so too, instead of a 500.
-            let answer = app.get("/api/scans").await;
-            assert_eq!(answer.status(), 503);
-            let body: serde_json::Value = answer.json().await.unwrap();
-            assert!(
-                body["error"].as_str().unwrap().contains("database"),
-                "{body}"
-            );
-        }
+        // A read that needs the database says so too, within seconds,
+        // instead of a 500 or hanging.
+        let (status, took) = timed(&app, "/api/scans").await;
+        assert_eq!(status, 503, "{fault:?}");
+        assert!(took < Duration::from_secs(8), "{fault:?}: {took:?}");
+        let body: serde_json::Value = app.get("/api/scans").await.json().await.unwrap();
+        assert!(
+            body["error"].as_str().unwrap().contains("database"),
+            "{body}"
+        );
         proxy.set(Fault::None);
         until_ready(&app, Duration::from_secs(15)).await;
         assert_eq!(app.get("/api/scans").await.status(), 200, "{fault:?}");
@@ -164,6 +164,12 @@ async fn a_scan_waits_out_a_database_outage_longer_than_its_lease_and_completes_
     // Away for three leases: the process must not take its own scan for
     // a dead one.
     proxy.set(Fault::Reset);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.set(Fault::None);
+    // Then silent, as a network that is gone: what hangs meanwhile fails
+    // when the connections close, and is done again.
+    events.extend(until_scanned(&mut stream, 30).await);
+    proxy.set(Fault::Silent);
     tokio::time::sleep(Duration::from_secs(3)).await;
     proxy.set(Fault::None);
     events.extend(stream.until_done().await);
@@ -403,6 +409,17 @@ async fn sqlite_on_a_disk_full_past_the_bound_ends_with_the_cause_and_resume_com
         "{}",
         refused.status()
     );
+    // A login that cannot be stored says so on the page, instead of
+    // bouncing back to the login form.
+    let login = crate::access::login(&app, crate::helpers::PASSWORD).await;
+    assert_eq!(login.status(), 503);
+    assert!(
+        login
+            .text()
+            .await
+            .unwrap()
+            .contains("Die Datenbank ist gerade nicht erreichbar"),
+    );
     disk.free();
     let end = stream.until_done().await;
     let done = &end.last().unwrap().data;
@@ -411,6 +428,12 @@ async fn sqlite_on_a_disk_full_past_the_bound_ends_with_the_cause_and_resume_com
     assert!(
         message.starts_with("SQLite: die Festplatte ist voll"),
         "{message}"
+    );
+    assert_eq!(
+        crate::access::login(&app, crate::helpers::PASSWORD)
+            .await
+            .status(),
+        303
     );
     let response = app.post(&format!("/api/scans/{scan_id}/resume")).await;
     assert_eq!(response.status(), 202);
