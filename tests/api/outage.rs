@@ -479,3 +479,55 @@ async fn sqlite_locked_by_another_process_makes_the_scan_wait_not_fail() {
         "{lines:#?}"
     );
 }
+
+/// Ends every other session of the test's database on its server, as an
+/// administrator (or a server restart) does.
+async fn kill_sessions(url: &str) -> usize {
+    use sqlx::Connection;
+    if backend() == "postgres" {
+        let mut admin = sqlx::PgConnection::connect(url).await.unwrap();
+        let killed: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        killed.len()
+    } else {
+        let mut admin = sqlx::MySqlConnection::connect(url).await.unwrap();
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT ID FROM information_schema.PROCESSLIST \
+             WHERE DB = DATABASE() AND ID <> CONNECTION_ID()",
+        )
+        .fetch_all(&mut admin)
+        .await
+        .unwrap();
+        for id in &ids {
+            // One may have ended by itself meanwhile.
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("KILL {id}")))
+                .execute(&mut admin)
+                .await;
+        }
+        ids.len()
+    }
+}
+
+#[tokio::test]
+async fn a_scan_whose_database_sessions_are_killed_again_and_again_completes_exactly() {
+    if backend() == "sqlite" {
+        eprintln!("skipped: killing sessions needs PostgreSQL or MySQL");
+        return;
+    }
+    let app = spawn_app(slow_scan(60, Duration::from_secs(60))).await;
+    let scan_id = app.start_scan().await;
+    let mut stream = app.stream(&scan_id, None).await;
+    let mut events = Vec::new();
+    for scanned in [10, 25, 40] {
+        events.extend(until_scanned(&mut stream, scanned).await);
+        assert!(kill_sessions(&app.database_url).await > 0);
+    }
+    events.extend(stream.until_done().await);
+    assert_well_formed(&events);
+    assert_exact_end(&app, &events.last().unwrap().data, 60).await;
+}
