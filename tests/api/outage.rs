@@ -34,24 +34,10 @@ async fn until_ready(app: &TestApp, within: Duration) {
 
 #[tokio::test]
 async fn readiness_and_reads_answer_503_while_the_database_is_away_and_recover_by_themselves() {
-    if backend() == "sqlite" {
-        eprintln!("skipped: a database server behind a proxy needs PostgreSQL or MySQL");
-        return;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let database = fresh_database(&dir).await;
-    let upstream = {
-        let url = url::Url::parse(&database.url).unwrap();
-        format!("{}:{}", url.host_str().unwrap(), url.port().unwrap())
-            .parse()
-            .unwrap()
+    let Some((app, proxy, _database)) = behind_a_proxy(&dir, AppOptions::default()).await else {
+        return;
     };
-    let proxy = FaultProxy::start(upstream).await;
-    let app = spawn_app(AppOptions {
-        database_url: Some(proxy.url_for(&database.url)),
-        ..AppOptions::default()
-    })
-    .await;
     assert_eq!(app.get("/readyz").await.status(), 200);
 
     for fault in [Fault::Reset, Fault::Silent] {
@@ -119,6 +105,15 @@ fn slow_scan(events: usize, db_outage: Duration) -> AppOptions {
     }
 }
 
+/// Starts a scan and watches it until it has scanned `n` events: its id,
+/// its stream, and what the stream showed.
+async fn start_watching(app: &TestApp, n: i64) -> (String, SseStream, Vec<SseEvent>) {
+    let scan_id = app.start_scan().await;
+    let mut stream = app.stream(&scan_id, None).await;
+    let events = until_scanned(&mut stream, n).await;
+    (scan_id, stream, events)
+}
+
 /// Reads the stream until the scan has scanned `n` events.
 async fn until_scanned(stream: &mut SseStream, n: i64) -> Vec<SseEvent> {
     let mut seen = Vec::new();
@@ -158,9 +153,7 @@ async fn a_scan_waits_out_a_database_outage_longer_than_its_lease_and_completes_
     else {
         return;
     };
-    let scan_id = app.start_scan().await;
-    let mut stream = app.stream(&scan_id, None).await;
-    let mut events = until_scanned(&mut stream, 10).await;
+    let (scan_id, mut stream, mut events) = start_watching(&app, 10).await;
     // Away for three leases: the process must not take its own scan for
     // a dead one.
     proxy.set(Fault::Reset);
@@ -192,14 +185,7 @@ async fn a_scan_waits_out_a_database_outage_longer_than_its_lease_and_completes_
         "{lines:#?}"
     );
     // What the stream said is what the database holds.
-    let stored = app.get_json(&format!("/api/scans/{scan_id}")).await;
-    let stored_lines: Vec<&str> = stored["logs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["message"].as_str().unwrap())
-        .collect();
-    assert_eq!(stored_lines, lines);
+    assert_eq!(stored_lines(&app, &scan_id).await, lines);
 }
 
 #[tokio::test]
@@ -210,24 +196,11 @@ async fn a_database_away_past_the_bound_ends_the_scan_with_the_cause_and_resume_
     else {
         return;
     };
-    let scan_id = app.start_scan().await;
-    let mut stream = app.stream(&scan_id, None).await;
-    until_scanned(&mut stream, 10).await;
+    let (scan_id, stream, _) = start_watching(&app, 10).await;
     proxy.set(Fault::Reset);
     // The scan gives up after a second; its end is written once the
     // database is back.
-    let gave_up = format!("scan_id={scan_id}");
-    let started = Instant::now();
-    while !crate::helpers::server_log()
-        .lines()
-        .any(|l| l.contains(&gave_up) && l.contains("scan failed"))
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the scan never gave up"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_logged(&scan_id, "scan failed").await;
     proxy.set(Fault::None);
     let end = stream.until_done().await;
     let done = &end.last().unwrap().data;
@@ -343,25 +316,45 @@ async fn committed_lines(url: &str, scan_id: &str) -> Vec<String> {
     .collect()
 }
 
-#[tokio::test]
-async fn sqlite_on_a_full_disk_waits_for_room_then_completes_with_everything_committed() {
+/// On SQLite, a scan of 60 events on a small disk that fills up once 10
+/// are done, waiting `db_outage` at most: the disk, the app, the scan, its
+/// stream and what it showed so far.
+async fn disk_full_mid_scan(
+    db_outage: Duration,
+) -> Option<(SmallDisk, TestApp, String, SseStream, Vec<SseEvent>)> {
     if backend() != "sqlite" {
-        return;
+        return None;
     }
-    let Some(disk) = SmallDisk::mount() else {
-        return;
-    };
+    let disk = SmallDisk::mount()?;
     let app = spawn_app(AppOptions {
         database_url: Some(disk.url()),
-        ..slow_scan(60, Duration::from_secs(60))
+        ..slow_scan(60, db_outage)
     })
     .await;
-    let scan_id = app.start_scan().await;
-    let mut stream = app.stream(&scan_id, None).await;
-    let mut events = until_scanned(&mut stream, 10).await;
+    let (scan_id, stream, events) = start_watching(&app, 10).await;
     disk.fill();
+    Some((disk, app, scan_id, stream, events))
+}
+
+/// The scan's log lines as the status API reads them.
+async fn stored_lines(app: &TestApp, scan_id: &str) -> Vec<String> {
+    app.get_json(&format!("/api/scans/{scan_id}")).await["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn sqlite_on_a_full_disk_waits_for_room_then_completes_with_everything_committed() {
+    let Some((disk, app, scan_id, stream, mut events)) =
+        disk_full_mid_scan(Duration::from_secs(60)).await
+    else {
+        return;
+    };
     until_logged(&scan_id, "the scan waits").await;
-    // Nothing a failed write left behind answers as if it were written.
+    // Reads still work: the database answers, it only cannot grow.
     assert_eq!(app.get("/readyz").await.status(), 200);
     disk.free();
     events.extend(stream.until_done().await);
@@ -385,21 +378,10 @@ async fn sqlite_on_a_full_disk_waits_for_room_then_completes_with_everything_com
 
 #[tokio::test]
 async fn sqlite_on_a_disk_full_past_the_bound_ends_with_the_cause_and_resume_completes_it() {
-    if backend() != "sqlite" {
-        return;
-    }
-    let Some(disk) = SmallDisk::mount() else {
+    let Some((disk, app, scan_id, stream, _)) = disk_full_mid_scan(Duration::from_secs(1)).await
+    else {
         return;
     };
-    let app = spawn_app(AppOptions {
-        database_url: Some(disk.url()),
-        ..slow_scan(60, Duration::from_secs(1))
-    })
-    .await;
-    let scan_id = app.start_scan().await;
-    let mut stream = app.stream(&scan_id, None).await;
-    until_scanned(&mut stream, 10).await;
-    disk.fill();
     until_logged(&scan_id, "scan failed").await;
     // Nothing is acknowledged that cannot be written: a start answers 503
     // (or 409 for the scan still running), never 202 with an id that reads 404.
@@ -439,14 +421,10 @@ async fn sqlite_on_a_disk_full_past_the_bound_ends_with_the_cause_and_resume_com
     assert_eq!(response.status(), 202);
     let resumed = app.follow(&scan_id).await;
     assert_exact_end(&app, &resumed.last().unwrap().data, 60).await;
-    let stored = app.get_json(&format!("/api/scans/{scan_id}")).await;
-    let stored_lines: Vec<String> = stored["logs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| l["message"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(committed_lines(&disk.url(), &scan_id).await, stored_lines);
+    assert_eq!(
+        committed_lines(&disk.url(), &scan_id).await,
+        stored_lines(&app, &scan_id).await
+    );
 }
 
 #[tokio::test]
@@ -456,9 +434,7 @@ async fn sqlite_locked_by_another_process_makes_the_scan_wait_not_fail() {
         return;
     }
     let app = spawn_app(slow_scan(40, Duration::from_secs(60))).await;
-    let scan_id = app.start_scan().await;
-    let mut stream = app.stream(&scan_id, None).await;
-    let mut events = until_scanned(&mut stream, 5).await;
+    let (scan_id, stream, mut events) = start_watching(&app, 5).await;
     // Another process takes the write lock, longer than the busy timeout.
     let mut other = sqlx::SqliteConnection::connect(&app.database_url)
         .await
