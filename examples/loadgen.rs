@@ -122,6 +122,7 @@ async fn serve(calendly: Option<String>) -> anyhow::Result<()> {
         lease: Duration::from_secs(15),
         stream_buffer: 1024,
         lookback: Duration::from_secs(24 * 3600),
+        db_outage: Duration::from_secs(60),
         notify: None,
         scan_every: None,
         webhook_key: None,

@@ -374,6 +374,19 @@ async fn sqlite_on_a_full_disk_waits_for_room_then_completes_with_everything_com
         app.follow(&again).await.last().unwrap().data["status"],
         "completed"
     );
+    // After a restart, the scan is as it was reported.
+    let mut app = app;
+    app.shutdown.cancel();
+    app.server.take().unwrap().await.unwrap().unwrap();
+    let restarted = spawn_app(AppOptions {
+        database_url: Some(disk.url()),
+        ..AppOptions::default()
+    })
+    .await;
+    assert_eq!(stored_lines(&restarted, &scan_id).await, lines);
+    let row = restarted.get_json(&format!("/api/scans/{scan_id}")).await;
+    assert_eq!(row["status"], "completed");
+    assert_eq!(row["new_count"], app.sim.expected_emails().len() as i64);
 }
 
 #[tokio::test]
@@ -506,4 +519,31 @@ async fn a_scan_whose_database_sessions_are_killed_again_and_again_completes_exa
     events.extend(stream.until_done().await);
     assert_well_formed(&events);
     assert_exact_end(&app, &events.last().unwrap().data, 60).await;
+}
+
+#[tokio::test]
+async fn a_webhook_delivery_while_the_database_is_away_answers_503_and_its_retry_imports_it() {
+    use crate::webhooks::{KEY, post_delivery};
+    let dir = tempfile::tempdir().unwrap();
+    let options = AppOptions {
+        webhook_key: Some(KEY),
+        ..AppOptions::default()
+    };
+    let Some((app, proxy, _database)) = behind_a_proxy(&dir, options).await else {
+        return;
+    };
+    let now = chrono::Utc::now().timestamp();
+    let (body, signature) = app.sim.signed_delivery(1, 0, KEY.as_bytes(), now).unwrap();
+    proxy.set(Fault::Reset);
+    // 503, not 500: Calendly delivers it again later.
+    assert_eq!(post_delivery(&app, &body, Some(&signature)).await, 503);
+    proxy.set(Fault::None);
+    until_ready(&app, Duration::from_secs(15)).await;
+    assert_eq!(app.customer_total().await, 0);
+    assert!(
+        post_delivery(&app, &body, Some(&signature))
+            .await
+            .is_success()
+    );
+    assert_eq!(app.customer_total().await, 1);
 }

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 
 use crate::helpers::{AppOptions, TestApp, page, spawn_app};
 
-const KEY: &str = "webhook-signing-key-for-tests";
+pub const KEY: &str = "webhook-signing-key-for-tests";
 
 /// calscan with `KEY` as its webhook signing key, `events` in the simulator.
 async fn with_key(events: usize) -> TestApp {
@@ -19,7 +19,7 @@ async fn with_key(events: usize) -> TestApp {
     .await
 }
 
-async fn post_delivery(app: &TestApp, body: &[u8], signature: Option<&str>) -> StatusCode {
+pub async fn post_delivery(app: &TestApp, body: &[u8], signature: Option<&str>) -> StatusCode {
     let mut request = reqwest::Client::new()
         .post(app.url("/webhooks/calendly"))
         .header("Content-Type", "application/json")
