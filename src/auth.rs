@@ -35,6 +35,10 @@ pub const SESSION_COOKIE: &str = "calscan_session";
 /// Failed logins are counted per client over this window.
 const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
+/// How long a login waits for a turn at the password check before it is
+/// told to come back.
+const CHECK_WAIT: Duration = Duration::from_secs(2);
+
 /// The login settings, made once at start.
 pub struct Auth {
     pub admin_user: String,
@@ -45,7 +49,20 @@ pub struct Auth {
     pub cookie_secure: bool,
     pub session_idle: Duration,
     login_attempts: u32,
+    /// Per client: the attempts counted (failed, or being checked), since when.
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+    /// Turns at the Argon2id check, one per core: each check holds 19 MiB,
+    /// so parallel logins cannot take the server's memory.
+    checks: tokio::sync::Semaphore,
+}
+
+/// Why a login was not checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotChecked {
+    /// The client used up its attempts; it may try again after this long.
+    Throttled(Duration),
+    /// Every turn at the check stayed taken; try again shortly.
+    Busy,
 }
 
 impl std::fmt::Debug for Auth {
@@ -95,44 +112,70 @@ impl Auth {
             session_idle,
             login_attempts,
             failures: Mutex::new(HashMap::new()),
+            checks: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            ),
         })
     }
 
-    /// Whether `username` and `password` are the admin's. Takes the same time
-    /// for an unknown user as for a wrong password.
-    async fn check(&self, username: &str, password: String) -> bool {
+    /// Whether `username` and `password` are the admin's, checked only when
+    /// `client` has an attempt left, which the check then uses up until a
+    /// success gives them all back: parallel guesses of one client are
+    /// checked at most as often as the limit allows. Takes the same time for
+    /// an unknown user as for a wrong password.
+    pub async fn attempt(
+        &self,
+        client: IpAddr,
+        username: &str,
+        password: String,
+    ) -> Result<bool, NotChecked> {
+        self.reserve(client)?;
+        let turn = match tokio::time::timeout(CHECK_WAIT, self.checks.acquire()).await {
+            Ok(Ok(turn)) => turn,
+            _ => {
+                self.give_back(client);
+                return Err(NotChecked::Busy);
+            }
+        };
         let hash = self.password_hash.clone();
         let password_ok = tokio::task::spawn_blocking(move || {
             password_auth::verify_password(password.as_bytes(), &hash).is_ok()
         })
         .await
         .unwrap_or(false);
+        drop(turn);
         let user_ok = constant_time_eq(&digest(username), &digest(&self.admin_user));
-        password_ok && user_ok
+        let ok = password_ok && user_ok;
+        if ok {
+            self.lock_failures().remove(&client);
+        }
+        Ok(ok)
     }
 
     fn lock_failures(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u32, Instant)>> {
         self.failures.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether `client` has used up its failed attempts.
-    fn throttled(&self, client: IpAddr) -> bool {
+    /// Counts an attempt of `client`, if it has one left.
+    fn reserve(&self, client: IpAddr) -> Result<(), NotChecked> {
         let mut failures = self.lock_failures();
         let now = Instant::now();
         failures.retain(|_, (_, since)| now.duration_since(*since) < LOGIN_WINDOW);
-        failures
-            .get(&client)
-            .is_some_and(|(count, _)| *count >= self.login_attempts)
+        let (count, since) = failures.entry(client).or_insert((0, now));
+        if *count >= self.login_attempts {
+            return Err(NotChecked::Throttled(
+                LOGIN_WINDOW.saturating_sub(now.duration_since(*since)),
+            ));
+        }
+        *count += 1;
+        Ok(())
     }
 
-    fn record_failure(&self, client: IpAddr) {
-        let mut failures = self.lock_failures();
-        let entry = failures.entry(client).or_insert((0, Instant::now()));
-        entry.0 += 1;
-    }
-
-    fn forget_failures(&self, client: IpAddr) {
-        self.lock_failures().remove(&client);
+    /// Gives back an attempt that was not checked.
+    fn give_back(&self, client: IpAddr) {
+        if let Some((count, _)) = self.lock_failures().get_mut(&client) {
+            *count = count.saturating_sub(1);
+        }
     }
 
     fn idle_ms(&self) -> i64 {
@@ -233,23 +276,35 @@ async fn login(
             .into_response();
     };
     let client = peer.ip();
-    if auth.throttled(client) {
-        return (
-            axum::http::StatusCode::TOO_MANY_REQUESTS,
-            views::login::page(lang, Some(views::login::Failure::Throttled)),
-        )
-            .into_response();
+    match auth.attempt(client, &form.username, form.password).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(%client, "failed admin login");
+            return (
+                axum::http::StatusCode::UNAUTHORIZED,
+                views::login::page(lang, Some(views::login::Failure::Wrong)),
+            )
+                .into_response();
+        }
+        Err(NotChecked::Throttled(wait)) => {
+            let secs = wait.as_secs().max(1);
+            return (
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, secs.to_string())],
+                views::login::page(lang, Some(views::login::Failure::Throttled { secs })),
+            )
+                .into_response();
+        }
+        Err(NotChecked::Busy) => {
+            tracing::warn!(%client, "login refused: every password check was busy");
+            return (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "2".to_owned())],
+                views::login::page(lang, Some(views::login::Failure::Busy)),
+            )
+                .into_response();
+        }
     }
-    if !auth.check(&form.username, form.password).await {
-        auth.record_failure(client);
-        tracing::info!(%client, "failed admin login");
-        return (
-            axum::http::StatusCode::UNAUTHORIZED,
-            views::login::page(lang, Some(views::login::Failure::Wrong)),
-        )
-            .into_response();
-    }
-    auth.forget_failures(client);
     // A new id at every login: a planted cookie never becomes a session.
     let id = URL_SAFE_NO_PAD.encode(rand::rng().random::<[u8; 32]>());
     let expires = crate::time::now_ms() + auth.idle_ms();

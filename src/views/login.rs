@@ -9,7 +9,12 @@ use crate::i18n::Lang;
 #[derive(Debug, Clone, Copy)]
 pub enum Failure {
     Wrong,
-    Throttled,
+    /// Too many failures: the client may try again in `secs`.
+    Throttled {
+        secs: u64,
+    },
+    /// Too many logins at once.
+    Busy,
     /// The database cannot take the session now.
     Unavailable,
 }
@@ -28,7 +33,8 @@ pub fn page(lang: Lang, failure: Option<Failure>) -> Markup {
                     p.error role="alert" {
                         @match failure {
                             Failure::Wrong => (t(lang, "Benutzername oder Passwort ist falsch.", "Wrong user name or password.")),
-                            Failure::Throttled => (t(lang, "Zu viele Fehlversuche. Bitte später erneut versuchen.", "Too many failed attempts. Please try again later.")),
+                            Failure::Throttled { secs } => (throttled(lang, secs)),
+                            Failure::Busy => (t(lang, "Gerade melden sich zu viele an. Bitte in ein paar Sekunden erneut versuchen.", "Too many logins at once. Please try again in a few seconds.")),
                             Failure::Unavailable => (t(lang, "Die Datenbank ist gerade nicht erreichbar. Bitte gleich noch einmal versuchen.", "The database cannot be reached just now. Please try again in a moment.")),
                         }
                     }
@@ -43,4 +49,23 @@ pub fn page(lang: Lang, failure: Option<Failure>) -> Markup {
             }
         },
     )
+}
+
+/// "Try again in …", in minutes once it is more than a minute.
+fn throttled(lang: Lang, secs: u64) -> String {
+    let minutes = secs.div_ceil(60);
+    match (lang, secs > 60) {
+        (Lang::De, true) => {
+            format!("Zu viele Fehlversuche. Bitte in {minutes} Minuten erneut versuchen.")
+        }
+        (Lang::De, false) => {
+            format!("Zu viele Fehlversuche. Bitte in {secs} Sekunden erneut versuchen.")
+        }
+        (Lang::En, true) => {
+            format!("Too many failed attempts. Please try again in {minutes} minutes.")
+        }
+        (Lang::En, false) => {
+            format!("Too many failed attempts. Please try again in {secs} seconds.")
+        }
+    }
 }
