@@ -20,6 +20,9 @@
   let tickTimer = null;
   let watchdog = null;
   let streamErrors = 0;
+  // The server renders the progress as a number only: the page's policy
+  // allows no inline style.
+  $("scan-progress-bar").style.width = ($("scan-progress").getAttribute("aria-valuenow") || "0") + "%";
 
   const format = (template, values) =>
     template.replace(/\{(\w+)\}/g, (_, key) => (key in values ? String(values[key]) : ""));

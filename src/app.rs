@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::IntoResponse;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::auth::{self, AdminPassword, Auth};
 use crate::calendly::{CalendlyClient, ClientSettings};
@@ -123,6 +123,27 @@ pub fn router(state: AppState) -> Router {
                 .into_response()
         })
         .layer(middleware::from_fn(auth::same_origin_only))
+        .layer(middleware::from_fn(crate::error::json_rejections))
+        // Every answer: nothing is framed, sniffed, sent as a referrer
+        // elsewhere, or loaded from anywhere but here; and nothing is kept in
+        // a cache (the pages and the API show pupils' and parents' data)
+        // unless the route says otherwise (the assets, the event stream).
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .with_state(state)
 }
 
@@ -227,21 +248,70 @@ impl Application {
     /// record `interrupted`, and returns.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let state = self.state.clone();
-        let app = router(self.state).into_make_service_with_connect_info::<SocketAddr>();
-        // Events are small writes: without NODELAY, Nagle's algorithm and
-        // delayed ACKs hold them back for up to 40 ms.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(error) = tcp.set_nodelay(true) {
-                tracing::debug!(%error, "cannot set TCP_NODELAY");
-            }
-        });
-        axum::serve(listener, app)
-            .with_graceful_shutdown(state.shutdown.clone().cancelled_owned())
-            .await
-            .context("server failed")?;
+        serve(self.listener, router(self.state), state.shutdown.clone()).await;
         state.scans.drain(Duration::from_secs(5)).await;
         Ok(())
     }
+}
+
+/// How long a client may take to send a request's head, on a new
+/// connection and between requests on one kept alive: a connection that
+/// sends nothing, or a header a byte at a time, is closed after this.
+/// An event stream is not affected (its request was read long before).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `shutdown`, then lets every open
+/// connection finish (the event streams end on shutdown) and returns.
+/// `axum::serve` gives hyper no timer, so no header-read timeout.
+async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) {
+    let connections = tokio_util::task::TaskTracker::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    loop {
+        let accepted = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                // Out of file descriptors, say: wait a moment rather than spin.
+                tracing::warn!(%error, "cannot accept a connection");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // Events are small writes: without NODELAY, Nagle's algorithm and
+        // delayed ACKs hold them back for up to 40 ms.
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        let app = app.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            tower::ServiceExt::oneshot(app.clone(), request.map(axum::body::Body::new))
+        });
+        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            let mut connection = std::pin::pin!(connection);
+            let ended = tokio::select! {
+                ended = connection.as_mut() => ended,
+                _ = shutdown.cancelled() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = ended {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+        });
+    }
+    connections.close();
+    connections.wait().await;
 }
 
 /// The kernel's send buffer of every connection (accepted sockets inherit

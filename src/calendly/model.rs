@@ -141,6 +141,11 @@ impl Invitee {
 /// Trims and lower-cases an email; `None` when it is empty or has no `@`.
 pub fn normalize_email(raw: &str) -> Option<String> {
     let email = raw.trim().to_lowercase();
+    // A control character (a NUL, say) is never part of an address, and
+    // PostgreSQL's text cannot hold a NUL.
+    if email.chars().any(char::is_control) {
+        return None;
+    }
     let (local, domain) = email.split_once('@')?;
     (!local.is_empty() && !domain.is_empty()).then_some(email)
 }

@@ -14,6 +14,27 @@ use crate::error::AppError;
 /// Customers per page.
 pub const PER_PAGE: i64 = 50;
 
+/// The longest search, in characters: far more than any email or name.
+pub const MAX_QUERY_CHARS: usize = 200;
+
+/// The search `q` of a query string: at most [`MAX_QUERY_CHARS`]
+/// characters, with no control characters (a NUL cannot even be sent to
+/// PostgreSQL); anything else is a 400 saying so.
+pub fn search_query(query: Option<&str>) -> Result<String, AppError> {
+    let q = query_param(query, "q").unwrap_or_default();
+    if q.chars().count() > MAX_QUERY_CHARS {
+        return Err(AppError::BadRequest(format!(
+            "q may be at most {MAX_QUERY_CHARS} characters"
+        )));
+    }
+    if q.chars().any(char::is_control) {
+        return Err(AppError::BadRequest(
+            "q must not contain control characters".into(),
+        ));
+    }
+    Ok(q)
+}
+
 pub fn routes() -> Router<AppState> {
     Router::new().route("/api/customers", get(customers))
 }
@@ -23,7 +44,7 @@ async fn customers(
     _: Admin,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
-    let q = query_param(query.as_deref(), "q").unwrap_or_default();
+    let q = search_query(query.as_deref())?;
     let page = match query_param(query.as_deref(), "page") {
         None => 1,
         Some(p) => p

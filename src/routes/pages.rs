@@ -99,7 +99,10 @@ async fn customer_search(
     RawQuery(query): RawQuery,
 ) -> Response {
     let lang = state.lang_for(&headers);
-    let q = query_param(query.as_deref(), "q").unwrap_or_default();
+    let q = match super::customers::search_query(query.as_deref()) {
+        Ok(q) => q,
+        Err(refused) => return refused.into_response(),
+    };
     let page = query_param(query.as_deref(), "page")
         .and_then(|p| p.trim().parse::<i64>().ok())
         .filter(|p| (1..=1_000_000).contains(p))

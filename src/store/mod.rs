@@ -419,11 +419,13 @@ impl Booking {
         event_uri: &str,
         start_time: DateTime<Utc>,
     ) -> Option<Self> {
+        // PostgreSQL's text cannot hold a NUL; no name needs one.
+        let clean = |name: Option<String>| name.map(|n| n.replace('\0', ""));
         Some(Self {
             email: invitee.normalized_email()?,
-            name: invitee.display_name(),
-            first_name: invitee.first_name.clone(),
-            last_name: invitee.last_name.clone(),
+            name: clean(invitee.display_name()),
+            first_name: clean(invitee.first_name.clone()),
+            last_name: clean(invitee.last_name.clone()),
             listed: false,
             table_read_up_to: None,
             invitee_uri: invitee.uri.clone(),

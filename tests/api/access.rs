@@ -405,3 +405,267 @@ async fn customers_are_searchable_by_email_and_name() {
     let nobody = app.get_json("/api/customers?q=%25_%25").await;
     assert_eq!(nobody["total"], 0, "LIKE wildcards are taken literally");
 }
+
+/// A login as `admin` with `password`, sent from `from` (any 127/8
+/// address is this machine's).
+async fn login_from(base: &str, from: std::net::IpAddr, password: &str) -> reqwest::Response {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .local_address(from)
+        .build()
+        .unwrap()
+        .post(format!("{base}/login"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("username", "admin")
+                .append_pair("password", password)
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap()
+}
+
+/// How many of `responses` have each status.
+fn tally(responses: &[reqwest::Response]) -> std::collections::BTreeMap<u16, usize> {
+    let mut tally = std::collections::BTreeMap::new();
+    for response in responses {
+        *tally.entry(response.status().as_u16()).or_insert(0) += 1;
+    }
+    tally
+}
+
+#[tokio::test]
+async fn parallel_wrong_logins_of_one_client_are_checked_no_more_often_than_the_limit() {
+    let app = spawn_app(AppOptions::default()).await;
+    let guesses = (0..24).map(|i| login(&app, if i % 2 == 0 { "guess" } else { "other" }));
+    let answers = futures::future::join_all(guesses).await;
+    // Five checked and wrong; the other 19 refused without a check.
+    assert_eq!(
+        tally(&answers),
+        std::collections::BTreeMap::from([(401, 5), (429, 19)])
+    );
+    let refused = answers.iter().find(|a| a.status() == 429).unwrap();
+    let wait: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((14 * 60..=15 * 60).contains(&wait), "{wait}");
+}
+
+/// The resident memory of process `pid`, in bytes.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+#[tokio::test]
+async fn two_hundred_parallel_failed_logins_from_as_many_addresses_leave_memory_as_it_was() {
+    let sim = crate::helpers::simulator(0, |_| {}).await;
+    let dir = tempfile::tempdir().unwrap();
+    let database = crate::helpers::fresh_database(&dir).await;
+    let process = crate::helpers::Process::spawn(&database.url, sim.base_url(), 15).await;
+    let pid = process.child.id().unwrap();
+    let address =
+        |i: u32| std::net::IpAddr::from([127, 0, 1 + (i / 250) as u8, 1 + (i % 250) as u8]);
+    // Warmed up by one check.
+    assert_eq!(
+        login_from(&process.base, address(999), "no").await.status(),
+        401
+    );
+    let before = rss(pid);
+    let attempts = (0..200).map(|i| login_from(&process.base, address(i), "wrong"));
+    let answers = futures::future::join_all(attempts).await;
+    let after = rss(pid);
+    let counts = tally(&answers);
+    // Each was checked and refused, or told to come back (503, Retry-After).
+    assert_eq!(
+        counts.get(&401).unwrap_or(&0) + counts.get(&503).unwrap_or(&0),
+        200,
+        "{counts:?}"
+    );
+    assert!(counts.get(&401).is_some_and(|n| *n >= 2), "{counts:?}");
+    if let Some(busy) = answers.iter().find(|a| a.status() == 503) {
+        assert_eq!(busy.headers()["retry-after"], "2");
+    }
+    let grown = after.saturating_sub(before);
+    eprintln!(
+        "RSS {} MiB before, {} MiB after 200 parallel failed logins ({counts:?})",
+        before >> 20,
+        after >> 20
+    );
+    assert!(grown < 60 << 20, "grew by {} MiB", grown >> 20);
+    // And the admin gets in right after.
+    assert_eq!(
+        login_from(&process.base, address(1000), PASSWORD)
+            .await
+            .status(),
+        303
+    );
+}
+
+#[tokio::test]
+async fn every_answer_carries_the_security_headers_and_private_data_is_never_cached() {
+    let app = spawn_app(AppOptions::default()).await;
+    let (cookie, _) = session_cookie(&login(&app, PASSWORD).await);
+    let scan_id = app.start_scan().await;
+    let get = |path: String| {
+        app.http
+            .get(app.url(&path))
+            .header("Cookie", cookie.clone())
+            .send()
+    };
+    let cases = [
+        ("/login".to_owned(), Some("no-store")),
+        ("/admin/customer_search".to_owned(), Some("no-store")),
+        ("/admin/scans".to_owned(), Some("no-store")),
+        ("/admin/customers.csv".to_owned(), Some("no-store")),
+        ("/api/scans".to_owned(), Some("no-store")),
+        ("/api/customers".to_owned(), Some("no-store")),
+        (format!("/api/scans/{scan_id}"), Some("no-store")),
+        ("/nowhere".to_owned(), Some("no-store")),
+        // The assets keep theirs, the stream the one SPEC gives it.
+        ("/assets/app.css".to_owned(), Some("public, max-age=300")),
+        ("/assets/scan.js".to_owned(), Some("public, max-age=300")),
+        (format!("/api/scans/{scan_id}/events"), Some("no-cache")),
+    ];
+    for (path, cache) in cases {
+        let response = get(path.clone()).await.unwrap();
+        let headers = response.headers();
+        assert_eq!(
+            headers["content-security-policy"], "default-src 'self'; frame-ancestors 'none'",
+            "{path}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "same-origin", "{path}");
+        assert_eq!(
+            headers.get("cache-control").and_then(|v| v.to_str().ok()),
+            cache,
+            "{path}"
+        );
+    }
+    app.follow(&scan_id).await;
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_with_413_as_json_on_the_api_and_the_webhook_route() {
+    let app = spawn_app(AppOptions {
+        webhook_key: Some("a-key"),
+        ..AppOptions::default()
+    })
+    .await;
+    let big = vec![b' '; 3 << 20];
+    for path in ["/api/scans", "/webhooks/calendly"] {
+        let response = app
+            .http
+            .post(app.url(path))
+            .bearer_auth(API_TOKEN)
+            .header("Content-Type", "application/json")
+            .body(big.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 413, "{path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/json",
+            "{path}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{path}: {body}"
+        );
+    }
+    // Nothing started.
+    assert_eq!(
+        app.get_json("/api/scans").await["scans"],
+        serde_json::json!([])
+    );
+}
+
+#[tokio::test]
+async fn connections_that_never_finish_their_headers_are_closed_and_health_still_answers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app(AppOptions::default()).await;
+    let scan_id = app.start_scan().await;
+    // An event stream open throughout: it is not a slow client.
+    let stream = app.stream(&scan_id, None).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut idle = Vec::new();
+    for _ in 0..1_010 {
+        idle.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    // Slowloris: a header a few bytes at a time, never finished.
+    let mut slow = Vec::new();
+    for _ in 0..20 {
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .unwrap();
+        slow.push(tcp);
+    }
+    assert_eq!(app.get("/healthz").await.status(), 200);
+    let started = std::time::Instant::now();
+    let trickle = async {
+        for tcp in &mut slow {
+            // Ends with an error once the server closed it; either is fine.
+            let _ = tcp.write_all(b"X-A: b\r\n").await;
+        }
+    };
+    trickle.await;
+    // Each is closed by the server once the header-read timeout passes.
+    let closed = |mut tcp: tokio::net::TcpStream| async move {
+        let mut byte = [0u8; 1024];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut byte)).await {
+                Ok(Ok(0) | Err(_)) => return true,
+                Ok(Ok(_)) => continue, // a 408 before the close
+                Err(_) => return false,
+            }
+        }
+    };
+    let all = idle.into_iter().chain(slow).map(closed);
+    let results = futures::future::join_all(all).await;
+    assert!(results.iter().all(|c| *c), "some connections stayed open");
+    let took = started.elapsed();
+    assert!(
+        took >= calscan::app::HEADER_READ_TIMEOUT - Duration::from_secs(1),
+        "closed after {took:?}"
+    );
+    // The stream was not cut: it goes on to its end.
+    let events = stream.until_done().await;
+    assert_eq!(events.last().unwrap().data["status"], "completed");
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_search_too_long_or_with_a_nul_is_a_400_saying_so_on_every_backend() {
+    let app = spawn_app(AppOptions::default()).await;
+    let long = "a".repeat(50_001);
+    for (q, says) in [
+        (long.as_str(), "at most 200 characters"),
+        ("ab\u{0}cd", "control characters"),
+    ] {
+        let path = format!(
+            "/api/customers?{}",
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("q", q)
+                .finish()
+        );
+        let response = app.get(&path).await;
+        assert_eq!(response.status(), 400, "{says}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"].as_str().unwrap().contains(says), "{body}");
+    }
+    // 200 characters is still a search.
+    let fine = format!("/api/customers?q={}", "a".repeat(200));
+    assert_eq!(app.get(&fine).await.status(), 200);
+}

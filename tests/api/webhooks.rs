@@ -348,3 +348,28 @@ async fn webhooks_subscribe_explains_calendlys_refusals_and_stores_nothing() {
     }
     assert_eq!(app.sim.stats().requests, 2);
 }
+
+#[tokio::test]
+async fn a_nul_in_a_delivered_name_is_left_out_not_a_500_and_in_an_email_it_is_no_email() {
+    let app = with_key(4).await;
+    let now = Utc::now().timestamp();
+    let invitee = &app.sim.org().events[1].invitees[0];
+    let email = invitee.email.trim().to_lowercase();
+    let (body, _) = app.sim.signed_delivery(1, 0, KEY.as_bytes(), now).unwrap();
+    let mut delivery: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    delivery["payload"]["name"] = serde_json::json!("Ann\u{0}a Nul");
+    let body = serde_json::to_vec(&delivery).unwrap();
+    let signature = webhook::sign(KEY.as_bytes(), now, &body);
+    assert_eq!(post_delivery(&app, &body, Some(&signature)).await, 200);
+    let found = app.get_json(&format!("/api/customers?q={email}")).await;
+    assert_eq!(found["customers"][0]["name"], "Anna Nul", "{found}");
+
+    let (body, _) = app.sim.signed_delivery(2, 0, KEY.as_bytes(), now).unwrap();
+    let mut delivery: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    delivery["payload"]["email"] = serde_json::json!("nul\u{0}@example.org");
+    let body = serde_json::to_vec(&delivery).unwrap();
+    let signature = webhook::sign(KEY.as_bytes(), now, &body);
+    let status = post_delivery(&app, &body, Some(&signature)).await;
+    assert!(status.is_client_error() || status.is_success(), "{status}");
+    assert_eq!(app.customer_total().await, 1);
+}
