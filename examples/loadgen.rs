@@ -118,6 +118,7 @@ async fn serve(calendly: Option<String>) -> anyhow::Result<()> {
         lang: Lang::De,
         cookie_secure: false,
         session_idle: Duration::from_secs(3600),
+        session_max: Duration::from_secs(12 * 3600),
         login_attempts: 5,
         lease: Duration::from_secs(15),
         stream_buffer: 1024,

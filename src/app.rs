@@ -84,6 +84,8 @@ pub struct Settings {
     pub lang: Lang,
     pub cookie_secure: bool,
     pub session_idle: Duration,
+    /// How long a session lasts however much it is used.
+    pub session_max: Duration,
     pub login_attempts: u32,
     pub lease: Duration,
     pub stream_buffer: usize,
@@ -217,6 +219,7 @@ impl Application {
             settings.api_token.as_ref(),
             settings.cookie_secure,
             settings.session_idle,
+            settings.session_max,
             settings.login_attempts,
         )
         .await?;

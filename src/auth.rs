@@ -48,6 +48,8 @@ pub struct Auth {
     api_token_digest: Option<[u8; 32]>,
     pub cookie_secure: bool,
     pub session_idle: Duration,
+    /// How long a session lasts however much it is used.
+    pub session_max: Duration,
     login_attempts: u32,
     /// Per client: the attempts counted (failed, or being checked), since when.
     failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
@@ -94,6 +96,7 @@ impl Auth {
         api_token: Option<&SecretString>,
         cookie_secure: bool,
         session_idle: Duration,
+        session_max: Duration,
         login_attempts: u32,
     ) -> anyhow::Result<Self> {
         let password_hash = match password {
@@ -114,6 +117,7 @@ impl Auth {
             api_token_digest: api_token.map(|t| digest(t.expose_secret())),
             cookie_secure,
             session_idle,
+            session_max,
             login_attempts,
             failures: Mutex::new(HashMap::new()),
             checks: tokio::sync::Semaphore::new(
@@ -358,10 +362,16 @@ async fn login(
     }
     // A new id at every login: a planted cookie never becomes a session.
     let id = URL_SAFE_NO_PAD.encode(rand::rng().random::<[u8; 32]>());
-    let expires = crate::time::now_ms() + auth.idle_ms();
+    let now = crate::time::now_ms();
+    let ends = now.saturating_add(i64::try_from(auth.session_max.as_millis()).unwrap_or(i64::MAX));
     if let Err(error) = state
         .store
-        .create_session(&session_digest(&id), &auth.admin_user, expires)
+        .create_session(
+            &session_digest(&id),
+            &auth.admin_user,
+            now + auth.idle_ms(),
+            ends,
+        )
         .await
     {
         if !error.is_unavailable() {

@@ -216,9 +216,10 @@ impl Store for BenchStore {
         id_hash: &str,
         username: &str,
         expires_ms: i64,
+        ends_ms: i64,
     ) -> StoreResult<()> {
         self.real
-            .create_session(id_hash, username, expires_ms)
+            .create_session(id_hash, username, expires_ms, ends_ms)
             .await
     }
     async fn touch_session(

@@ -142,6 +142,12 @@ pub struct ServerArgs {
           value_parser = clap::value_parser!(u64).range(1..=43_200))]
     pub session_idle_min: u64,
 
+    /// Hours a session lasts however much it is used; then the admin logs
+    /// in again.
+    #[arg(long, env = "CALSCAN_SESSION_MAX_HOURS", default_value_t = 12,
+          value_parser = clap::value_parser!(u64).range(1..=8_760))]
+    pub session_max_hours: u64,
+
     /// Failed logins a client may make per window before it gets 429.
     #[arg(long, env = "CALSCAN_LOGIN_ATTEMPTS", default_value_t = 5,
           value_parser = clap::value_parser!(u32).range(1..))]

@@ -105,6 +105,7 @@ fn settings(
         lang: server.lang,
         cookie_secure: server.cookie_secure,
         session_idle: Duration::from_secs(server.session_idle_min * 60),
+        session_max: Duration::from_secs(server.session_max_hours * 3600),
         login_attempts: server.login_attempts,
         lease: Duration::from_secs(server.lease_s),
         stream_buffer: server.stream_buffer as usize,

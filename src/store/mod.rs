@@ -229,8 +229,9 @@ impl Backend {
     }
 }
 
-/// How far a session's expiry must lag before a request moves it: most
-/// requests only read their session.
+/// How far a session's expiry must lag before a request moves it, at most:
+/// most requests only read their session. Less for a short idle timeout
+/// (a sixtieth of it), so that the expiry stays exact to that.
 const SESSION_SLIDE_MS: i64 = 60_000;
 
 /// A case-folded `LIKE` pattern that finds `query` anywhere, with the
@@ -790,15 +791,18 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         limit: i64,
     ) -> StoreResult<(Vec<Customer>, i64)>;
 
-    /// Creates a session; `id_hash` is a digest of the cookie value.
+    /// Creates a session; `id_hash` is a digest of the cookie value. It
+    /// ends at `expires_ms` unless used, and at `ends_ms` in any case.
     async fn create_session(
         &self,
         id_hash: &str,
         username: &str,
         expires_ms: i64,
+        ends_ms: i64,
     ) -> StoreResult<()>;
 
-    /// The user of a live session, sliding its expiry to `expires_ms`.
+    /// The user of a live session, sliding its expiry to `expires_ms` (never
+    /// past its end).
     async fn touch_session(
         &self,
         id_hash: &str,

@@ -1615,19 +1615,25 @@ where
         id_hash: &str,
         username: &str,
         expires_ms: i64,
+        ends_ms: i64,
     ) -> StoreResult<()> {
         let mut tx = self.begin_write().await?;
         // Expired sessions are cleared whenever someone logs in.
-        sqlx::query(sql::<D>("DELETE FROM sessions WHERE expires_ms <= ?"))
-            .bind(crate::time::now_ms())
-            .execute(&mut *tx)
-            .await?;
+        let now = crate::time::now_ms();
         sqlx::query(sql::<D>(
-            "INSERT INTO sessions (id_hash, username, expires_ms) VALUES (?, ?, ?)",
+            "DELETE FROM sessions WHERE expires_ms <= ? OR ends_ms <= ?",
+        ))
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(sql::<D>(
+            "INSERT INTO sessions (id_hash, username, expires_ms, ends_ms) VALUES (?, ?, ?, ?)",
         ))
         .bind(id_hash)
         .bind(username)
-        .bind(expires_ms)
+        .bind(expires_ms.min(ends_ms))
+        .bind(ends_ms)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -1640,19 +1646,24 @@ where
         now_ms: i64,
         expires_ms: i64,
     ) -> StoreResult<Option<String>> {
-        let found: Option<(String, i64)> = sqlx::query_as(sql::<D>(
-            "SELECT username, expires_ms FROM sessions WHERE id_hash = ?",
+        let found: Option<(String, i64, i64)> = sqlx::query_as(sql::<D>(
+            "SELECT username, expires_ms, ends_ms FROM sessions WHERE id_hash = ?",
         ))
         .bind(id_hash)
         .fetch_optional(&self.reader)
         .await?;
-        let Some((user, current)) = found.filter(|(_, until)| *until > now_ms) else {
+        let Some((user, current, ends)) =
+            found.filter(|(_, until, ends)| *until > now_ms && *ends > now_ms)
+        else {
             return Ok(None);
         };
-        // Slide the expiry at most once a minute: most requests only read.
-        // A database that cannot take the write just now (a full disk) does
-        // not end a live session: the next request slides it.
-        if current < expires_ms - super::SESSION_SLIDE_MS {
+        let expires_ms = expires_ms.min(ends);
+        // Slide the expiry at most once a minute (a sixtieth of the idle
+        // time, if less): most requests only read. A database that cannot
+        // take the write just now (a full disk) does not end a live
+        // session: the next request slides it.
+        let step = super::SESSION_SLIDE_MS.min((expires_ms - now_ms) / 60);
+        if current < expires_ms - step {
             let slid = sqlx::query(sql::<D>(
                 "UPDATE sessions SET expires_ms = ? WHERE id_hash = ?",
             ))

@@ -669,3 +669,36 @@ async fn a_search_too_long_or_with_a_nul_is_a_400_saying_so_on_every_backend() {
     let fine = format!("/api/customers?q={}", "a".repeat(200));
     assert_eq!(app.get(&fine).await.status(), 200);
 }
+
+#[tokio::test]
+async fn a_used_session_outlives_its_idle_time_but_not_its_absolute_end() {
+    let idle = Duration::from_secs(2);
+    let max = Duration::from_secs(5);
+    let app = spawn_app(AppOptions {
+        session_idle: idle,
+        session_max: max,
+        ..AppOptions::default()
+    })
+    .await;
+    let (cookie, _) = session_cookie(&login(&app, PASSWORD).await);
+    let logged_in = std::time::Instant::now();
+    let status = || async {
+        app.http
+            .get(app.url("/api/scans"))
+            .header("Cookie", cookie.clone())
+            .send()
+            .await
+            .unwrap()
+            .status()
+    };
+    // Used every 400 ms, it lives past its idle time (the expiry slides
+    // exactly, not in minute steps)…
+    while logged_in.elapsed() < max - Duration::from_millis(600) {
+        assert_eq!(status().await, 200, "after {:?}", logged_in.elapsed());
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    // …and ends at its absolute end however much it is used.
+    tokio::time::sleep((max + Duration::from_millis(200)).saturating_sub(logged_in.elapsed()))
+        .await;
+    assert_eq!(status().await, 401);
+}

@@ -78,7 +78,7 @@ async fn the_php_scanners_database_is_upgraded_in_place_and_its_customers_are_us
     let (code, plan) = migrate(&url, &["--check"]);
     assert_eq!(code, 0, "{plan}");
     for line in [
-        "0 migrations applied, 14 pending",
+        "0 migrations applied, 15 pending",
         "tables to create: scan_events_done, scan_emails, bookings, sessions, \
          webhook_deliveries, webhook_subscriptions, customer_stats",
         "tables kept as they are and used: scan_progress, scan_logs, customers",

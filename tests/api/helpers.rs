@@ -164,6 +164,8 @@ pub struct AppOptions {
     pub login_attempts: u32,
     /// Inactivity that ends a session.
     pub session_idle: Duration,
+    /// How long a session lasts however much it is used.
+    pub session_max: Duration,
     /// Whether the session cookie is marked `Secure` (served behind TLS).
     pub cookie_secure: bool,
     /// Where summaries of ended scans go.
@@ -190,6 +192,7 @@ impl Default for AppOptions {
             block_sse: false,
             login_attempts: 5,
             session_idle: Duration::from_secs(3600),
+            session_max: Duration::from_secs(12 * 3600),
             cookie_secure: false,
             notify: None,
             scan_every: None,
@@ -456,6 +459,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         lang: options.lang,
         cookie_secure: options.cookie_secure,
         session_idle: options.session_idle,
+        session_max: options.session_max,
         login_attempts: options.login_attempts,
         lease: options.lease,
         stream_buffer: options.stream_buffer,
