@@ -120,6 +120,7 @@ async fn serve(calendly: Option<String>) -> anyhow::Result<()> {
         session_idle: Duration::from_secs(3600),
         session_max: Duration::from_secs(12 * 3600),
         login_attempts: 5,
+        trusted_proxies: Vec::new(),
         lease: Duration::from_secs(15),
         stream_buffer: 1024,
         lookback: Duration::from_secs(24 * 3600),

@@ -87,6 +87,8 @@ pub struct Settings {
     /// How long a session lasts however much it is used.
     pub session_max: Duration,
     pub login_attempts: u32,
+    /// `CALSCAN_TRUSTED_PROXIES`.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub lease: Duration,
     pub stream_buffer: usize,
     /// How far before the last completed scan an incremental scan starts.
@@ -222,7 +224,8 @@ impl Application {
             settings.session_max,
             settings.login_attempts,
         )
-        .await?;
+        .await?
+        .trusting(settings.trusted_proxies);
         Ok(Self {
             listener,
             state: AppState {

@@ -39,6 +39,14 @@ const LOGIN_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// told to come back.
 const CHECK_WAIT: Duration = Duration::from_secs(2);
 
+/// Failed logins of the account (from any addresses) in [`LOGIN_WINDOW`]
+/// (at least; twice the per-client limit if that is more) before each
+/// further check waits: 1 s, then 2, 4, … up to
+/// [`ACCOUNT_DELAY_MAX`]. A delay, not a lock: guessing from many addresses
+/// gets slow, and the admin is never kept out for longer than that.
+const ACCOUNT_FREE_FAILURES: u32 = 10;
+const ACCOUNT_DELAY_MAX: Duration = Duration::from_secs(16);
+
 /// The login settings, made once at start.
 pub struct Auth {
     pub admin_user: String,
@@ -56,6 +64,12 @@ pub struct Auth {
     /// Turns at the Argon2id check, one per core: each check holds 19 MiB,
     /// so parallel logins cannot take the server's memory.
     checks: tokio::sync::Semaphore,
+    /// `CALSCAN_TRUSTED_PROXIES`: the peers whose forwarding headers name
+    /// the client.
+    trusted_proxies: Vec<ipnet::IpNet>,
+    /// Failed logins of the account, from any client, and since when: past
+    /// [`ACCOUNT_FREE_FAILURES`] each check waits longer.
+    account: Mutex<(u32, Instant)>,
     /// The checks' working memory, one block list per turn, kept: memory a
     /// check allocated and freed stays with the allocator (glibc keeps it
     /// per thread), so 200 parallel logins grew the server by 300 MiB.
@@ -124,6 +138,8 @@ impl Auth {
                 std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             ),
             memory: Arc::new(Mutex::new(Vec::new())),
+            trusted_proxies: Vec::new(),
+            account: Mutex::new((0, Instant::now())),
         })
     }
 
@@ -139,6 +155,7 @@ impl Auth {
         password: String,
     ) -> Result<bool, NotChecked> {
         self.reserve(client)?;
+        tokio::time::sleep(self.account_delay()).await;
         let turn = match tokio::time::timeout(CHECK_WAIT, self.checks.acquire()).await {
             Ok(Ok(turn)) => turn,
             _ => {
@@ -163,10 +180,56 @@ impl Auth {
         drop(turn);
         let user_ok = constant_time_eq(&digest(username), &digest(&self.admin_user));
         let ok = password_ok && user_ok;
+        let mut account = self.account.lock().unwrap_or_else(|e| e.into_inner());
         if ok {
             self.lock_failures().remove(&client);
+            *account = (0, Instant::now());
+        } else {
+            if account.1.elapsed() >= LOGIN_WINDOW {
+                *account = (0, Instant::now());
+            }
+            account.0 += 1;
         }
         Ok(ok)
+    }
+
+    /// How long a check of the account waits, after its recent failures.
+    fn account_delay(&self) -> Duration {
+        let (failures, since) = *self.account.lock().unwrap_or_else(|e| e.into_inner());
+        // At least twice what one client may fail.
+        let free = self
+            .login_attempts
+            .saturating_mul(2)
+            .max(ACCOUNT_FREE_FAILURES);
+        if since.elapsed() >= LOGIN_WINDOW || failures < free {
+            return Duration::ZERO;
+        }
+        let doublings = (failures - free).min(8);
+        Duration::from_secs(1 << doublings).min(ACCOUNT_DELAY_MAX)
+    }
+
+    /// Reads client addresses from the forwarding headers of `proxies`.
+    pub fn trusting(mut self, proxies: Vec<ipnet::IpNet>) -> Self {
+        self.trusted_proxies = proxies;
+        self
+    }
+
+    /// The client a request comes from: its peer, unless the peer is a
+    /// trusted proxy; then the nearest address in `X-Forwarded-For` (or
+    /// `Forwarded`) that is not a trusted proxy itself. Forged entries
+    /// further left are never read.
+    pub fn client(&self, peer: IpAddr, headers: &HeaderMap) -> IpAddr {
+        let trusted = |ip: &IpAddr| self.trusted_proxies.iter().any(|net| net.contains(ip));
+        if !trusted(&peer) {
+            return peer;
+        }
+        let forwarded = forwarded_for(headers);
+        forwarded
+            .iter()
+            .rev()
+            .find(|ip| !trusted(ip))
+            .copied()
+            .unwrap_or(peer)
     }
 
     fn lock_failures(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, (u32, Instant)>> {
@@ -207,6 +270,52 @@ pub async fn hash_password(password: SecretString) -> anyhow::Result<String> {
     })
     .await
     .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))
+}
+
+/// The addresses of `X-Forwarded-For`, or else of `Forwarded`'s `for=`,
+/// nearest last; empty when either is malformed (then the peer counts).
+fn forwarded_for(headers: &HeaderMap) -> Vec<IpAddr> {
+    let values = |name: &str| -> Vec<String> {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(',').map(|p| p.trim().to_owned()))
+            .collect()
+    };
+    let parse = |text: &str| -> Option<IpAddr> {
+        let text = text.trim().trim_matches('"');
+        // `[2001:db8::1]:4711`, `192.0.2.1:4711`, or the bare address.
+        text.parse::<IpAddr>()
+            .ok()
+            .or_else(|| text.parse::<SocketAddr>().ok().map(|s| s.ip()))
+            .or_else(|| {
+                text.strip_prefix('[')
+                    .and_then(|t| t.split(']').next())
+                    .and_then(|t| t.parse().ok())
+            })
+    };
+    let xff = values("x-forwarded-for");
+    if !xff.is_empty() {
+        return xff
+            .iter()
+            .map(|p| parse(p))
+            .collect::<Option<_>>()
+            .unwrap_or_default();
+    }
+    values("forwarded")
+        .iter()
+        .filter_map(|element| {
+            element.split(';').find_map(|pair| {
+                let (key, value) = pair.split_once('=')?;
+                key.trim()
+                    .eq_ignore_ascii_case("for")
+                    .then(|| value.to_owned())
+            })
+        })
+        .map(|value| parse(&value))
+        .collect::<Option<_>>()
+        .unwrap_or_default()
 }
 
 /// Whether `password` matches `phc` (an Argon2 PHC string), working in
@@ -330,7 +439,7 @@ async fn login(
         )
             .into_response();
     };
-    let client = peer.ip();
+    let client = auth.client(peer.ip(), &headers);
     match auth.attempt(client, &form.username, form.password).await {
         Ok(true) => {}
         Ok(false) => {

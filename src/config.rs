@@ -153,6 +153,12 @@ pub struct ServerArgs {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub login_attempts: u32,
 
+    /// Reverse proxies in front of calscan (addresses or CIDRs, comma
+    /// separated): only a request from one of them has its client address
+    /// read from `X-Forwarded-For` or `Forwarded`.
+    #[arg(long, env = "CALSCAN_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_proxy)]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+
     /// Seconds a scan's lease holds without a heartbeat; a scan whose process
     /// died is marked interrupted after this.
     #[arg(long, env = "CALSCAN_LEASE_S", default_value_t = 15,
@@ -530,6 +536,14 @@ fn parse_share(value: &str) -> Result<f64, String> {
     }
 }
 
+/// An address (`10.0.0.7`) or a network (`10.0.0.0/8`, `fd00::/8`).
+fn parse_proxy(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is neither an address nor a network like 10.0.0.0/8"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -611,5 +625,24 @@ mod tests {
         assert_eq!(settings.token.expose_secret(), "eyJsecret.value");
         assert!(!format!("{w:?}").contains("eyJsecret"));
         assert!(!format!("{settings:?}").contains("eyJsecret"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_or_networks() {
+        assert_eq!(
+            parse_proxy(" 10.0.0.7 ").unwrap(),
+            "10.0.0.7/32".parse::<ipnet::IpNet>().unwrap()
+        );
+        assert!(
+            parse_proxy("fd00::/8")
+                .unwrap()
+                .contains(&"fd00::1".parse::<std::net::IpAddr>().unwrap())
+        );
+        assert!(parse_proxy("10.0.0.0/33").is_err());
+        assert!(
+            parse_proxy("proxy.local")
+                .unwrap_err()
+                .contains("neither an address")
+        );
     }
 }

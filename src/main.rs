@@ -107,6 +107,7 @@ fn settings(
         session_idle: Duration::from_secs(server.session_idle_min * 60),
         session_max: Duration::from_secs(server.session_max_hours * 3600),
         login_attempts: server.login_attempts,
+        trusted_proxies: server.trusted_proxies,
         lease: Duration::from_secs(server.lease_s),
         stream_buffer: server.stream_buffer as usize,
         lookback: Duration::from_secs(server.lookback_hours * 3600),

@@ -41,12 +41,35 @@ pub async fn login(app: &TestApp, password: &str) -> reqwest::Response {
 }
 
 async fn login_as(app: &TestApp, username: &str, password: &str) -> reqwest::Response {
-    reqwest::Client::builder()
+    post_login(
+        &app.base,
+        reqwest::Client::builder(),
+        &[],
+        username,
+        password,
+    )
+    .await
+}
+
+/// The login form posted to `base` by the client `client` builds (never
+/// following the redirect), with `headers`.
+async fn post_login(
+    base: &str,
+    client: reqwest::ClientBuilder,
+    headers: &[(&str, &str)],
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    let mut request = client
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
-        .post(app.url("/login"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
+        .post(format!("{base}/login"))
+        .header("Content-Type", "application/x-www-form-urlencoded");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request
         .body(
             url::form_urlencoded::Serializer::new(String::new())
                 .append_pair("username", username)
@@ -56,6 +79,17 @@ async fn login_as(app: &TestApp, username: &str, password: &str) -> reqwest::Res
         .send()
         .await
         .unwrap()
+}
+
+/// The status of `GET /api/scans` with the session `cookie`.
+async fn with_session(app: &TestApp, cookie: &str) -> reqwest::StatusCode {
+    app.http
+        .get(app.url("/api/scans"))
+        .header("Cookie", cookie.to_owned())
+        .send()
+        .await
+        .unwrap()
+        .status()
 }
 
 fn session_cookie(response: &reqwest::Response) -> (String, String) {
@@ -202,15 +236,7 @@ async fn behind_tls_the_cookie_is_secure_and_an_idle_session_ends_on_the_server(
     .await;
     let (cookie, header) = session_cookie(&login(&app, PASSWORD).await);
     assert!(header.contains("Secure"), "{header}");
-    let status = || async {
-        app.http
-            .get(app.url("/api/scans"))
-            .header("Cookie", cookie.clone())
-            .send()
-            .await
-            .unwrap()
-            .status()
-    };
+    let status = || with_session(&app, &cookie);
     assert_eq!(status().await, 200);
     // What is awaited here is the passing of the idle time itself.
     tokio::time::sleep(idle + Duration::from_millis(200)).await;
@@ -409,22 +435,8 @@ async fn customers_are_searchable_by_email_and_name() {
 /// A login as `admin` with `password`, sent from `from` (any 127/8
 /// address is this machine's).
 async fn login_from(base: &str, from: std::net::IpAddr, password: &str) -> reqwest::Response {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .local_address(from)
-        .build()
-        .unwrap()
-        .post(format!("{base}/login"))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body(
-            url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("username", "admin")
-                .append_pair("password", password)
-                .finish(),
-        )
-        .send()
-        .await
-        .unwrap()
+    let client = reqwest::Client::builder().local_address(from);
+    post_login(base, client, &[], "admin", password).await
 }
 
 /// How many of `responses` have each status.
@@ -682,15 +694,7 @@ async fn a_used_session_outlives_its_idle_time_but_not_its_absolute_end() {
     .await;
     let (cookie, _) = session_cookie(&login(&app, PASSWORD).await);
     let logged_in = std::time::Instant::now();
-    let status = || async {
-        app.http
-            .get(app.url("/api/scans"))
-            .header("Cookie", cookie.clone())
-            .send()
-            .await
-            .unwrap()
-            .status()
-    };
+    let status = || with_session(&app, &cookie);
     // Used every 400 ms, it lives past its idle time (the expiry slides
     // exactly, not in minute steps)…
     while logged_in.elapsed() < max - Duration::from_millis(600) {
@@ -701,4 +705,122 @@ async fn a_used_session_outlives_its_idle_time_but_not_its_absolute_end() {
     tokio::time::sleep((max + Duration::from_millis(200)).saturating_sub(logged_in.elapsed()))
         .await;
     assert_eq!(status().await, 401);
+}
+
+/// A login as `admin` with `password` through a proxy that says the client
+/// is `forwarded` (an `X-Forwarded-For` value).
+async fn login_forwarded(app: &TestApp, forwarded: &str, password: &str) -> reqwest::Response {
+    let headers = [("X-Forwarded-For", forwarded)];
+    post_login(
+        &app.base,
+        reqwest::Client::builder(),
+        &headers,
+        "admin",
+        password,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn forwarding_headers_name_the_client_only_behind_a_trusted_proxy() {
+    // Not trusted: the header is anyone's to forge, so the peer counts.
+    let open = spawn_app(AppOptions::default()).await;
+    for i in 0..5 {
+        let status = login_forwarded(&open, &format!("203.0.113.{i}"), "wrong")
+            .await
+            .status();
+        assert_eq!(status, 401);
+    }
+    assert_eq!(
+        login_forwarded(&open, "203.0.113.99", "wrong")
+            .await
+            .status(),
+        429
+    );
+
+    // Behind a trusted proxy (this machine): each client counts alone, so
+    // one client's failures do not lock out the admin.
+    let proxied = spawn_app(AppOptions {
+        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+        ..AppOptions::default()
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(
+            login_forwarded(&proxied, "203.0.113.7", "wrong")
+                .await
+                .status(),
+            401
+        );
+    }
+    assert_eq!(
+        login_forwarded(&proxied, "203.0.113.7", "wrong")
+            .await
+            .status(),
+        429
+    );
+    // A forged entry on the left is not read: the nearest untrusted one is the client.
+    assert_eq!(
+        login_forwarded(&proxied, "198.51.100.1, 203.0.113.7", "wrong")
+            .await
+            .status(),
+        429
+    );
+    assert_eq!(
+        login_forwarded(&proxied, "203.0.113.7, 198.51.100.1", PASSWORD)
+            .await
+            .status(),
+        303
+    );
+    // `Forwarded` works as well.
+    let headers = [("Forwarded", "for=\"[2001:db8::7]:4711\";proto=https")];
+    let forwarded = post_login(
+        &proxied.base,
+        reqwest::Client::builder(),
+        &headers,
+        "admin",
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(forwarded.status(), 303);
+}
+
+#[tokio::test]
+async fn guesses_from_many_addresses_slow_the_account_down_without_locking_the_admin_out() {
+    let app = spawn_app(AppOptions {
+        trusted_proxies: vec!["127.0.0.0/8".parse().unwrap()],
+        ..AppOptions::default()
+    })
+    .await;
+    // Ten failures of the account are free, from ten addresses.
+    for i in 0..10 {
+        let status = login_forwarded(&app, &format!("198.51.100.{i}"), "wrong")
+            .await
+            .status();
+        assert_eq!(status, 401);
+    }
+    // The next check waits a second, the one after two.
+    let started = std::time::Instant::now();
+    assert_eq!(
+        login_forwarded(&app, "198.51.100.50", "wrong")
+            .await
+            .status(),
+        401
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    // The admin still gets in, after the account's current delay (2 s).
+    let started = std::time::Instant::now();
+    assert_eq!(
+        login_forwarded(&app, "192.0.2.1", PASSWORD).await.status(),
+        303
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
 }

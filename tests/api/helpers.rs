@@ -162,6 +162,8 @@ pub struct AppOptions {
     pub block_sse: bool,
     /// Failed logins per client before 429.
     pub login_attempts: u32,
+    /// `CALSCAN_TRUSTED_PROXIES`.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Inactivity that ends a session.
     pub session_idle: Duration,
     /// How long a session lasts however much it is used.
@@ -191,6 +193,7 @@ impl Default for AppOptions {
             database_url: None,
             block_sse: false,
             login_attempts: 5,
+            trusted_proxies: Vec::new(),
             session_idle: Duration::from_secs(3600),
             session_max: Duration::from_secs(12 * 3600),
             cookie_secure: false,
@@ -461,6 +464,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         session_idle: options.session_idle,
         session_max: options.session_max,
         login_attempts: options.login_attempts,
+        trusted_proxies: options.trusted_proxies.clone(),
         lease: options.lease,
         stream_buffer: options.stream_buffer,
         lookback: Duration::from_secs(24 * 3600),
