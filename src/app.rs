@@ -12,7 +12,9 @@ use axum::middleware;
 use axum::response::IntoResponse;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tower_http::LatencyUnit;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
 use crate::auth::{self, AdminPassword, Auth};
 use crate::calendly::{CalendlyClient, ClientSettings};
@@ -113,7 +115,6 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::events::routes())
         .merge(routes::customers::routes())
         .merge(routes::compat::routes())
-        .merge(routes::health::routes())
         .merge(routes::openapi::routes())
         .merge(routes::webhooks::routes())
         .merge(routes::pages::routes())
@@ -126,6 +127,32 @@ pub fn router(state: AppState) -> Router {
             )
                 .into_response()
         })
+        // A span per request (method, route, never the query: it may hold
+        // an email), and a line when it is answered with status and latency.
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::extract::Request| {
+                    let route = request
+                        .extensions()
+                        .get::<axum::extract::MatchedPath>()
+                        .map_or("(none)", axum::extract::MatchedPath::as_str);
+                    tracing::info_span!("request", method = %request.method(), route)
+                })
+                .on_request(())
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(tracing::Level::INFO)
+                        .latency_unit(LatencyUnit::Millis),
+                ),
+        )
+        // Health checks come every few seconds: their lines are DEBUG.
+        .merge(
+            routes::health::routes().layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(DefaultMakeSpan::new().level(tracing::Level::DEBUG))
+                    .on_response(DefaultOnResponse::new().level(tracing::Level::DEBUG)),
+            ),
+        )
         .layer(middleware::from_fn(auth::same_origin_only))
         .layer(middleware::from_fn(crate::error::json_rejections))
         // Every answer: nothing is framed, sniffed, sent as a referrer

@@ -49,6 +49,7 @@ pub(super) async fn run(
 ) {
     let scan_id = row.scan_id.clone();
     let mode = ScanMode::of_row(&row.mode);
+    tracing::info!(mode = mode.as_str(), resumed, "scan started");
     let lost = CancellationToken::new();
     let mut reporter = Reporter::start(
         &inner.journal,
@@ -107,12 +108,36 @@ pub(super) async fn run(
         }
     }
     inner.registry.remove(&scan_id);
+    log_end(&inner, &scan_id).await;
     if let Some(notifier) = &inner.settings.notify {
         tokio::select! {
             // A notification still retrying does not hold up a shutdown.
             _ = inner.shutdown.cancelled() => {}
             _ = notify(&inner, notifier, &scan_id) => {}
         }
+    }
+}
+
+/// The one line that says how a scan ended, as the database has it.
+async fn log_end(inner: &Inner, scan_id: &str) {
+    match inner.store.scan(scan_id).await {
+        Ok(Some(row)) => {
+            let f = &row.figures;
+            let took = row
+                .completed_at
+                .map(|end| (end - row.started_at).num_milliseconds() as f64 / 1000.0);
+            tracing::info!(
+                status = %row.status,
+                events = f.events_scanned,
+                emails = f.emails_found,
+                new = f.new_count,
+                existing = f.existing_count,
+                duration_s = took,
+                "scan ended"
+            );
+        }
+        Ok(None) => tracing::info!("scan ended; its row is gone"),
+        Err(error) => tracing::info!(%error, "scan ended; cannot read how"),
     }
 }
 

@@ -803,8 +803,19 @@ pub struct Process {
 
 impl Process {
     pub async fn spawn(database_url: &str, calendly: &str, lease_s: u64) -> Self {
+        Self::spawn_with(database_url, calendly, lease_s, &[]).await
+    }
+
+    /// [`Process::spawn`] with more environment variables.
+    pub async fn spawn_with(
+        database_url: &str,
+        calendly: &str,
+        lease_s: u64,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_calscan"))
             .args(["serve", "--bind", "127.0.0.1:0"])
+            .envs(env.iter().copied())
             .env("DATABASE_URL", database_url)
             .env("CALENDLY_API_BASE", calendly)
             .env("CALENDLY_TOKEN", "demo-token")
@@ -827,7 +838,8 @@ impl Process {
                 .unwrap_or_else(|| panic!("the process ended: {:?}", log.lock().unwrap()));
             log.lock().unwrap().push(line.clone());
             if let Some((_, address)) = line.split_once("listening on ") {
-                break address.trim().to_owned();
+                // As text, or inside a JSON line.
+                break address.split(['"', ' ']).next().unwrap().trim().to_owned();
             }
         };
         // Read on, so the pipe never fills and blocks the process.

@@ -845,3 +845,62 @@ async fn two_hundred_clients_dropping_and_reconnecting_at_random_each_see_every_
     }
     assert!(total_reconnects >= 200, "{total_reconnects}");
 }
+
+#[tokio::test]
+async fn the_server_logs_a_line_when_a_scan_starts_and_ends_and_one_per_request() {
+    let app = spawn_app(AppOptions::default()).await;
+    let scan_id = app.start_scan().await;
+    let done = app.follow(&scan_id).await.last().unwrap().data.clone();
+    // The end line is written after the stream's done: wait for it.
+    let tag = format!("scan_id={scan_id}");
+    let lines = || -> Vec<String> {
+        crate::helpers::server_log()
+            .lines()
+            .filter(|l| l.contains(&tag))
+            .map(str::to_owned)
+            .collect()
+    };
+    let started = std::time::Instant::now();
+    while !lines().iter().any(|l| l.contains("scan ended")) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:#?}",
+            lines()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let lines = lines();
+    let starts: Vec<&String> = lines
+        .iter()
+        .filter(|l| l.contains("scan started"))
+        .collect();
+    let ends: Vec<&String> = lines.iter().filter(|l| l.contains("scan ended")).collect();
+    assert_eq!(starts.len(), 1, "{lines:#?}");
+    assert!(
+        starts[0].contains("mode=\"incremental\"") || starts[0].contains("mode=incremental"),
+        "{}",
+        starts[0]
+    );
+    assert_eq!(ends.len(), 1, "{lines:#?}");
+    for field in [
+        "status=completed".to_owned(),
+        format!("events={}", done["events_scanned"]),
+        format!("new={}", done["new_count"]),
+        "duration_s=".to_owned(),
+    ] {
+        assert!(ends[0].contains(&field), "{field} in {}", ends[0]);
+    }
+    // Requests: method, route (never the query) and status, once each.
+    let log = crate::helpers::server_log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("request{method=POST route=\"/api/scans\"}")
+                && l.contains("finished processing request")
+                && l.contains("status=202")),
+        "no request line"
+    );
+    assert!(
+        !log.contains("route=\"/healthz\""),
+        "health checks are logged at INFO"
+    );
+}
