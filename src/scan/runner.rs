@@ -49,6 +49,7 @@ pub(super) async fn run(
 ) {
     let scan_id = row.scan_id.clone();
     let mode = ScanMode::of_row(&row.mode);
+    let started_at = row.started_at;
     tracing::info!(mode = mode.as_str(), resumed, "scan started");
     let lost = CancellationToken::new();
     let mut reporter = Reporter::start(
@@ -74,13 +75,18 @@ pub(super) async fn run(
         result = scan(&inner, &mut reporter, &scan_id, mode, resumed) => Ok(result),
     };
     heartbeat.abort();
-    match end {
-        Ok(Ok(())) => reporter.finish(ScanStatus::Completed, None).await,
+    // How the scan ends, written once; `None` when it is not ours to end.
+    let ending = match end {
+        Ok(Ok(())) => Some((ScanStatus::Completed, None)),
         Err(status) if lost.is_cancelled() => {
             // Not ours any more: another process or the sweeper has it.
             tracing::warn!(%status, "scan stopped after losing its lease");
+            None
         }
-        Ok(Err(Failure::LeaseLost)) => tracing::warn!("scan stopped after losing its lease"),
+        Ok(Err(Failure::LeaseLost)) => {
+            tracing::warn!("scan stopped after losing its lease");
+            None
+        }
         Ok(Err(error)) => {
             tracing::warn!(%error, "scan failed");
             let lang = reporter.lang();
@@ -95,7 +101,7 @@ pub(super) async fn run(
             };
             reporter.log(Msg::Failed { error: &message });
             reporter.stage(reporter.figures().progress, Msg::StepFailed);
-            reporter.finish(ScanStatus::Error, Some(message)).await;
+            Some((ScanStatus::Error, Some(message)))
         }
         Err(status) => {
             let (line, step) = match status {
@@ -104,40 +110,30 @@ pub(super) async fn run(
             };
             reporter.log(line);
             reporter.stage(reporter.figures().progress, step);
-            reporter.finish(status, None).await;
+            Some((status, None))
         }
+    };
+    if let Some((status, error)) = ending {
+        let f = reporter.figures().clone();
+        reporter.finish(status, error).await;
+        let took = (Utc::now() - started_at).num_milliseconds() as f64 / 1000.0;
+        tracing::info!(
+            status = %status,
+            events = f.events_scanned,
+            emails = f.emails_found,
+            new = f.new_count,
+            existing = f.existing_count,
+            duration_s = took,
+            "scan ended"
+        );
     }
     inner.registry.remove(&scan_id);
-    log_end(&inner, &scan_id).await;
     if let Some(notifier) = &inner.settings.notify {
         tokio::select! {
             // A notification still retrying does not hold up a shutdown.
             _ = inner.shutdown.cancelled() => {}
             _ = notify(&inner, notifier, &scan_id) => {}
         }
-    }
-}
-
-/// The one line that says how a scan ended, as the database has it.
-async fn log_end(inner: &Inner, scan_id: &str) {
-    match inner.store.scan(scan_id).await {
-        Ok(Some(row)) => {
-            let f = &row.figures;
-            let took = row
-                .completed_at
-                .map(|end| (end - row.started_at).num_milliseconds() as f64 / 1000.0);
-            tracing::info!(
-                status = %row.status,
-                events = f.events_scanned,
-                emails = f.emails_found,
-                new = f.new_count,
-                existing = f.existing_count,
-                duration_s = took,
-                "scan ended"
-            );
-        }
-        Ok(None) => tracing::info!("scan ended; its row is gone"),
-        Err(error) => tracing::info!(%error, "scan ended; cannot read how"),
     }
 }
 

@@ -403,6 +403,22 @@ async fn again_after(error: &StoreError, attempt: u32) -> bool {
     true
 }
 
+/// Runs the transaction `once` makes, again while [`again_after`] says so.
+async fn again_on_deadlock<T, F, Fut>(mut once: F) -> StoreResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = StoreResult<T>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match once().await {
+            Err(error) if again_after(&error, attempt).await => continue,
+            done => return done,
+        }
+    }
+}
+
 fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
 }
@@ -1186,14 +1202,7 @@ where
     }
 
     async fn import_webhook(&self, import: &WebhookImport) -> StoreResult<bool> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.import_webhook_once(import).await {
-                Err(error) if again_after(&error, attempt).await => continue,
-                done => return done,
-            }
-        }
+        again_on_deadlock(|| self.import_webhook_once(import)).await
     }
 
     async fn record_event(
@@ -1204,15 +1213,7 @@ where
         bookings: &[Booking],
         now: DateTime<Utc>,
     ) -> StoreResult<Option<EmailCounts>> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let once = self.record_event_once(scan_id, owner, event_uri, bookings, now);
-            match once.await {
-                Err(error) if again_after(&error, attempt).await => continue,
-                done => return done,
-            }
-        }
+        again_on_deadlock(|| self.record_event_once(scan_id, owner, event_uri, bookings, now)).await
     }
 
     async fn recent_webhooks(&self, limit: i64) -> StoreResult<Vec<WebhookRow>> {
