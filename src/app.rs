@@ -127,6 +127,7 @@ pub fn router(state: AppState) -> Router {
             )
                 .into_response()
         })
+        .layer(middleware::from_fn(crate::error::log_failures))
         // A span per request (method, route, never the query: it may hold
         // an email), and a line when it is answered with status and latency.
         .layer(
@@ -188,11 +189,14 @@ pub struct Application {
 impl Application {
     /// Binds, opens and migrates the database, recovers scans a dead process
     /// left running, and prepares the routes. `shutdown` stops it.
+    /// The address is bound first: a port in use fails the start before
+    /// anything is created.
     pub async fn build(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        let listener = listen(settings.bind)?;
         let store = store::connect_with(&settings.database_url, &settings.customers)
             .await
             .context("cannot open the database")?;
-        Self::with_store(settings, store, shutdown).await
+        Self::assemble(settings, listener, store, shutdown).await
     }
 
     /// [`Self::build`] on a store already open (`settings.database_url` is
@@ -202,8 +206,16 @@ impl Application {
         store: Arc<dyn Store>,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
-        let listener =
-            listen(settings.bind).with_context(|| format!("cannot listen on {}", settings.bind))?;
+        let listener = listen(settings.bind)?;
+        Self::assemble(settings, listener, store, shutdown).await
+    }
+
+    async fn assemble(
+        settings: Settings,
+        listener: TcpListener,
+        store: Arc<dyn Store>,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
         let calendly = settings
             .calendly
             .map(CalendlyClient::new)
@@ -356,9 +368,32 @@ async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) 
 /// browser can live with (128 KiB per round trip: 1.3 MB/s at 100 ms).
 const SEND_BUFFER: u32 = 128 * 1024;
 
+/// A listener on `addr`, or a sentence saying why not and what to do.
+fn listen(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    use std::io::ErrorKind;
+    let port = addr.port();
+    let ip = addr.ip();
+    open_listener(addr).map_err(|error| match error.kind() {
+        ErrorKind::AddrInUse => anyhow::anyhow!(
+            "cannot listen on {addr}: port {port} is in use by another program; stop it, or \
+             choose another address with --bind or CALSCAN_BIND (say {ip}:{})",
+            port.wrapping_add(1).max(1024)
+        ),
+        ErrorKind::AddrNotAvailable => anyhow::anyhow!(
+            "cannot listen on {addr}: {ip} is not an address of this machine; use 127.0.0.1, \
+             0.0.0.0 or one of its own with --bind or CALSCAN_BIND"
+        ),
+        ErrorKind::PermissionDenied => anyhow::anyhow!(
+            "cannot listen on {addr}: port {port} needs privileges this process lacks; choose \
+             a port from 1024 up with --bind or CALSCAN_BIND"
+        ),
+        _ => anyhow::anyhow!("cannot listen on {addr}: {error}"),
+    })
+}
+
 /// A listener with a backlog for thousands of streams connecting at once
 /// (the kernel caps it at `net.core.somaxconn`).
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+fn open_listener(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         tokio::net::TcpSocket::new_v4()?
     } else {

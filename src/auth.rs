@@ -460,13 +460,17 @@ async fn login(
                 .into_response();
         }
         Err(NotChecked::Busy) => {
-            tracing::warn!(%client, "login refused: every password check was busy");
-            return (
+            let response = (
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 [(header::RETRY_AFTER, "2".to_owned())],
                 views::login::page(lang, Some(views::login::Failure::Busy)),
             )
                 .into_response();
+            return crate::error::noted(
+                response,
+                tracing::Level::WARN,
+                format!("login of {client} refused: every password check was busy"),
+            );
         }
     }
     // A new id at every login: a planted cookie never becomes a session.
@@ -487,13 +491,17 @@ async fn login(
             return AppError::from(error).into_response();
         }
         // Said on the page, not as JSON: the browser posted a form.
-        tracing::warn!(%error, "cannot store a session: the database is away");
-        return (
+        let response = (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             [(axum::http::header::RETRY_AFTER, "5")],
             views::login::page(lang, Some(views::login::Failure::Unavailable)),
         )
             .into_response();
+        return crate::error::noted(
+            response,
+            tracing::Level::WARN,
+            format!("cannot store a session: {error}"),
+        );
     }
     let old = jar.get(SESSION_COOKIE).map(|c| session_digest(c.value()));
     if let Some(old) = old {

@@ -1,10 +1,14 @@
 //! The one error type of the HTTP layer: JSON `{"error": "..."}` with the
-//! right status. A 5xx is logged once here and its cause never sent.
+//! right status, its cause never sent. Why an answer failed is logged once,
+//! inside the request's span, by [`log_failures`].
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
+use tracing::Level;
 
 use crate::store::StoreError;
 
@@ -22,17 +26,19 @@ pub enum AppError {
     TooManyRequests(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The database cannot be reached just now: 503, saying so.
+    #[error("the database does not answer; try again shortly")]
+    DatabaseAway(StoreError),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
 
 impl From<StoreError> for AppError {
-    /// An unreachable database is 503, saying so (the cause goes to the
-    /// log, once); anything else the database refused is a 500.
+    /// An unreachable database is 503; anything else the database refused
+    /// is a 500.
     fn from(error: StoreError) -> Self {
         if error.is_unavailable() {
-            tracing::warn!(%error, "the database does not answer");
-            return Self::Unavailable("the database does not answer; try again shortly".into());
+            return Self::DatabaseAway(error);
         }
         Self::Internal(error.into())
     }
@@ -46,7 +52,7 @@ impl AppError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::DatabaseAway(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -55,15 +61,55 @@ impl AppError {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let message = match &self {
-            Self::Internal(error) => {
-                tracing::error!(error = format!("{error:#}"), "request failed");
-                "internal error; see the server log".to_owned()
-            }
-            other => other.to_string(),
+        let (message, cause) = match &self {
+            Self::Internal(error) => (
+                "internal error; see the server log".to_owned(),
+                Some((Level::ERROR, format!("{error:#}"))),
+            ),
+            Self::DatabaseAway(error) => (self.to_string(), Some((Level::WARN, error.to_string()))),
+            other => (other.to_string(), None),
         };
-        (status, Json(json!({ "error": message }))).into_response()
+        let response = (status, Json(json!({ "error": message }))).into_response();
+        match cause {
+            Some((level, cause)) => noted(response, level, cause),
+            None => response,
+        }
     }
+}
+
+/// Why an answer failed, for the server's log only: kept in the response's
+/// extensions until [`log_failures`] logs it.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    level: Level,
+    cause: Arc<str>,
+}
+
+/// `response`, carrying `cause` for the log at `level` (WARN or ERROR).
+pub fn noted(mut response: Response, level: Level, cause: impl Into<Arc<str>>) -> Response {
+    response.extensions_mut().insert(Failure {
+        level,
+        cause: cause.into(),
+    });
+    response
+}
+
+/// Logs the [`Failure`] an answer carries, once, inside the request's span
+/// (so with its method and route): handlers and error types only note it.
+pub async fn log_failures(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let response = next.run(request).await;
+    if let Some(failure) = response.extensions().get::<Failure>() {
+        let status = response.status().as_u16();
+        if failure.level == Level::ERROR {
+            tracing::error!(status, cause = %failure.cause, "request failed");
+        } else {
+            tracing::warn!(status, cause = %failure.cause, "request refused");
+        }
+    }
+    response
 }
 
 /// The largest rejection body read back to be put into JSON.

@@ -1,6 +1,7 @@
 //! The `calscan` binary: parse the command line, set up logging, run.
 
 use std::io::IsTerminal;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -19,28 +20,59 @@ use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     calscan::telemetry::init();
+    match command(cli).await {
+        Ok(code) => code,
+        // An expected failure (a setting, the database, the port) is a
+        // sentence for the operator, not a backtrace, whatever
+        // RUST_BACKTRACE says.
+        Err(error) => {
+            eprintln!("calscan: {}", in_words(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn command(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         None => serve(cli.serve).await,
         Some(Command::Serve(args)) => serve(args).await,
         Some(Command::Demo(args)) => demo(args).await,
         Some(Command::Simulate(args)) => simulate(args).await,
-        Some(Command::Migrate(args)) => migrate(args).await,
+        Some(Command::Migrate(args)) => return migrate(args).await,
         Some(Command::HashPassword) => print_hash().await,
         Some(Command::Healthcheck(args)) => healthcheck(args).await,
         Some(Command::Webhooks(args)) => calscan::subscriptions::run(args.command).await,
         Some(Command::Scan(args)) => {
             let code = calscan::terminal::run(args).await?;
-            std::process::exit(code)
+            return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
         }
     }
+    .map(|()| ExitCode::SUCCESS)
+}
+
+/// An error and its causes in one line, each cause once: an error that
+/// wraps another often repeats its text.
+fn in_words(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// `calscan migrate [--check]`: both judge the database first and print
 /// what they found; only `migrate` then changes it.
-async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+async fn migrate(args: MigrateArgs) -> anyhow::Result<ExitCode> {
     let url = &args.database.database_url;
     let customers = args.database.customers();
     let report = calscan::store::check(url, &customers)
@@ -48,19 +80,19 @@ async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         .context("cannot read the database")?;
     print!("{report}");
     if !report.can_proceed() {
-        std::process::exit(1);
+        return Ok(ExitCode::FAILURE);
     }
     if args.check {
         if !report.pending.is_empty() {
             println!("`calscan migrate` can proceed; nothing was changed");
         }
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     calscan::store::connect_with(url, &customers)
         .await
         .context("migration failed")?;
     println!("database is up to date");
-    Ok(())
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {

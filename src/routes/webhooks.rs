@@ -80,12 +80,16 @@ async fn receive(
         webhook::DEFAULT_TOLERANCE,
     ) {
         state.metrics.webhook_delivery(false);
-        tracing::warn!(%refused, "webhook delivery refused");
-        return Ok((
+        let response = (
             StatusCode::UNAUTHORIZED,
             Json(json!({"error": refused.to_string()})),
         )
-            .into_response());
+            .into_response();
+        return Ok(crate::error::noted(
+            response,
+            tracing::Level::WARN,
+            format!("webhook delivery refused: {refused}"),
+        ));
     }
     let delivery: Delivery = serde_json::from_slice(&body)
         .map_err(|e| refuse(&state, format!("not a Calendly delivery: {e}")))?;

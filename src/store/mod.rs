@@ -9,6 +9,7 @@
 pub mod customers;
 mod mysql;
 mod postgres;
+mod reach;
 pub mod schema;
 mod sql;
 mod sqlite;
@@ -30,6 +31,7 @@ pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
 
 pub use customers::CustomerSettings;
+pub use reach::CONNECT_LIMIT;
 pub use schema::Report;
 
 use crate::i18n::Texts;
@@ -50,6 +52,9 @@ pub enum StoreError {
     /// The database cannot be used as it is; says what to do.
     #[error("calscan cannot use this database: {0}")]
     Refused(String),
+    /// The first connection failed: a sentence naming where and why.
+    #[error("{0}")]
+    Connect(String),
     /// No answer within [`ANSWER_LIMIT`] (a connection gone silent).
     #[error("the database did not answer within {} s", ANSWER_LIMIT.as_secs())]
     TimedOut,

@@ -3,6 +3,7 @@
 //! There is no partial unique index: a generated column that is 1 only for
 //! the running scan carries the one-running-scan rule.
 
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
@@ -117,6 +118,16 @@ impl SqlStore<MySql> {
         let options = MySqlConnectOptions::from_str(&url)?
             .charset("utf8mb4")
             .timezone(Some(String::from("+00:00")));
+        super::reach::Server {
+            backend: "MySQL/MariaDB",
+            host: options.get_host(),
+            port: options.get_port(),
+            socket: options.get_socket().map(PathBuf::as_path),
+            user: options.get_username(),
+            database: options.get_database(),
+        }
+        .try_connect::<sqlx::MySqlConnection>(&options)
+        .await?;
         let pool = super::sql::never_inside_a_transaction(MySqlPoolOptions::new(), false)
             .max_connections(8)
             .acquire_timeout(super::ACQUIRE_TIMEOUT)

@@ -2,13 +2,15 @@
 //! to wake the other calscan processes that share the database.
 
 use std::borrow::Cow;
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use sqlx::postgres::{PgListener, PgPoolOptions, PgQueryResult};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions, PgQueryResult};
 use sqlx::{Pool, Postgres};
 
 use super::sql::{Dialect, SqlStore};
@@ -122,10 +124,21 @@ impl Dialect for Postgres {
 impl SqlStore<Postgres> {
     /// Connects to `url`.
     pub(super) async fn open(url: &str) -> StoreResult<(Pool<Postgres>, Pool<Postgres>)> {
+        let options = PgConnectOptions::from_str(url)?;
+        super::reach::Server {
+            backend: "PostgreSQL",
+            host: options.get_host(),
+            port: options.get_port(),
+            socket: options.get_socket().map(PathBuf::as_path),
+            user: options.get_username(),
+            database: options.get_database(),
+        }
+        .try_connect::<sqlx::PgConnection>(&options)
+        .await?;
         let pool = super::sql::never_inside_a_transaction(PgPoolOptions::new(), false)
             .max_connections(8)
             .acquire_timeout(super::ACQUIRE_TIMEOUT)
-            .connect(url)
+            .connect_with(options)
             .await?;
         Ok((pool.clone(), pool))
     }

@@ -80,6 +80,7 @@ impl SqlStore<Sqlite> {
     /// empty database `migrate` would start from.
     pub(super) async fn open_to_read(url: &str) -> StoreResult<Pool<Sqlite>> {
         let options = SqliteConnectOptions::from_str(url)?;
+        super::reach::sqlite_file(options.get_filename())?;
         let missing = options.get_filename() != std::path::Path::new(":memory:")
             && !options.get_filename().exists();
         let options = if missing {
@@ -87,10 +88,12 @@ impl SqlStore<Sqlite> {
         } else {
             options.read_only(true)
         };
-        Ok(SqlitePoolOptions::new()
+        let file = options.get_filename().to_owned();
+        SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(options)
-            .await?)
+            .await
+            .map_err(|error| super::reach::sqlite_refused(&file, error))
     }
 
     /// Opens (creating if missing) the database at `url`.
@@ -103,10 +106,13 @@ impl SqlStore<Sqlite> {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
+        let file = options.get_filename().to_owned();
+        super::reach::sqlite_file(&file)?;
         let writer = super::sql::never_inside_a_transaction(SqlitePoolOptions::new(), true)
             .max_connections(1)
             .connect_with(options.clone())
-            .await?;
+            .await
+            .map_err(|error| super::reach::sqlite_refused(&file, error))?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options.read_only(true))

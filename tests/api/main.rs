@@ -21,5 +21,6 @@ mod proxy;
 mod scans;
 mod schedule;
 mod simulator;
+mod start;
 mod upgrade;
 mod webhooks;
