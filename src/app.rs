@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::LatencyUnit;
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
 use crate::auth::{self, AdminPassword, Auth};
@@ -112,13 +113,19 @@ pub struct Settings {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(routes::scans::routes())
-        .merge(routes::events::routes())
         .merge(routes::customers::routes())
         .merge(routes::compat::routes())
         .merge(routes::openapi::routes())
         .merge(routes::webhooks::routes())
         .merge(routes::pages::routes())
         .merge(auth::routes())
+        // Every request but an event stream is read and answered within
+        // this, so a body trickled or stalled does not hold its connection.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .merge(routes::events::routes())
         .fallback(routes::pages::not_found)
         .method_not_allowed_fallback(|| async {
             (
@@ -304,6 +311,10 @@ impl Application {
 /// sends nothing, or a header a byte at a time, is closed after this.
 /// An event stream is not affected (its request was read long before).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a request that is not an event stream may take, its body read
+/// and its answer made; past it the answer is 408 and the connection closes.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Serves `app` on `listener` until `shutdown`, then lets every open
 /// connection finish (the event streams end on shutdown) and returns.

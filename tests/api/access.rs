@@ -824,3 +824,56 @@ async fn guesses_from_many_addresses_slow_the_account_down_without_locking_the_a
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_request_body_that_stalls_is_cut_off_with_408_and_an_event_stream_is_not() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app(AppOptions {
+        // A scan that runs far longer than the request timeout.
+        tweak_sim: Box::new(|c| c.latency = Duration::from_secs(2)),
+        ..AppOptions::default()
+    })
+    .await;
+    let scan_id = app.start_scan().await;
+    let mut stream = app.stream(&scan_id, None).await;
+    let addr = app.base.trim_start_matches("http://").to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    // Its head complete, its body promised and never sent in full.
+    tcp.write_all(
+        b"POST /webhooks/calendly HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+          Content-Length: 1000\r\n\r\n{\"event\":",
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), tcp.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .unwrap();
+    let took = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(
+        answer.ends_with(r#"{"error":"request timeout"}"#),
+        "{answer}"
+    );
+    assert!(
+        took >= calscan::app::REQUEST_TIMEOUT - Duration::from_secs(1),
+        "cut off after {took:?}"
+    );
+    // The stream, open longer than that, still carries the scan to its end.
+    assert_eq!(
+        app.post(&format!("/api/scans/{scan_id}/cancel"))
+            .await
+            .status(),
+        200
+    );
+    let mut last = None;
+    while let Some(event) = stream.next().await {
+        last = Some(event);
+    }
+    let last = last.unwrap();
+    assert_eq!(last.event, "done");
+    assert_eq!(last.data["status"], "cancelled");
+}
