@@ -1,6 +1,6 @@
-//! The simulator's webhook side (`calendly-api.md` §6): the
-//! `/webhook_subscriptions` resource, and signed `invitee.created`
-//! deliveries to every matching subscription when a booking is made.
+//! The simulator's webhook side: the `/webhook_subscriptions` resource, and
+//! signed `invitee.created` deliveries to every matching subscription when a
+//! booking is made.
 //!
 //! Deliveries go out once each; Calendly's 24-hour retries are not
 //! simulated. What each delivery got back is recorded for tests.
@@ -22,7 +22,8 @@ use crate::calendly::webhook;
 
 type Sim = Arc<Shared>;
 
-/// The events a subscription may name (the OAS enum, `calendly-api.md` §6).
+/// The events a subscription may name: the enum of the `events` field in
+/// Calendly's OpenAPI description.
 const EVENTS: &[&str] = &[
     "invitee.created",
     "invitee.canceled",

@@ -1,6 +1,6 @@
-//! A faithful local fake of the Calendly API v2 parts calscan uses
-//! (`calendly-api.md` §10): `calscan simulate` serves it on a port, tests and
-//! `calscan demo` run it in-process.
+//! A faithful local fake of the parts of the Calendly API v2 that calscan
+//! uses: `calscan simulate` serves it on a port, tests and `calscan demo` run
+//! it in-process.
 //!
 //! Besides the API it has the knobs tests need: latency, a fixed-window rate
 //! limit per token, a share of random 5xx, and scripted faults (429 bursts,

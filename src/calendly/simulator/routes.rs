@@ -522,7 +522,7 @@ fn parse_time(value: Option<&str>, name: &'static str) -> Result<Option<DateTime
         .transpose()
 }
 
-// ---- JSON shapes (calendly-api.md §1–§3) -----------------------------------
+// ---- JSON shapes, field for field as Calendly's API v2 answers --------------
 
 /// `YYYY-MM-DDTHH:MM:SS.ffffffZ`, as Calendly writes every timestamp.
 pub(super) fn timestamp(t: DateTime<Utc>) -> String {
