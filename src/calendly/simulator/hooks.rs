@@ -5,8 +5,6 @@
 //! Deliveries go out once each; Calendly's 24-hour retries are not
 //! simulated. What each delivery got back is recorded for tests.
 
-use std::sync::Arc;
-
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -15,12 +13,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use super::Shared;
+use super::answer::{Refusal, error, not_found, resource};
 use super::data::{OrgData, SimEvent, SimInvitee};
-use super::routes::{Caller, Listing, Refusal, error, not_found, param, resource, timestamp};
+use super::gate::Caller;
+use super::json::{event_json, invitee_json, timestamp};
+use super::listing::{Listing, param};
+use super::{Shared, Sim};
 use crate::calendly::webhook;
-
-type Sim = Arc<Shared>;
 
 /// The events a subscription may name: the enum of the `events` field in
 /// Calendly's OpenAPI description.
@@ -342,8 +341,8 @@ pub(super) fn delivery_body(
     creator: usize,
     now: DateTime<Utc>,
 ) -> Vec<u8> {
-    let mut payload = super::routes::invitee_json(sim, event, invitee);
-    payload["scheduled_event"] = super::routes::event_json(sim, org, event);
+    let mut payload = invitee_json(sim, event, invitee);
+    payload["scheduled_event"] = event_json(sim, org, event);
     let body = json!({
         "created_at": timestamp(now),
         "created_by": org.users.get(creator).map(|u| sim.user_uri(u)),

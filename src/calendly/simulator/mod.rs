@@ -7,8 +7,12 @@
 //! connection resets, stalls, an HTML 502, refused page tokens). It counts
 //! what it served so tests can check the client's manners.
 
+mod answer;
 mod data;
+mod gate;
 mod hooks;
+mod json;
+mod listing;
 mod paging;
 mod routes;
 
@@ -147,6 +151,9 @@ pub(crate) struct Shared {
     /// How many webhook deliveries have been made; tests wait on it.
     delivered: tokio::sync::watch::Sender<usize>,
 }
+
+/// How handlers and helpers hold the simulator.
+type Sim = Arc<Shared>;
 
 /// A handle on a simulator; clones share it.
 #[derive(Clone)]
@@ -360,5 +367,11 @@ impl Shared {
 
     fn user_uri(&self, user: &SimUser) -> String {
         format!("{}/users/{}", self.base_url, user.uuid)
+    }
+
+    /// Milliseconds since the simulator started, on tokio's clock (so tests
+    /// with paused time can age page tokens).
+    fn now_ms(&self) -> i64 {
+        i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX)
     }
 }
