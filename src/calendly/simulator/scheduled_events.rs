@@ -1,62 +1,27 @@
-//! The simulator's HTTP side: the router, behind the gate (authentication,
-//! the rate-limit window, injected faults and latency); Calendly's resources
-//! in handlers.
+//! The scheduled events resource: `GET /scheduled_events`, filtered and
+//! paged with Calendly's permission rules for admins and members, and
+//! `GET /scheduled_events/{uuid}`. The invitees under an event have a file
+//! of their own.
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::middleware;
 use axum::response::Response;
 use axum::routing::get;
 
 use super::Sim;
 use super::answer::{Refusal, not_found, resource};
-use super::data::{SimEvent, SimInvitee};
-use super::gate::{Caller, gate};
-use super::json::{event_json, invitee_json, user_json};
+use super::data::SimEvent;
+use super::gate::Caller;
+use super::json::event_json;
 use super::listing::{Listing, Params, param, parse_time};
 
-pub(super) fn router(shared: Sim) -> Router {
+pub(super) fn routes() -> Router<Sim> {
     Router::new()
-        .route("/users/{uuid}", get(user))
         .route("/scheduled_events", get(list_events))
         .route("/scheduled_events/{uuid}", get(one_event))
-        .route("/scheduled_events/{uuid}/invitees", get(list_invitees))
-        .route(
-            "/scheduled_events/{uuid}/invitees/{invitee}",
-            get(one_invitee),
-        )
-        .route(
-            "/webhook_subscriptions",
-            get(super::hooks::list).post(super::hooks::create),
-        )
-        .route(
-            "/webhook_subscriptions/{uuid}",
-            get(super::hooks::one).delete(super::hooks::delete),
-        )
-        .fallback(|| async { not_found() })
-        .layer(middleware::from_fn_with_state(shared.clone(), gate))
-        .with_state(shared)
 }
 
-// ---- resources -------------------------------------------------------------
-
-async fn user(
-    State(sim): State<Sim>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path(uuid): Path<String>,
-) -> Response {
-    let org = sim.read_org();
-    let found = if uuid == "me" {
-        org.users.get(caller.0)
-    } else {
-        org.users.iter().find(|u| u.uuid == uuid)
-    };
-    match found {
-        Some(u) => resource(user_json(&sim, &org, u)),
-        None => not_found(),
-    }
-}
-
+/// `GET /scheduled_events?organization=…|user=…|group=…`.
 async fn list_events(
     State(sim): State<Sim>,
     axum::Extension(caller): axum::Extension<Caller>,
@@ -139,66 +104,11 @@ async fn list_events(
     ))
 }
 
+/// `GET /scheduled_events/{uuid}`.
 async fn one_event(State(sim): State<Sim>, Path(uuid): Path<String>) -> Response {
     let org = sim.read_org();
     match org.events.iter().find(|e| e.uuid == uuid) {
         Some(e) => resource(event_json(&sim, &org, e)),
-        None => not_found(),
-    }
-}
-
-async fn list_invitees(
-    State(sim): State<Sim>,
-    axum::Extension(caller): axum::Extension<Caller>,
-    Path(uuid): Path<String>,
-    Query(params): Params,
-) -> Result<Response, Refusal> {
-    let org = sim.read_org();
-    let event = org
-        .events
-        .iter()
-        .find(|e| e.uuid == uuid)
-        .ok_or(Refusal::NotFound)?;
-    if !org.users[caller.0].admin && event.host != caller.0 {
-        return Err(Refusal::Forbidden("You are not allowed to view this event"));
-    }
-    let listing = Listing::parse(&params, "created_at", &sim, &["email", "status"])?;
-    let get = |key: &str| param(&params, key);
-    let status = get("status");
-    let email = get("email").map(|e| e.trim().to_lowercase());
-    let mut invitees: Vec<&SimInvitee> = event
-        .invitees
-        .iter()
-        .filter(|i| status.is_none_or(|s| (s == "canceled") == i.canceled))
-        .filter(|i| {
-            email
-                .as_ref()
-                .is_none_or(|want| i.email.trim().to_lowercase() == *want)
-        })
-        .collect();
-    let endpoint = format!("scheduled_events/{uuid}/invitees");
-    Ok(listing.page(
-        &sim,
-        &endpoint,
-        &mut invitees,
-        |i| i.created,
-        |i| invitee_json(&sim, event, i),
-    ))
-}
-
-async fn one_invitee(
-    State(sim): State<Sim>,
-    Path((uuid, invitee)): Path<(String, String)>,
-) -> Response {
-    let org = sim.read_org();
-    let found = org.events.iter().find(|e| e.uuid == uuid).and_then(|e| {
-        e.invitees
-            .iter()
-            .find(|i| i.uuid == invitee)
-            .map(|i| (e, i))
-    });
-    match found {
-        Some((e, i)) => resource(invitee_json(&sim, e, i)),
         None => not_found(),
     }
 }
