@@ -1,9 +1,9 @@
 //! The simulated organization: users, scheduled events and invitees, made
-//! deterministically from a seed, with everything real data throws at a
-//! client (see `calendly-api.md` §8): canceled events that keep their
-//! invitees, rescheduled pairs, group events (one with more than 100
-//! invitees), null first/last names, mixed-case and padded emails, the same
-//! person booking many times, `location: null`, guests who are not invitees.
+//! deterministically from a seed, with everything real Calendly data throws
+//! at a client: canceled events that keep their invitees, rescheduled pairs,
+//! group events (one with more than 100 invitees), null first/last names,
+//! mixed-case and padded emails, the same person booking many times,
+//! `location: null`, guests who are not invitees.
 
 use std::collections::BTreeSet;
 

@@ -1,22 +1,32 @@
-//! A faithful local fake of the Calendly API v2 parts calscan uses
-//! (`calendly-api.md` §10): `calscan simulate` serves it on a port, tests and
-//! `calscan demo` run it in-process.
+//! A faithful local fake of the parts of the Calendly API v2 that calscan
+//! uses: `calscan simulate` serves it on a port, tests and `calscan demo` run
+//! it in-process.
 //!
 //! Besides the API it has the knobs tests need: latency, a fixed-window rate
 //! limit per token, a share of random 5xx, and scripted faults (429 bursts,
 //! connection resets, stalls, an HTML 502, refused page tokens). It counts
 //! what it served so tests can check the client's manners.
 
+mod answer;
 mod data;
+mod gate;
 mod hooks;
+mod json;
+mod listing;
 mod paging;
-mod routes;
+
+// One file per Calendly resource, each with its handlers and `routes()`.
+mod invitees;
+mod scheduled_events;
+mod users;
+mod webhook_subscriptions;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
+use axum::{Router, middleware};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use serde::Serialize;
@@ -148,6 +158,23 @@ pub(crate) struct Shared {
     delivered: tokio::sync::watch::Sender<usize>,
 }
 
+/// How handlers and helpers hold the simulator.
+type Sim = Arc<Shared>;
+
+/// Every resource's routes behind the gate (authentication, the rate-limit
+/// window, injected faults and latency); any other path is Calendly's 404.
+/// A new resource is a file of its own and one `.merge` here.
+fn router(shared: Sim) -> Router {
+    Router::new()
+        .merge(users::routes())
+        .merge(scheduled_events::routes())
+        .merge(invitees::routes())
+        .merge(webhook_subscriptions::routes())
+        .fallback(|| async { answer::not_found() })
+        .layer(middleware::from_fn_with_state(shared.clone(), gate::gate))
+        .with_state(shared)
+}
+
 /// A handle on a simulator; clones share it.
 #[derive(Clone)]
 pub struct Simulator {
@@ -172,7 +199,7 @@ impl Simulator {
     ) -> std::io::Result<(Self, tokio::task::JoinHandle<std::io::Result<()>>)> {
         let addr = listener.local_addr()?;
         let simulator = Self::new(config, format!("http://{addr}"));
-        let app = routes::router(simulator.shared.clone());
+        let app = router(simulator.shared.clone());
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown.cancelled_owned())
@@ -360,5 +387,15 @@ impl Shared {
 
     fn user_uri(&self, user: &SimUser) -> String {
         format!("{}/users/{}", self.base_url, user.uuid)
+    }
+
+    fn hook_uri(&self, uuid: &str) -> String {
+        format!("{}/webhook_subscriptions/{uuid}", self.base_url)
+    }
+
+    /// Milliseconds since the simulator started, on tokio's clock (so tests
+    /// with paused time can age page tokens).
+    fn now_ms(&self) -> i64 {
+        i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX)
     }
 }
