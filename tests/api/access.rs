@@ -867,7 +867,7 @@ async fn a_request_body_that_stalls_is_cut_off_with_408_and_an_event_stream_is_n
         app.post(&format!("/api/scans/{scan_id}/cancel"))
             .await
             .status(),
-        200
+        202
     );
     let mut last = None;
     while let Some(event) = stream.next().await {
