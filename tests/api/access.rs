@@ -398,7 +398,7 @@ async fn health_answers_and_readiness_includes_the_database() {
         .await
         .unwrap();
     assert_eq!(ready["status"], "ready");
-    assert_eq!(ready["database"], crate::helpers::backend());
+    assert_eq!(ready["database"], crate::helpers::backend().name());
 }
 
 #[tokio::test]

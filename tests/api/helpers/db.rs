@@ -4,19 +4,62 @@
 
 use std::sync::OnceLock;
 
+/// A database calscan runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+impl Backend {
+    /// The name calscan gives it: its URL scheme, its folder in
+    /// `migrations/`, the `database` of `/readyz`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+            Self::MySql => "mysql",
+        }
+    }
+
+    /// The backend of the database at `url`, by its scheme.
+    pub fn of_url(url: &str) -> Self {
+        match url.split(':').next() {
+            Some("sqlite") => Self::Sqlite,
+            Some("postgres") => Self::Postgres,
+            _ => Self::MySql,
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `backend() == "postgres"`, as tests wrote it when `backend()` returned the
+/// name, still compares the name.
+impl PartialEq<&str> for Backend {
+    fn eq(&self, name: &&str) -> bool {
+        self.name() == *name
+    }
+}
+
 /// The backend the suite runs against: `CALSCAN_TEST_DATABASE` is
 /// `sqlite` (the default), `postgres` or `mysql`.
-pub fn backend() -> &'static str {
-    static BACKEND: OnceLock<&'static str> = OnceLock::new();
-    BACKEND.get_or_init(|| match std::env::var("CALSCAN_TEST_DATABASE").as_deref() {
-        Ok("postgres") => "postgres",
-        Ok("mysql") => "mysql",
+pub fn backend() -> Backend {
+    static BACKEND: OnceLock<Backend> = OnceLock::new();
+    *BACKEND.get_or_init(|| match std::env::var("CALSCAN_TEST_DATABASE").as_deref() {
+        Ok("postgres") => Backend::Postgres,
+        Ok("mysql") => Backend::MySql,
         Ok("sqlite") | Err(_) => {
             eprintln!(
                 "skipped: PostgreSQL and MySQL/MariaDB; the suite runs on SQLite \
                  (CALSCAN_TEST_DATABASE=postgres or =mysql runs it there; CI does all three)"
             );
-            "sqlite"
+            Backend::Sqlite
         }
         Ok(other) => panic!("CALSCAN_TEST_DATABASE={other}: use sqlite, postgres or mysql"),
     })
@@ -24,21 +67,22 @@ pub fn backend() -> &'static str {
 
 /// Where the test databases are created: `CALSCAN_TEST_POSTGRES_URL` or
 /// `CALSCAN_TEST_MYSQL_URL`, ending in the database to connect to first.
-fn admin_url(backend: &str) -> String {
+fn admin_url(backend: Backend) -> String {
     match backend {
-        "postgres" => std::env::var("CALSCAN_TEST_POSTGRES_URL")
+        Backend::Postgres => std::env::var("CALSCAN_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
-        _ => std::env::var("CALSCAN_TEST_MYSQL_URL")
+        Backend::MySql => std::env::var("CALSCAN_TEST_MYSQL_URL")
             .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/mysql".into()),
+        Backend::Sqlite => unreachable!("SQLite has no server"),
     }
 }
 
 /// Runs one statement on the database server of `backend`.
-async fn admin_execute(backend: &str, sql: String) {
+async fn admin_execute(backend: Backend, sql: String) {
     use sqlx::Connection;
     let url = admin_url(backend);
     let sql = sqlx::AssertSqlSafe(sql);
-    let done = if backend == "postgres" {
+    let done = if backend == Backend::Postgres {
         let mut conn = sqlx::PgConnection::connect(&url)
             .await
             .unwrap_or_else(|e| panic!("PostgreSQL for the tests ({url}): {e}"));
@@ -56,8 +100,8 @@ async fn admin_execute(backend: &str, sql: String) {
 /// first, as PostgreSQL's `WITH (FORCE)` does: a session of the dropped test
 /// may hold a transaction whose rollback waits for the runtime this drop
 /// blocks, and `DROP DATABASE` would wait for its lock for ever.
-async fn admin_drop(backend: &str, name: &str) {
-    if backend == "postgres" {
+async fn admin_drop(backend: Backend, name: &str) {
+    if backend == Backend::Postgres {
         return admin_execute(
             backend,
             format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
@@ -95,7 +139,7 @@ async fn admin_drop(backend: &str, name: &str) {
 /// goes with its temporary directory).
 pub struct TestDatabase {
     pub url: String,
-    backend: &'static str,
+    backend: Backend,
     /// The database's name on a server; `None` for SQLite.
     server_name: Option<String>,
 }
@@ -121,7 +165,7 @@ impl Drop for TestDatabase {
 /// A fresh, empty database on the suite's backend; a SQLite one in `dir`.
 pub async fn fresh_database(dir: &tempfile::TempDir) -> TestDatabase {
     let backend = backend();
-    if backend == "sqlite" {
+    if backend == Backend::Sqlite {
         return TestDatabase {
             url: format!("sqlite://{}", dir.path().join("calscan.db").display()),
             backend,
@@ -132,7 +176,7 @@ pub async fn fresh_database(dir: &tempfile::TempDir) -> TestDatabase {
         "calscan_test_{}",
         ulid::Ulid::generate().to_string().to_lowercase()
     );
-    let create = if backend == "postgres" {
+    let create = if backend == Backend::Postgres {
         format!("CREATE DATABASE {name}")
     } else {
         format!("CREATE DATABASE {name} CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
@@ -204,10 +248,10 @@ pub async fn database_text(url: &str) -> String {
                 }
             }};
         }
-        match url.split(':').next() {
-            Some("sqlite") => collect!(sqlx::SqliteConnection),
-            Some("postgres") => collect!(sqlx::PgConnection),
-            _ => collect!(sqlx::MySqlConnection),
+        match Backend::of_url(url) {
+            Backend::Sqlite => collect!(sqlx::SqliteConnection),
+            Backend::Postgres => collect!(sqlx::PgConnection),
+            Backend::MySql => collect!(sqlx::MySqlConnection),
         }
     }
     text
@@ -217,19 +261,19 @@ pub async fn database_text(url: &str) -> String {
 pub async fn exec(url: &str, statements: &str) {
     use sqlx::Connection;
     let sql = sqlx::AssertSqlSafe(statements.to_owned());
-    match url.split(':').next() {
-        Some("sqlite") => {
+    match Backend::of_url(url) {
+        Backend::Sqlite => {
             let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
             let mut conn = sqlx::SqliteConnection::connect_with(&options.create_if_missing(true))
                 .await
                 .unwrap();
             sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
         }
-        Some("postgres") => {
+        Backend::Postgres => {
             let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
             sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
         }
-        _ => {
+        Backend::MySql => {
             let mut conn = sqlx::MySqlConnection::connect(url).await.unwrap();
             sqlx::raw_sql(sql).execute(&mut conn).await.unwrap();
         }
@@ -257,9 +301,9 @@ pub async fn rows(url: &str, query: &str) -> Vec<Vec<Option<String>>> {
                 .collect()
         }};
     }
-    match url.split(':').next() {
-        Some("sqlite") => collect!(sqlx::SqliteConnection),
-        Some("postgres") => collect!(sqlx::PgConnection),
-        _ => collect!(sqlx::MySqlConnection),
+    match Backend::of_url(url) {
+        Backend::Sqlite => collect!(sqlx::SqliteConnection),
+        Backend::Postgres => collect!(sqlx::PgConnection),
+        Backend::MySql => collect!(sqlx::MySqlConnection),
     }
 }

@@ -20,7 +20,9 @@ use secrecy::SecretString;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub use db::{TestDatabase, backend, database_text, exec, fresh_database, rows, running_scan};
+pub use db::{
+    Backend, TestDatabase, backend, database_text, exec, fresh_database, rows, running_scan,
+};
 pub use logs::server_log;
 pub use process::{Process, send_signal};
 pub use sim::{TestSim, client, get, get_as, scanned_emails, settings, simulator};
@@ -97,8 +99,8 @@ impl Default for AppOptions {
     }
 }
 
-/// A running calscan on 127.0.0.1 with a fresh SQLite database and a
-/// simulator behind it. Stops when dropped.
+/// A running calscan on 127.0.0.1 with a fresh database on the suite's
+/// backend and a simulator behind it. Stops when dropped.
 pub struct TestApp {
     pub base: String,
     /// The database it uses, for a second instance to share.
