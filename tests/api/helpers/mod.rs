@@ -186,10 +186,15 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
-    pub async fn get(&self, path: &str) -> reqwest::Response {
+    /// A request to `path` with the API token.
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http
-            .get(self.url(path))
+            .request(method, self.url(path))
             .bearer_auth(API_TOKEN)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, path)
             .send()
             .await
             .unwrap()
@@ -197,9 +202,7 @@ impl TestApp {
 
     /// A GET with `Accept-Language: lang`.
     pub async fn get_in(&self, path: &str, lang: &str) -> reqwest::Response {
-        self.http
-            .get(self.url(path))
-            .bearer_auth(API_TOKEN)
+        self.request(reqwest::Method::GET, path)
             .header("Accept-Language", lang)
             .send()
             .await
@@ -207,9 +210,7 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str) -> reqwest::Response {
-        self.http
-            .post(self.url(path))
-            .bearer_auth(API_TOKEN)
+        self.request(reqwest::Method::POST, path)
             .send()
             .await
             .unwrap()
@@ -247,9 +248,7 @@ impl TestApp {
     /// Starts a scan with `{"mode": mode}` and returns its id.
     pub async fn start_scan_in(&self, mode: &str) -> String {
         let response = self
-            .http
-            .post(self.url("/api/scans"))
-            .bearer_auth(API_TOKEN)
+            .request(reqwest::Method::POST, "/api/scans")
             .json(&serde_json::json!({ "mode": mode }))
             .send()
             .await
@@ -261,10 +260,10 @@ impl TestApp {
 
     /// Opens the scan's event stream.
     pub async fn stream(&self, scan_id: &str, last_event_id: Option<i64>) -> SseStream {
-        let mut request = self
-            .http
-            .get(self.url(&format!("/api/scans/{scan_id}/events")))
-            .bearer_auth(API_TOKEN);
+        let mut request = self.request(
+            reqwest::Method::GET,
+            &format!("/api/scans/{scan_id}/events"),
+        );
         if let Some(id) = last_event_id {
             request = request.header("Last-Event-ID", id.to_string());
         }
@@ -287,9 +286,7 @@ impl TestApp {
 /// A page as a browser asking in `lang` gets it: status and HTML.
 pub async fn page(app: &TestApp, path: &str, lang: &str) -> (u16, String) {
     let response = app
-        .http
-        .get(app.url(path))
-        .bearer_auth(API_TOKEN)
+        .request(reqwest::Method::GET, path)
         .header("Accept", "text/html")
         .header("Accept-Language", lang)
         .send()
