@@ -398,7 +398,7 @@ async fn health_answers_and_readiness_includes_the_database() {
         .await
         .unwrap();
     assert_eq!(ready["status"], "ready");
-    assert_eq!(ready["database"], crate::helpers::backend());
+    assert_eq!(ready["database"], crate::helpers::backend().name());
 }
 
 #[tokio::test]
@@ -543,7 +543,7 @@ async fn every_answer_carries_the_security_headers_and_private_data_is_never_cac
         ("/api/customers".to_owned(), Some("no-store")),
         (format!("/api/scans/{scan_id}"), Some("no-store")),
         ("/nowhere".to_owned(), Some("no-store")),
-        // The assets keep theirs, the stream the one SPEC gives it.
+        // The assets keep theirs; the event stream is never cached.
         ("/assets/app.css".to_owned(), Some("public, max-age=300")),
         ("/assets/scan.js".to_owned(), Some("public, max-age=300")),
         (format!("/api/scans/{scan_id}/events"), Some("no-cache")),

@@ -7,7 +7,8 @@ use calscan::store::CustomerSettings;
 use serde_json::Value;
 
 use crate::helpers::{
-    AppOptions, TestApp, all_customers, backend, exec, fresh_database, log_lines, rows, spawn_app,
+    AppOptions, Backend, TestApp, all_customers, backend, exec, fresh_database, log_lines, rows,
+    spawn_app,
 };
 
 const DONE: &str = "scan_6789abcdef123";
@@ -28,7 +29,7 @@ const PHP_LOGS: &str = "SELECT CAST(id AS CHAR), scan_id, HEX(message), \
 /// Whether the suite runs on MySQL/MariaDB, where the PHP scanner lives;
 /// says that the test is skipped when not.
 fn on_mysql() -> bool {
-    let here = backend() == "mysql";
+    let here = backend() == Backend::MySql;
     if !here {
         eprintln!(
             "skipped: the PHP scanner's tables live on MySQL/MariaDB (CALSCAN_TEST_DATABASE=mysql)"
@@ -430,9 +431,9 @@ async fn a_customer_table_of_the_schools_own_is_used_on_every_database() {
             ("id", "kunden", "e_mail", "vorname", "nachname")
         };
         let serial = match backend() {
-            "sqlite" => "INTEGER PRIMARY KEY AUTOINCREMENT",
-            "postgres" => "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
-            _ => "BIGINT AUTO_INCREMENT PRIMARY KEY",
+            Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
+            Backend::Postgres => "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
+            Backend::MySql => "BIGINT AUTO_INCREMENT PRIMARY KEY",
         };
         exec(
             &url,
@@ -603,7 +604,7 @@ async fn an_email_the_customer_table_cannot_hold_is_left_out_saying_so() {
     // SQLite keeps no length for VARCHAR: everything fits there.
     let fits: BTreeSet<&String> = expected
         .iter()
-        .filter(|e| backend() == "sqlite" || e.chars().count() <= limit)
+        .filter(|e| backend() == Backend::Sqlite || e.chars().count() <= limit)
         .collect();
     let scan_id = app.start_scan_in("full").await;
     let events = app.follow(&scan_id).await;

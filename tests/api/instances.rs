@@ -10,13 +10,13 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use crate::helpers::{
-    AppOptions, Process, TestApp, all_customers, assert_customers, assert_well_formed, backend,
-    fresh_database, log_lines, simulator, spawn_app,
+    AppOptions, Backend, Process, TestApp, all_customers, assert_customers, assert_well_formed,
+    backend, fresh_database, log_lines, simulator, spawn_app,
 };
 
 /// Whether the suite's database can be shared; says why not when it cannot.
 fn shared_database() -> bool {
-    if backend() == "sqlite" {
+    if backend() == Backend::Sqlite {
         eprintln!("skipped: several instances need PostgreSQL or MySQL (CALSCAN_TEST_DATABASE)");
         return false;
     }
@@ -117,7 +117,7 @@ async fn a_cancel_sent_to_another_instance_stops_the_scan_where_it_runs() {
 
 #[tokio::test]
 async fn on_postgresql_every_write_wakes_the_other_instances() {
-    if backend() != "postgres" {
+    if backend() != Backend::Postgres {
         eprintln!(
             "skipped: wake-ups are PostgreSQL's LISTEN/NOTIFY (CALSCAN_TEST_DATABASE=postgres)"
         );
@@ -178,7 +178,7 @@ async fn next_wakeup(wakeups: &mut futures::stream::BoxStream<'static, Wakeup>) 
 
 #[tokio::test]
 async fn elsewhere_than_postgresql_there_are_no_wake_ups() {
-    if backend() == "postgres" {
+    if backend() == Backend::Postgres {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -272,7 +272,7 @@ async fn a_scan_whose_lease_another_instance_takes_ends_with_done_for_every_watc
     let mut here = a.stream(&scan_id, None).await;
     let snapshot = here.next().await.unwrap();
     assert_eq!(snapshot.event, "snapshot");
-    let b = if backend() == "sqlite" {
+    let b = if backend() == Backend::Sqlite {
         None
     } else {
         Some(second_instance(&a, Duration::from_secs(15)).await)

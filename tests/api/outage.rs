@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use crate::helpers::{
-    AppOptions, SseEvent, SseStream, TestApp, all_customers, assert_customers, assert_well_formed,
-    backend, fresh_database, log_lines, spawn_app,
+    AppOptions, Backend, SseEvent, SseStream, TestApp, all_customers, assert_customers,
+    assert_well_formed, backend, fresh_database, log_lines, spawn_app,
 };
 use crate::proxy::{Fault, FaultProxy};
 
@@ -73,7 +73,7 @@ async fn behind_a_proxy(
     dir: &tempfile::TempDir,
     options: AppOptions,
 ) -> Option<(TestApp, FaultProxy, crate::helpers::TestDatabase)> {
-    if backend() == "sqlite" {
+    if backend() == Backend::Sqlite {
         eprintln!("skipped: a database server behind a proxy needs PostgreSQL or MySQL");
         return None;
     }
@@ -206,7 +206,7 @@ async fn a_database_away_past_the_bound_ends_the_scan_with_the_cause_and_resume_
     let done = &end.last().unwrap().data;
     assert_eq!(done["status"], "error", "{done}");
     let message = done["error_message"].as_str().unwrap();
-    let name = if backend() == "postgres" {
+    let name = if backend() == Backend::Postgres {
         "PostgreSQL"
     } else {
         "MySQL/MariaDB"
@@ -322,7 +322,7 @@ async fn committed_lines(url: &str, scan_id: &str) -> Vec<String> {
 async fn disk_full_mid_scan(
     db_outage: Duration,
 ) -> Option<(SmallDisk, TestApp, String, SseStream, Vec<SseEvent>)> {
-    if backend() != "sqlite" {
+    if backend() != Backend::Sqlite {
         return None;
     }
     let disk = SmallDisk::mount()?;
@@ -443,7 +443,7 @@ async fn sqlite_on_a_disk_full_past_the_bound_ends_with_the_cause_and_resume_com
 #[tokio::test]
 async fn sqlite_locked_by_another_process_makes_the_scan_wait_not_fail() {
     use sqlx::Connection;
-    if backend() != "sqlite" {
+    if backend() != Backend::Sqlite {
         return;
     }
     let app = spawn_app(slow_scan(40, Duration::from_secs(60))).await;
@@ -473,7 +473,7 @@ async fn sqlite_locked_by_another_process_makes_the_scan_wait_not_fail() {
 /// administrator (or a server restart) does.
 async fn kill_sessions(url: &str) -> usize {
     use sqlx::Connection;
-    if backend() == "postgres" {
+    if backend() == Backend::Postgres {
         let mut admin = sqlx::PgConnection::connect(url).await.unwrap();
         let killed: Vec<bool> = sqlx::query_scalar(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
@@ -504,7 +504,7 @@ async fn kill_sessions(url: &str) -> usize {
 
 #[tokio::test]
 async fn a_scan_whose_database_sessions_are_killed_again_and_again_completes_exactly() {
-    if backend() == "sqlite" {
+    if backend() == Backend::Sqlite {
         eprintln!("skipped: killing sessions needs PostgreSQL or MySQL");
         return;
     }

@@ -9,8 +9,8 @@ use calscan::store::{Progress, StartOutcome};
 use serde_json::Value;
 
 use crate::helpers::{
-    AppOptions, SseStream, TestApp, all_customers, assert_customers, assert_well_formed, log_lines,
-    running_scan, spawn_app,
+    AppOptions, Backend, SseStream, TestApp, all_customers, assert_customers, assert_well_formed,
+    log_lines, running_scan, spawn_app,
 };
 
 fn slow(latency_ms: u64) -> AppOptions {
@@ -316,7 +316,7 @@ async fn a_group_write_writes_only_the_scans_still_held() {
 async fn a_start_waits_for_a_sweep_elsewhere_instead_of_answering_409() {
     use sqlx::{Connection, MySqlConnection, PgConnection};
     let backend = crate::helpers::backend();
-    if backend == "sqlite" {
+    if backend == Backend::Sqlite {
         eprintln!("skipped: row locks of several instances need PostgreSQL or MySQL");
         return;
     }
@@ -373,7 +373,7 @@ async fn a_start_waits_for_a_sweep_elsewhere_instead_of_answering_409() {
             started.await.unwrap()
         }};
     }
-    let response = if backend == "postgres" {
+    let response = if backend == Backend::Postgres {
         sweep_while_start_waits!(
             PgConnection,
             "SELECT COUNT(*) FROM pg_stat_activity \

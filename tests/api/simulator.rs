@@ -1,5 +1,5 @@
-//! The simulator speaks Calendly API v2 as `calendly-api.md` describes it:
-//! shapes, filters, pagination, errors, rate-limit headers, signatures.
+//! The simulator speaks Calendly API v2 as Calendly serves it: shapes,
+//! filters, pagination, errors, rate-limit headers, signatures.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

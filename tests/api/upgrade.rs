@@ -7,19 +7,21 @@ use std::path::Path;
 use serde_json::Value;
 use sqlx::migrate::Migrator;
 
-use crate::helpers::{AppOptions, all_customers, backend, fresh_database, log_lines, spawn_app};
+use crate::helpers::{
+    AppOptions, Backend, all_customers, backend, fresh_database, log_lines, spawn_app,
+};
 
 const DONE: &str = "scan_01jqprevrelease0000000001";
 const INTERRUPTED: &str = "scan_01jqprevrelease0000000002";
 
 /// The migrations of `backend` the previous release had applied, and its data.
-fn previous_release(backend: &str) -> (String, i64, String) {
+fn previous_release(backend: Backend) -> (String, i64, String) {
     let root = env!("CARGO_MANIFEST_DIR");
     let last = match backend {
         // 0.1.0: the first schema.
-        "sqlite" | "postgres" => 1,
+        Backend::Sqlite | Backend::Postgres => 1,
         // No release had MySQL: its whole schema holds the data.
-        _ => 14,
+        Backend::MySql => 14,
     };
     let data = std::fs::read_to_string(format!(
         "{root}/tests/fixtures/previous_release/{backend}.sql"
@@ -46,7 +48,7 @@ async fn as_previous_release_left_it(url: &str) {
     migrator.migrations = Cow::Owned(earlier);
     let data = sqlx::AssertSqlSafe(data);
     match backend() {
-        "sqlite" => {
+        Backend::Sqlite => {
             let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
             let pool = sqlx::SqlitePool::connect_with(options.create_if_missing(true))
                 .await
@@ -55,13 +57,13 @@ async fn as_previous_release_left_it(url: &str) {
             sqlx::raw_sql(data).execute(&pool).await.unwrap();
             pool.close().await;
         }
-        "postgres" => {
+        Backend::Postgres => {
             let pool = sqlx::PgPool::connect(url).await.unwrap();
             migrator.run(&pool).await.unwrap();
             sqlx::raw_sql(data).execute(&pool).await.unwrap();
             pool.close().await;
         }
-        _ => {
+        Backend::MySql => {
             let pool = sqlx::MySqlPool::connect(url).await.unwrap();
             migrator.run(&pool).await.unwrap();
             sqlx::raw_sql(data).execute(&pool).await.unwrap();
