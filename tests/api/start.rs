@@ -5,6 +5,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use crate::cli::calscan;
+use crate::helpers::Backend;
 
 /// `calscan serve` with `DATABASE_URL=url` and a password, as an operator
 /// with `RUST_BACKTRACE=1` in the environment starts it.
@@ -93,9 +94,9 @@ fn a_database_server_that_never_answers_fails_the_start_after_five_seconds() {
 /// The suite's database server with another user or database in its URL.
 async fn server_url(change: impl FnOnce(&mut reqwest::Url)) -> Option<(String, &'static str)> {
     let backend = match crate::helpers::backend() {
-        "postgres" => "PostgreSQL",
-        "mysql" => "MySQL/MariaDB",
-        _ => return None,
+        Backend::Postgres => "PostgreSQL",
+        Backend::MySql => "MySQL/MariaDB",
+        Backend::Sqlite => return None,
     };
     let dir = tempfile::tempdir().unwrap();
     let database = crate::helpers::fresh_database(&dir).await;

@@ -39,14 +39,6 @@ impl std::fmt::Display for Backend {
     }
 }
 
-/// `backend() == "postgres"`, as tests wrote it when `backend()` returned the
-/// name, still compares the name.
-impl PartialEq<&str> for Backend {
-    fn eq(&self, name: &&str) -> bool {
-        self.name() == *name
-    }
-}
-
 /// The backend the suite runs against: `CALSCAN_TEST_DATABASE` is
 /// `sqlite` (the default), `postgres` or `mysql`.
 pub fn backend() -> Backend {
