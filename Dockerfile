@@ -1,8 +1,21 @@
 # calscan: build with the locked dependencies, run as a numeric non-root user
-# on a slim image, with the SQLite database on a volume.
+# on a slim image, with the SQLite database on a volume. The dependencies are
+# built in a layer of their own (cargo-chef), so a change to calscan's code
+# rebuilds only calscan.
 
-FROM rust:1.95-slim-bookworm AS build
+FROM rust:1.95-slim-bookworm AS chef
+RUN cargo install cargo-chef --locked --version 0.1.78
 WORKDIR /src
+
+# The recipe: Cargo.toml and Cargo.lock reduced to what the dependencies
+# need; it changes only when they do.
+FROM chef AS planner
+COPY . .
+RUN cargo chef prepare --recipe-path recipe.json
+
+FROM chef AS build
+COPY --from=planner /src/recipe.json recipe.json
+RUN cargo chef cook --release --locked --recipe-path recipe.json --bin calscan
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::IntoResponse;
 use tokio::net::TcpListener;
@@ -24,53 +24,8 @@ use crate::metrics::Metrics;
 use crate::notify::{Notifier, NotifySettings};
 use crate::routes;
 use crate::scan::{ScanSettings, Scans};
+use crate::state::AppState;
 use crate::store::{self, Store};
-
-/// Shared by every handler.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    pub scans: Scans,
-    pub auth: Arc<Auth>,
-    /// The fallback language.
-    pub lang: Lang,
-    /// See [`Settings::block_sse`].
-    pub block_sse: bool,
-    /// Whether other instances' writes arrive as wake-ups (PostgreSQL);
-    /// otherwise streams of scans running elsewhere re-read the database
-    /// often.
-    pub wakeups: bool,
-    pub metrics: Metrics,
-    /// Verifies Calendly's webhook deliveries; without it they answer 503.
-    pub webhook_key: Option<secrecy::SecretString>,
-    pub shutdown: CancellationToken,
-}
-
-impl AppState {
-    /// The request's language: `Accept-Language`, else `CALSCAN_LANG`.
-    pub fn lang_for(&self, headers: &HeaderMap) -> Lang {
-        headers
-            .get(header::ACCEPT_LANGUAGE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(Lang::from_accept_language)
-            .unwrap_or(self.lang)
-    }
-}
-
-/// The request's language (see [`AppState::lang_for`]), as an extractor.
-#[derive(Debug, Clone, Copy)]
-pub struct ReqLang(pub Lang);
-
-impl axum::extract::FromRequestParts<AppState> for ReqLang {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(Self(state.lang_for(&parts.headers)))
-    }
-}
 
 /// Everything the server needs, resolved from the command line.
 #[derive(Debug)]
@@ -118,7 +73,7 @@ pub fn router(state: AppState) -> Router {
         .merge(routes::openapi::routes())
         .merge(routes::webhooks::routes())
         .merge(routes::pages::routes())
-        .merge(auth::routes())
+        .merge(routes::login::routes())
         // Every request but an event stream is read and answered within
         // this, so a body trickled or stalled does not hold its connection.
         .layer(TimeoutLayer::with_status_code(

@@ -7,27 +7,19 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
-use axum::http::request::Parts;
+use axum::extract::Request;
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::{Form, Router};
+use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::RngExt;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use crate::app::AppState;
 use crate::error::AppError;
-use crate::i18n::Lang;
-use crate::views;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "calscan_session";
@@ -102,6 +94,78 @@ pub enum AdminPassword {
 }
 
 impl Auth {
+    /// A new session for the admin, in place of `old` (the id the browser
+    /// still had): its id, for [`Self::session_cookie`]. A new id at every
+    /// login, so a planted cookie never becomes a session.
+    pub async fn open_session(
+        &self,
+        store: &dyn crate::store::Store,
+        old: Option<&str>,
+    ) -> Result<String, crate::store::StoreError> {
+        let id = URL_SAFE_NO_PAD.encode(rand::rng().random::<[u8; 32]>());
+        let now = crate::time::now_ms();
+        let ends =
+            now.saturating_add(i64::try_from(self.session_max.as_millis()).unwrap_or(i64::MAX));
+        store
+            .create_session(
+                &session_digest(&id),
+                &self.admin_user,
+                now + self.idle_ms(),
+                ends,
+            )
+            .await?;
+        if let Some(old) = old {
+            let _ = store.delete_session(&session_digest(old)).await;
+        }
+        Ok(id)
+    }
+
+    /// Ends session `id` on the server.
+    pub async fn close_session(
+        &self,
+        store: &dyn crate::store::Store,
+        id: &str,
+    ) -> Result<(), crate::store::StoreError> {
+        store.delete_session(&session_digest(id)).await
+    }
+
+    /// The cookie that carries session `id`: never readable by scripts,
+    /// never sent from another site, `Secure` behind TLS.
+    pub fn session_cookie(&self, id: String) -> Cookie<'static> {
+        Cookie::build((SESSION_COOKIE, id))
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(self.cookie_secure)
+            .path("/")
+            .build()
+    }
+
+    /// A logged-in admin or an API client with the token: the name it goes by.
+    /// A valid session's idle expiry slides. `None`: neither.
+    pub async fn admin(
+        &self,
+        headers: &HeaderMap,
+        store: &dyn crate::store::Store,
+    ) -> Result<Option<String>, crate::store::StoreError> {
+        if let Some(expected) = &self.api_token_digest
+            && let Some(token) = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+            && constant_time_eq(&digest(token.trim()), expected)
+        {
+            return Ok(Some("api".into()));
+        }
+        let jar = CookieJar::from_headers(headers);
+        let Some(cookie) = jar.get(SESSION_COOKIE) else {
+            return Ok(None);
+        };
+        let now = crate::time::now_ms();
+        store
+            .touch_session(&session_digest(cookie.value()), now, now + self.idle_ms())
+            .await
+    }
+
     /// Hashes a plain password off the runtime (Argon2id is deliberately slow)
     /// or checks a given hash.
     pub async fn new(
@@ -364,169 +428,9 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A logged-in admin or an API client with the token. Extracting it is
-/// what guards a route.
-#[derive(Debug, Clone)]
-pub struct Admin {
-    pub username: String,
-}
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let auth = &state.auth;
-        if let Some(expected) = &auth.api_token_digest
-            && let Some(token) = parts
-                .headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-            && constant_time_eq(&digest(token.trim()), expected)
-        {
-            return Ok(Admin {
-                username: "api".into(),
-            });
-        }
-        let jar = CookieJar::from_headers(&parts.headers);
-        let Some(cookie) = jar.get(SESSION_COOKIE) else {
-            return Err(AppError::Unauthorized);
-        };
-        let now = crate::time::now_ms();
-        let user = state
-            .store
-            .touch_session(&session_digest(cookie.value()), now, now + auth.idle_ms())
-            .await?;
-        user.map(|username| Admin { username })
-            .ok_or(AppError::Unauthorized)
-    }
-}
-
 /// Sessions are stored by digest: a copy of the database opens no session.
 fn session_digest(id: &str) -> String {
     hex::encode(digest(id))
-}
-
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/login", get(login_page).post(login))
-        .route("/logout", post(logout))
-}
-
-async fn login_page(headers: HeaderMap, State(state): State<AppState>) -> Response {
-    views::login::page(state.lang_for(&headers), None).into_response()
-}
-
-#[derive(Debug, Deserialize)]
-struct LoginForm {
-    username: String,
-    password: String,
-}
-
-async fn login(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    jar: CookieJar,
-    form: Result<Form<LoginForm>, FormRejection>,
-) -> Response {
-    let auth = &state.auth;
-    let lang: Lang = state.lang_for(&headers);
-    let Ok(Form(form)) = form else {
-        return (
-            axum::http::StatusCode::BAD_REQUEST,
-            views::login::page(lang, Some(views::login::Failure::Wrong)),
-        )
-            .into_response();
-    };
-    let client = auth.client(peer.ip(), &headers);
-    match auth.attempt(client, &form.username, form.password).await {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::info!(%client, "failed admin login");
-            return (
-                axum::http::StatusCode::UNAUTHORIZED,
-                views::login::page(lang, Some(views::login::Failure::Wrong)),
-            )
-                .into_response();
-        }
-        Err(NotChecked::Throttled(wait)) => {
-            let secs = wait.as_secs().max(1);
-            return (
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                [(header::RETRY_AFTER, secs.to_string())],
-                views::login::page(lang, Some(views::login::Failure::Throttled { secs })),
-            )
-                .into_response();
-        }
-        Err(NotChecked::Busy) => {
-            let response = (
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, "2".to_owned())],
-                views::login::page(lang, Some(views::login::Failure::Busy)),
-            )
-                .into_response();
-            return crate::error::noted(
-                response,
-                tracing::Level::WARN,
-                format!("login of {client} refused: every password check was busy"),
-            );
-        }
-    }
-    // A new id at every login: a planted cookie never becomes a session.
-    let id = URL_SAFE_NO_PAD.encode(rand::rng().random::<[u8; 32]>());
-    let now = crate::time::now_ms();
-    let ends = now.saturating_add(i64::try_from(auth.session_max.as_millis()).unwrap_or(i64::MAX));
-    if let Err(error) = state
-        .store
-        .create_session(
-            &session_digest(&id),
-            &auth.admin_user,
-            now + auth.idle_ms(),
-            ends,
-        )
-        .await
-    {
-        if !error.is_unavailable() {
-            return AppError::from(error).into_response();
-        }
-        // Said on the page, not as JSON: the browser posted a form.
-        let response = (
-            axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            [(axum::http::header::RETRY_AFTER, "5")],
-            views::login::page(lang, Some(views::login::Failure::Unavailable)),
-        )
-            .into_response();
-        return crate::error::noted(
-            response,
-            tracing::Level::WARN,
-            format!("cannot store a session: {error}"),
-        );
-    }
-    let old = jar.get(SESSION_COOKIE).map(|c| session_digest(c.value()));
-    if let Some(old) = old {
-        let _ = state.store.delete_session(&old).await;
-    }
-    let cookie = Cookie::build((SESSION_COOKIE, id))
-        .http_only(true)
-        .same_site(SameSite::Strict)
-        .secure(auth.cookie_secure)
-        .path("/")
-        .build();
-    (jar.add(cookie), Redirect::to("/admin/customer_search")).into_response()
-}
-
-async fn logout(State(state): State<AppState>, jar: CookieJar) -> Response {
-    if let Some(cookie) = jar.get(SESSION_COOKIE)
-        && let Err(error) = state
-            .store
-            .delete_session(&session_digest(cookie.value()))
-            .await
-    {
-        return AppError::from(error).into_response();
-    }
-    let gone = Cookie::build((SESSION_COOKIE, "")).path("/").build();
-    (jar.remove(gone), Redirect::to("/login")).into_response()
 }
 
 /// Refuses state-changing requests a browser sends from another origin:

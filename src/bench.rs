@@ -22,9 +22,9 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteSynchronous};
 use tokio::sync::Mutex;
 
-use crate::app::AppState;
 use crate::i18n::Texts;
 use crate::scan::progress::Reporter;
+use crate::state::AppState;
 use crate::store::{
     Booking, Customer, EmailCounts, Lease, Locked, LogRow, NewScan, ResumeOutcome, ScanRow,
     ScanStatus, ScanWrite, SqliteStore, StartOutcome, Store, StoreResult, Totals, Wakeup,

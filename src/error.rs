@@ -58,22 +58,33 @@ impl AppError {
     }
 }
 
+impl AppError {
+    /// What the log is told of this error, beyond its status: the cause of
+    /// a 500 or of an unreachable database.
+    pub fn failure(&self) -> Option<Failure> {
+        let (level, cause) = match self {
+            Self::Internal(error) => (Level::ERROR, format!("{error:#}")),
+            Self::DatabaseAway(error) => (Level::WARN, error.to_string()),
+            _ => return None,
+        };
+        Some(Failure {
+            level,
+            cause: cause.into(),
+        })
+    }
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let status = self.status();
-        let (message, cause) = match &self {
-            Self::Internal(error) => (
-                "internal error; see the server log".to_owned(),
-                Some((Level::ERROR, format!("{error:#}"))),
-            ),
-            Self::DatabaseAway(error) => (self.to_string(), Some((Level::WARN, error.to_string()))),
-            other => (other.to_string(), None),
+        let message = match &self {
+            Self::Internal(_) => "internal error; see the server log".to_owned(),
+            other => other.to_string(),
         };
-        let response = (status, Json(json!({ "error": message }))).into_response();
-        match cause {
-            Some((level, cause)) => noted(response, level, cause),
-            None => response,
+        let mut response = (self.status(), Json(json!({ "error": message }))).into_response();
+        if let Some(failure) = self.failure() {
+            response.extensions_mut().insert(failure);
         }
+        response
     }
 }
 

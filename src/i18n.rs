@@ -139,6 +139,10 @@ pub enum Msg<'a> {
     ScanStarted,
     CancelRequested,
     ScanResumed,
+    /// A start or resume refused: another scan runs.
+    AlreadyRunning,
+    /// The terminal's word for the new customers' count.
+    NewCount,
     /// The database does not take the scan's writes; it waits, for `secs` so far.
     DbWaiting {
         secs: u64,
@@ -343,6 +347,8 @@ impl Lang {
             ScanStarted => pick(de, "Scan gestartet", "Scan started"),
             CancelRequested => pick(de, "Abbruch angefordert", "Cancellation requested"),
             ScanResumed => pick(de, "Scan wird fortgesetzt", "Scan resuming"),
+            AlreadyRunning => pick(de, "Es läuft bereits ein Scan", "A scan is already running"),
+            NewCount => pick(de, "neu", "new"),
             DbWaiting { secs } => {
                 if de {
                     format!("⏳ Datenbank nicht erreichbar – Scan wartet (seit {secs} s)")

@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod notify;
 pub mod routes;
 pub mod scan;
+pub mod state;
 pub mod store;
 pub mod subscriptions;
 pub mod telemetry;

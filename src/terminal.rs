@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::calendly::CalendlyClient;
 use crate::config::ScanArgs;
-use crate::i18n::Lang;
+use crate::i18n::{Lang, Msg};
 use crate::metrics::Metrics;
 use crate::scan::status::{EventKind, StatusObject};
 use crate::scan::{ScanMode, ScanSettings, Scans};
@@ -255,10 +255,7 @@ impl Output {
         let total = data["events_total"]
             .as_i64()
             .map_or_else(|| "?".to_owned(), |t| t.to_string());
-        let new = match lang {
-            Lang::De => "neu",
-            Lang::En => "new",
-        };
+        let new = lang.text(&Msg::NewCount);
         let message = format!(
             "{current} · Events {}/{total} · Emails {} · {new} {}",
             data["events_scanned"], data["emails_found"], data["new_count"]

@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
 
-use super::scans::{load_scan, parse_event_id, query_param, start_scan, status_object};
-use crate::app::{AppState, ReqLang};
-use crate::auth::Admin;
+use super::extract::{Admin, load_scan, parse_event_id, query_param};
+use super::scans::{start_scan, status_object};
 use crate::error::AppError;
 use crate::scan::ScanMode;
+use crate::state::{AppState, ReqLang};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -6,10 +6,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use super::scans::query_param;
-use crate::app::AppState;
-use crate::auth::Admin;
+use super::extract::{Admin, query_param};
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// Customers per page.
 pub const PER_PAGE: i64 = 50;

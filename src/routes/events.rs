@@ -22,11 +22,10 @@ use futures::{Stream, StreamExt};
 use rand::RngExt;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::scans::{ScanIdPath, load_scan, logs_after, parse_event_id};
-use crate::app::AppState;
-use crate::auth::Admin;
+use super::extract::{Admin, ScanIdPath, load_scan, logs_after, parse_event_id};
 use crate::error::AppError;
 use crate::scan::status::{Batch, EventKind, Published, StatusObject};
+use crate::state::AppState;
 use crate::store::{ScanRow, ScanStatus};
 
 /// Comments keep proxies and browsers from closing an idle stream.

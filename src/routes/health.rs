@@ -8,9 +8,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::error::AppError;
 use crate::metrics::Snapshot;
+use crate::state::AppState;
 
 pub fn routes() -> Router<AppState> {
     Router::new()

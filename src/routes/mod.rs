@@ -3,7 +3,9 @@
 pub mod compat;
 pub mod customers;
 pub mod events;
+pub mod extract;
 pub mod health;
+pub mod login;
 pub mod openapi;
 pub mod pages;
 pub mod scans;

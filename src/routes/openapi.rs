@@ -10,10 +10,10 @@ use axum::{Json, Router};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::app::AppState;
 use crate::auth::SESSION_COOKIE;
 use crate::scan::ScanMode;
 use crate::scan::status::{LogLine, StatusObject};
+use crate::state::AppState;
 use crate::store::{Customer, ScanStatus};
 
 pub fn routes() -> Router<AppState> {

@@ -2,19 +2,18 @@
 //! without a session is sent to `/login`.
 
 use axum::Router;
-use axum::extract::{FromRequestParts, RawQuery, State};
-use axum::http::request::Parts;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use chrono::Utc;
 
 use super::customers::PER_PAGE;
-use super::scans::{ScanIdPath, load_scan, query_param, status_object};
-use crate::app::AppState;
-use crate::auth::Admin;
+use super::extract::{PageAdmin, ScanIdPath, load_scan, page_error, query_param};
+use super::scans::status_object;
 use crate::error::AppError;
 use crate::scan::status::StatusObject;
+use crate::state::AppState;
 use crate::views::{self, pages};
 
 /// Customers per CSV query.
@@ -63,33 +62,6 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         body,
     )
         .into_response()
-}
-
-/// An admin looking at a page; without a session, a redirect to `/login`.
-#[derive(Debug)]
-pub struct PageAdmin;
-
-impl FromRequestParts<AppState> for PageAdmin {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
-        match Admin::from_request_parts(parts, state).await {
-            Ok(_) => Ok(PageAdmin),
-            Err(AppError::Unauthorized) => Err(Redirect::to("/login").into_response()),
-            Err(other) => Err(page_error(state, &parts.headers, other)),
-        }
-    }
-}
-
-/// A failure on a page: the error page in the layout, with the status.
-fn page_error(state: &AppState, headers: &HeaderMap, error: AppError) -> Response {
-    let status = error.status();
-    if status.is_server_error() {
-        // Logged (once) by AppError's own rendering.
-        let _ = error.into_response();
-    }
-    let lang = state.lang_for(headers);
-    (status, views::error_page(lang, status.as_u16(), true)).into_response()
 }
 
 async fn customer_search(

@@ -1,9 +1,8 @@
 //! The scan JSON API: start, history, status (with `?after=N`), cancel, resume.
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -11,20 +10,16 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::{AppState, ReqLang};
-use crate::auth::Admin;
+use super::extract::{
+    Admin, HISTORY_LIMIT, ScanIdPath, load_scan, logs_after, parse_event_id, query_param,
+};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::i18n::Msg;
 use crate::scan::status::StatusObject;
-use crate::scan::{CancelOutcome, ScanMode, is_valid_scan_id};
-use crate::store::{LogRow, ResumeOutcome, ScanRow, StartOutcome};
-
-/// History pages hold this many scans.
-const HISTORY_LIMIT: i64 = 100;
-
-/// A status request returns at most this many log lines.
-const LOG_LIMIT: i64 = 10_000;
+use crate::scan::{CancelOutcome, ScanMode};
+use crate::state::{AppState, ReqLang};
+use crate::store::{ResumeOutcome, ScanRow, StartOutcome};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -63,10 +58,7 @@ fn accepted(scan_id: &str, message: String) -> Response {
 }
 
 fn conflict(running: &str, lang: Lang) -> Response {
-    let message = match lang {
-        Lang::De => "Es läuft bereits ein Scan",
-        Lang::En => "A scan is already running",
-    };
+    let message = lang.text(&Msg::AlreadyRunning);
     (
         StatusCode::CONFLICT,
         Json(json!({"success": false, "scan_id": running, "message": message})),
@@ -108,53 +100,6 @@ async fn history(
     Ok(Json(json!({ "scans": scans })).into_response())
 }
 
-/// The `{scan_id}` of a route; a path that cannot be decoded is a 400 in
-/// the API's JSON, like any other malformed id.
-#[derive(Debug)]
-pub struct ScanIdPath(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for ScanIdPath {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
-        Path::<String>::from_request_parts(parts, state)
-            .await
-            .map(|Path(id)| Self(id))
-            .map_err(|_| AppError::BadRequest("the scan id in the path cannot be read".into()))
-    }
-}
-
-/// A scan id from the path: 400 when malformed, 404 when unknown.
-pub async fn load_scan(state: &AppState, scan_id: &str) -> Result<ScanRow, AppError> {
-    if !is_valid_scan_id(scan_id) {
-        return Err(AppError::BadRequest(
-            "a scan id is scan_ followed by 8 to 40 characters of 0-9 and a-z".into(),
-        ));
-    }
-    state
-        .store
-        .scan(scan_id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("no scan {scan_id}")))
-}
-
-/// A non-negative event id, as `after` or `Last-Event-ID` carry it.
-pub fn parse_event_id(value: &str, name: &str) -> Result<i64, AppError> {
-    value
-        .trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|n| *n >= 0)
-        .ok_or_else(|| AppError::BadRequest(format!("{name} must be a whole number ≥ 0")))
-}
-
-/// The first value of `name` in a query string; never fails on odd input.
-pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
-    url::form_urlencoded::parse(query?.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
 /// The status object in `lang` with the log lines after `after`.
 pub async fn status_object(
     state: &AppState,
@@ -164,21 +109,6 @@ pub async fn status_object(
 ) -> Result<StatusObject, AppError> {
     let logs = logs_after(state, row, after).await?;
     Ok(StatusObject::new(row, Some(&logs), Utc::now(), lang))
-}
-
-/// The scan's log lines after `after`, up to the row's newest event id.
-pub async fn logs_after(
-    state: &AppState,
-    row: &ScanRow,
-    after: i64,
-) -> Result<Vec<LogRow>, AppError> {
-    // Read after the row: lines past its newest id belong to a later state.
-    let mut logs = state
-        .store
-        .logs_after(&row.scan_id, after, LOG_LIMIT)
-        .await?;
-    logs.retain(|log| log.id <= row.figures.last_event_id);
-    Ok(logs)
 }
 
 async fn status(

@@ -18,10 +18,10 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::calendly::model::Invitee;
 use crate::calendly::webhook;
 use crate::error::AppError;
+use crate::state::AppState;
 use crate::store::{Booking, WebhookImport};
 
 pub fn routes() -> Router<AppState> {

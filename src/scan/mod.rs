@@ -191,10 +191,6 @@ impl Scans {
         self.inner.calendly.as_ref().map(CalendlyClient::stats)
     }
 
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.inner.store
-    }
-
     pub fn registry(&self) -> &Registry {
         &self.inner.registry
     }
@@ -415,7 +411,9 @@ fn new_scan_id() -> String {
     format!("scan_{}", ulid::Ulid::generate().to_string().to_lowercase())
 }
 
-/// Whether `id` has the form SPEC gives scan ids.
+/// Whether `id` has the form of a scan id: `scan_`, then 8 to 40 lowercase
+/// letters and digits (calscan makes a lowercase ULID; the PHP scanner's
+/// ids fit too).
 pub fn is_valid_scan_id(id: &str) -> bool {
     id.strip_prefix("scan_").is_some_and(|rest| {
         (8..=40).contains(&rest.len())

@@ -215,7 +215,7 @@ async fn heartbeat(
     }
 }
 
-/// The stages of SPEC: 10 connect, 30 events loaded, 40→70 invitees per
+/// The stages of the status object's `progress`: 10 connect, 30 events loaded, 40→70 invitees per
 /// event, 70 unique emails, 80 saved, 95 finishing, 100 done.
 async fn scan(
     inner: &Inner,

@@ -1,4 +1,4 @@
-//! The status object of SPEC ("The status object") and the events the stream
+//! The status object (the JSON of `GET /api/scans/{id}`) and the events the stream
 //! carries, serialized once and shared by every subscriber.
 
 use std::sync::Arc;
@@ -91,7 +91,7 @@ impl StatusObject {
     }
 }
 
-/// The SSE event names of SPEC.
+/// The event stream's event names: `snapshot`, `log`, `progress`, `done`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
     Snapshot,

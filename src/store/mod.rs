@@ -709,25 +709,6 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// that it did not.
     async fn write_scans(&self, writes: &[ScanWrite<'_>]) -> StoreResult<Vec<bool>>;
 
-    /// Writes the figures and appends `logs` in one transaction, if `owner`
-    /// still holds the scan. `false`: the lease is lost, nothing was written.
-    async fn write_progress(
-        &self,
-        scan_id: &str,
-        owner: &str,
-        figures: &Progress,
-        logs: &[LogRow],
-    ) -> StoreResult<bool> {
-        let write = ScanWrite {
-            scan_id,
-            owner,
-            figures,
-            logs,
-            finish: None,
-        };
-        Ok(self.write_scans(&[write]).await? == [true])
-    }
-
     /// Records one event of the scan as done, with its bookings: customers
     /// upserted by email, the scan's emails counted, all in one transaction
     /// (the checkpoint). Returns what this event added to the scan's email

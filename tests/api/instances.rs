@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use calscan::store::{self, NewScan, Progress, StartOutcome, Wakeup};
+use calscan::store::{self, NewScan, Progress, ScanWrite, StartOutcome, Wakeup};
 use chrono::Utc;
 use futures::StreamExt;
 use serde_json::Value;
@@ -152,12 +152,17 @@ async fn on_postgresql_every_write_wakes_the_other_instances() {
         last_event_id: 7,
         ..Progress::default()
     };
-    assert!(
-        writer
-            .write_progress("scan_wakeup01", "elsewhere", &figures, &[])
-            .await
-            .unwrap()
-    );
+    let written = writer
+        .write_scans(&[ScanWrite {
+            scan_id: "scan_wakeup01",
+            owner: "elsewhere",
+            figures: &figures,
+            logs: &[],
+            finish: None,
+        }])
+        .await
+        .unwrap();
+    assert_eq!(written, [true]);
     assert_eq!(
         next_wakeup(&mut wakeups).await,
         Wakeup::event("scan_wakeup01", 7)

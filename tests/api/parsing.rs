@@ -235,7 +235,7 @@ proptest! {
 
     #[test]
     fn event_ids_accept_exactly_whole_numbers_from_zero(n in 0i64..=i64::MAX, garbage in ".{0,24}") {
-        use calscan::routes::scans::parse_event_id;
+        use calscan::routes::extract::parse_event_id;
         prop_assert_eq!(parse_event_id(&n.to_string(), "after").ok(), Some(n));
         prop_assert_eq!(parse_event_id(&format!(" {n} "), "Last-Event-ID").ok(), Some(n));
         let expected = garbage.trim().parse::<i64>().ok().filter(|v| *v >= 0);
@@ -252,7 +252,7 @@ proptest! {
         before in prop::collection::vec(("[a-z]{1,6}", ".{0,10}"), 0..4),
         raw in ".{0,80}",
     ) {
-        use calscan::routes::scans::query_param;
+        use calscan::routes::extract::query_param;
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in &before {
             if k != "q" {

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use calscan::calendly::Fault;
-use calscan::store::{Progress, StartOutcome};
+use calscan::store::{Progress, ScanWrite, StartOutcome};
 use serde_json::Value;
 
 use crate::helpers::{
@@ -211,18 +211,19 @@ async fn a_scan_with_a_stale_lease_becomes_interrupted_and_frees_the_slot() {
         .to_owned();
     assert!(last_line.contains("unterbrochen"), "{last_line}");
     let late = store
-        .write_progress(
-            "scan_deadbeef0001",
-            "a-process-that-died",
-            &Progress {
+        .write_scans(&[ScanWrite {
+            scan_id: "scan_deadbeef0001",
+            owner: "a-process-that-died",
+            figures: &Progress {
                 progress: 50,
                 ..Progress::default()
             },
-            &[],
-        )
+            logs: &[],
+            finish: None,
+        }])
         .await
         .unwrap();
-    assert!(!late, "the old owner could still write");
+    assert_eq!(late, [false], "the old owner could still write");
     assert_eq!(
         app.get_json("/api/scans/scan_deadbeef0001").await["progress"],
         0

@@ -12,10 +12,11 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use calscan::app::{AppState, Application, Settings};
+use calscan::app::{Application, Settings};
 use calscan::auth::AdminPassword;
 use calscan::calendly::SimulatorConfig;
 use calscan::i18n::Lang;
+use calscan::state::AppState;
 use secrecy::SecretString;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;

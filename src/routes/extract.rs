@@ -1,0 +1,128 @@
+//! What the routes take from a request: who asks ([`Admin`], [`PageAdmin`]),
+//! which scan ([`ScanIdPath`], [`load_scan`]), query values and event ids,
+//! and the limits every route shares.
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::error::AppError;
+use crate::scan::is_valid_scan_id;
+use crate::state::AppState;
+use crate::store::{LogRow, ScanRow};
+use crate::views;
+
+/// History pages hold this many scans.
+pub const HISTORY_LIMIT: i64 = 100;
+
+/// A status request returns at most this many log lines.
+pub const LOG_LIMIT: i64 = 10_000;
+
+/// A logged-in admin or an API client with the token. Extracting it is
+/// what guards a route.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub username: String,
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let username = state.auth.admin(&parts.headers, &*state.store).await?;
+        username
+            .map(|username| Admin { username })
+            .ok_or(AppError::Unauthorized)
+    }
+}
+
+/// An admin looking at a page; without a session, a redirect to `/login`.
+#[derive(Debug)]
+pub struct PageAdmin;
+
+impl FromRequestParts<AppState> for PageAdmin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        match Admin::from_request_parts(parts, state).await {
+            Ok(_) => Ok(PageAdmin),
+            Err(AppError::Unauthorized) => Err(Redirect::to("/login").into_response()),
+            Err(other) => Err(page_error(state, &parts.headers, other)),
+        }
+    }
+}
+
+/// A failure on a page: the error page in the layout, with the status.
+pub fn page_error(state: &AppState, headers: &HeaderMap, error: AppError) -> Response {
+    let status = error.status();
+    let lang = state.lang_for(headers);
+    let mut page = (status, views::error_page(lang, status.as_u16(), true)).into_response();
+    // The cause goes with the page, for the log.
+    if let Some(failure) = error.failure() {
+        page.extensions_mut().insert(failure);
+    }
+    page
+}
+
+/// The `{scan_id}` of a route; a path that cannot be decoded is a 400 in
+/// the API's JSON, like any other malformed id.
+#[derive(Debug)]
+pub struct ScanIdPath(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ScanIdPath {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|Path(id)| Self(id))
+            .map_err(|_| AppError::BadRequest("the scan id in the path cannot be read".into()))
+    }
+}
+
+/// A scan id from the path: 400 when malformed, 404 when unknown.
+pub async fn load_scan(state: &AppState, scan_id: &str) -> Result<ScanRow, AppError> {
+    if !is_valid_scan_id(scan_id) {
+        return Err(AppError::BadRequest(
+            "a scan id is scan_ followed by 8 to 40 characters of 0-9 and a-z".into(),
+        ));
+    }
+    state
+        .store
+        .scan(scan_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no scan {scan_id}")))
+}
+
+/// A non-negative event id, as `after` or `Last-Event-ID` carry it.
+pub fn parse_event_id(value: &str, name: &str) -> Result<i64, AppError> {
+    value
+        .trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| AppError::BadRequest(format!("{name} must be a whole number ≥ 0")))
+}
+
+/// The first value of `name` in a query string; never fails on odd input.
+pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The scan's log lines after `after`, up to the row's newest event id.
+pub async fn logs_after(
+    state: &AppState,
+    row: &ScanRow,
+    after: i64,
+) -> Result<Vec<LogRow>, AppError> {
+    // Read after the row: lines past its newest id belong to a later state.
+    let mut logs = state
+        .store
+        .logs_after(&row.scan_id, after, LOG_LIMIT)
+        .await?;
+    logs.retain(|log| log.id <= row.figures.last_event_id);
+    Ok(logs)
+}

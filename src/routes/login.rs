@@ -1,0 +1,122 @@
+//! The login page, the login itself and the logout: the HTTP side of
+//! [`crate::auth`], which keeps the mechanism (hashing, throttling,
+//! sessions).
+
+use std::net::SocketAddr;
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use axum_extra::extract::cookie::{Cookie, CookieJar};
+use serde::Deserialize;
+
+use crate::auth::{NotChecked, SESSION_COOKIE};
+use crate::error::AppError;
+use crate::i18n::Lang;
+use crate::state::AppState;
+use crate::views;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+}
+
+async fn login_page(headers: HeaderMap, State(state): State<AppState>) -> Response {
+    views::login::page(state.lang_for(&headers), None).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    let auth = &state.auth;
+    let lang: Lang = state.lang_for(&headers);
+    let Ok(Form(form)) = form else {
+        return (
+            axum::http::StatusCode::BAD_REQUEST,
+            views::login::page(lang, Some(views::login::Failure::Wrong)),
+        )
+            .into_response();
+    };
+    let client = auth.client(peer.ip(), &headers);
+    match auth.attempt(client, &form.username, form.password).await {
+        Ok(true) => {}
+        Ok(false) => {
+            tracing::info!(%client, "failed admin login");
+            return (
+                axum::http::StatusCode::UNAUTHORIZED,
+                views::login::page(lang, Some(views::login::Failure::Wrong)),
+            )
+                .into_response();
+        }
+        Err(NotChecked::Throttled(wait)) => {
+            let secs = wait.as_secs().max(1);
+            return (
+                axum::http::StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, secs.to_string())],
+                views::login::page(lang, Some(views::login::Failure::Throttled { secs })),
+            )
+                .into_response();
+        }
+        Err(NotChecked::Busy) => {
+            let response = (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                [(header::RETRY_AFTER, "2".to_owned())],
+                views::login::page(lang, Some(views::login::Failure::Busy)),
+            )
+                .into_response();
+            return crate::error::noted(
+                response,
+                tracing::Level::WARN,
+                format!("login of {client} refused: every password check was busy"),
+            );
+        }
+    }
+    let old = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned());
+    let id = match auth.open_session(&*state.store, old.as_deref()).await {
+        Ok(id) => id,
+        Err(error) if !error.is_unavailable() => return AppError::from(error).into_response(),
+        Err(error) => {
+            // Said on the page, not as JSON: the browser posted a form.
+            let response = (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::RETRY_AFTER, "5")],
+                views::login::page(lang, Some(views::login::Failure::Unavailable)),
+            )
+                .into_response();
+            return crate::error::noted(
+                response,
+                tracing::Level::WARN,
+                format!("cannot store a session: {error}"),
+            );
+        }
+    };
+    let cookie = auth.session_cookie(id);
+    (jar.add(cookie), Redirect::to("/admin/customer_search")).into_response()
+}
+
+async fn logout(State(state): State<AppState>, jar: CookieJar) -> Response {
+    if let Some(cookie) = jar.get(SESSION_COOKIE)
+        && let Err(error) = state
+            .auth
+            .close_session(&*state.store, cookie.value())
+            .await
+    {
+        return AppError::from(error).into_response();
+    }
+    let gone = Cookie::build((SESSION_COOKIE, "")).path("/").build();
+    (jar.remove(gone), Redirect::to("/login")).into_response()
+}
