@@ -382,14 +382,7 @@ async fn ctrl_c_cancels_the_terminal_scan_resumably_and_exits_130() {
 async fn with_calscan_log_format_json_every_log_line_is_a_json_object() {
     let sim = crate::helpers::simulator(0, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("json.db").display());
-    let process = crate::helpers::Process::spawn_with(
-        &url,
-        sim.base_url(),
-        15,
-        &[("CALSCAN_LOG_FORMAT", "json")],
-    )
-    .await;
+    let process = crate::helpers::Process::logging_json(&dir, sim.base_url(), &[]).await;
     // A request, so that its line is there too.
     let answer = process
         .http
@@ -398,27 +391,10 @@ async fn with_calscan_log_format_json_every_log_line_is_a_json_object() {
         .await
         .unwrap();
     assert_eq!(answer.status(), 401);
-    let started = std::time::Instant::now();
-    loop {
-        let log = process.log.lock().unwrap().clone();
-        if log
-            .iter()
-            .any(|l| l.contains("finished processing request"))
-        {
-            for line in &log {
-                let parsed: serde_json::Value =
-                    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-                assert!(
-                    parsed["level"].is_string() && parsed["fields"].is_object(),
-                    "{line}"
-                );
-            }
-            break;
-        }
+    for line in process.json_log_after_an_answer().await {
         assert!(
-            started.elapsed() < std::time::Duration::from_secs(10),
-            "{log:#?}"
+            line["level"].is_string() && line["fields"].is_object(),
+            "{line}"
         );
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }

@@ -235,15 +235,10 @@ fn a_missing_setting_is_one_sentence_even_with_rust_backtrace() {
 async fn a_refused_request_is_logged_once_inside_its_request_span() {
     let sim = crate::helpers::simulator(0, |_| {}).await;
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("log.db").display());
-    let process = crate::helpers::Process::spawn_with(
-        &url,
+    let process = crate::helpers::Process::logging_json(
+        &dir,
         sim.base_url(),
-        15,
-        &[
-            ("CALSCAN_LOG_FORMAT", "json"),
-            ("CALENDLY_WEBHOOK_SIGNING_KEY", "whsec-test"),
-        ],
+        &[("CALENDLY_WEBHOOK_SIGNING_KEY", "whsec-test")],
     )
     .await;
     let answer = process
@@ -255,23 +250,12 @@ async fn a_refused_request_is_logged_once_inside_its_request_span() {
         .await
         .unwrap();
     assert_eq!(answer.status(), 401);
-    let started = Instant::now();
-    let refused = loop {
-        let log = process.log.lock().unwrap().clone();
-        let answered = log
-            .iter()
-            .any(|l| l.contains("finished processing request"));
-        let refused: Vec<serde_json::Value> = log
-            .iter()
-            .filter(|l| l.contains("webhook delivery refused"))
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if answered {
-            break refused;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "{log:#?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let refused: Vec<_> = process
+        .json_log_after_an_answer()
+        .await
+        .into_iter()
+        .filter(|line| line.to_string().contains("webhook delivery refused"))
+        .collect();
     assert_eq!(refused.len(), 1, "{refused:#?}");
     let line = &refused[0];
     assert_eq!(line["level"], "WARN", "{line}");

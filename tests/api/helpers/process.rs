@@ -84,6 +84,44 @@ impl Process {
         }
     }
 
+    /// The server logging JSON lines (`CALSCAN_LOG_FORMAT=json`), on a
+    /// fresh SQLite file in `dir`, with more environment variables.
+    pub async fn logging_json(
+        dir: &tempfile::TempDir,
+        calendly: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
+        let url = format!("sqlite://{}", dir.path().join("json-log.db").display());
+        let env: Vec<_> = [("CALSCAN_LOG_FORMAT", "json")]
+            .into_iter()
+            .chain(env.iter().copied())
+            .collect();
+        Self::spawn_with(&url, calendly, 15, &env).await
+    }
+
+    /// Its log, each line parsed as JSON (a line that is not fails the
+    /// test), once a request has been answered and logged.
+    pub async fn json_log_after_an_answer(&self) -> Vec<serde_json::Value> {
+        let started = std::time::Instant::now();
+        loop {
+            let log = self.log.lock().unwrap().clone();
+            if log
+                .iter()
+                .any(|l| l.contains("finished processing request"))
+            {
+                return log
+                    .iter()
+                    .map(|line| {
+                        serde_json::from_str(line)
+                            .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+                    })
+                    .collect();
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "{log:#?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Sends SIGTERM, as a container stop does.
     pub async fn terminate(&self) {
         send_signal(self.child.id().expect("the process runs"), "TERM").await;
