@@ -161,7 +161,7 @@ pub struct ServerArgs {
 
     /// Seconds a scan's lease holds without a heartbeat; a scan whose process
     /// died is marked interrupted after this.
-    #[arg(long, env = "CALSCAN_LEASE_S", default_value_t = 15,
+    #[arg(long, env = "CALSCAN_LEASE_S", default_value_t = crate::scan::DEFAULT_LEASE.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub lease_s: u64,
 

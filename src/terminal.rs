@@ -46,7 +46,7 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<i32> {
         ScanSettings {
             lang: args.lang,
             organization: args.calendly.calendly_org_uri.clone(),
-            lease: Duration::from_secs(15),
+            lease: crate::scan::DEFAULT_LEASE,
             // Read at once by one reader: it never falls far behind.
             stream_buffer: 1 << 16,
             lookback: Duration::from_secs(args.lookback_hours * 3600),

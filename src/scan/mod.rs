@@ -29,6 +29,10 @@ use crate::store::{
 use registry::Registry;
 use status::Batch;
 
+/// How long a scan's lease holds without a heartbeat, unless
+/// `CALSCAN_LEASE_S` says otherwise (`calscan scan` always uses this).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+
 /// How scans run.
 #[derive(Debug, Clone)]
 pub struct ScanSettings {
