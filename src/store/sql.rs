@@ -8,7 +8,7 @@
 //! instances are woken.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -16,7 +16,7 @@ use futures::TryStreamExt;
 use futures::stream::BoxStream;
 use sqlx::{
     AssertSqlSafe, ColumnIndex, Connection, Database, Decode, Encode, Executor, IntoArguments,
-    Pool, Row, Transaction, Type,
+    Pool, Row, Transaction, Type, query::Query,
 };
 
 use super::customers::{Column, CustomerLayout, CustomerSettings};
@@ -29,15 +29,15 @@ use super::{
 };
 use crate::i18n::Texts;
 
-/// A scan row's columns. Those the PHP scanner's table lets be NULL read as
-/// it meant them (MySQL adopts that table; the others never hold NULL there).
-const SCAN_COLUMNS: &str = "scan_id, status, mode, COALESCE(progress, 0) AS progress, \
-     COALESCE(current_step, '') AS current_step, \
-     COALESCE(current_step_en, current_step, '') AS current_step_en, \
-     COALESCE(events_scanned, 0) AS events_scanned, events_total, \
-     COALESCE(emails_found, 0) AS emails_found, COALESCE(new_count, 0) AS new_count, \
-     COALESCE(existing_count, 0) AS existing_count, error_message, started_at, completed_at, \
-     last_event_id";
+/// A scan row's columns, its figures read as [`FIGURE_COLUMNS`] says.
+static SCAN_COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    let figures = FIGURE_COLUMNS
+        .iter()
+        .map(|c| format!("{} AS {}", c.read, c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("scan_id, status, mode, {figures}, error_message, started_at, completed_at")
+});
 
 /// Whether the scan row `p` is another program's (no owner) with lines of
 /// its own to number or an end to give a `done` id: it runs, or its newest
@@ -52,28 +52,123 @@ const FOREIGN_PENDING: &str = "p.owner IS NULL AND (p.status = 'running' \
 /// about five minutes at the most.
 const LEASELESS_SCAN_LIMIT: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
 
-/// The columns of a scan's figures, as [`Dialect::update_figures`] binds them.
-pub(super) const FIGURE_COLUMNS: [&str; 9] = [
-    "progress",
-    "current_step",
-    "current_step_en",
-    "events_scanned",
-    "events_total",
-    "emails_found",
-    "new_count",
-    "existing_count",
-    "last_event_id",
+/// A value bound to a statement's next `?`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Value<'a> {
+    Int(i64),
+    MaybeInt(Option<i64>),
+    Text(&'a str),
+}
+
+/// One column of a scan's figures: its name, how a scan row reads it, and
+/// the field of [`Progress`] written into it.
+pub(super) struct FigureColumn {
+    pub(super) name: &'static str,
+    read: &'static str,
+    value: fn(&Progress) -> Value<'_>,
+}
+
+/// The columns of a scan's figures, each beside the value it takes: every
+/// statement that writes figures binds them through [`figure_values`], in
+/// this order, so that a column cannot get another's value. Those the PHP
+/// scanner's table lets be NULL read as it meant them (MySQL adopts that
+/// table; the others never hold NULL there).
+pub(super) const FIGURE_COLUMNS: [FigureColumn; 9] = [
+    FigureColumn {
+        name: "progress",
+        read: "COALESCE(progress, 0)",
+        value: |f| Value::Int(f.progress),
+    },
+    FigureColumn {
+        name: "current_step",
+        read: "COALESCE(current_step, '')",
+        value: |f| Value::Text(&f.current_step.de),
+    },
+    FigureColumn {
+        name: "current_step_en",
+        read: "COALESCE(current_step_en, current_step, '')",
+        value: |f| Value::Text(&f.current_step.en),
+    },
+    FigureColumn {
+        name: "events_scanned",
+        read: "COALESCE(events_scanned, 0)",
+        value: |f| Value::Int(f.events_scanned),
+    },
+    FigureColumn {
+        name: "events_total",
+        read: "events_total",
+        value: |f| Value::MaybeInt(f.events_total),
+    },
+    FigureColumn {
+        name: "emails_found",
+        read: "COALESCE(emails_found, 0)",
+        value: |f| Value::Int(f.emails_found),
+    },
+    FigureColumn {
+        name: "new_count",
+        read: "COALESCE(new_count, 0)",
+        value: |f| Value::Int(f.new_count),
+    },
+    FigureColumn {
+        name: "existing_count",
+        read: "COALESCE(existing_count, 0)",
+        value: |f| Value::Int(f.existing_count),
+    },
+    FigureColumn {
+        name: "last_event_id",
+        read: "last_event_id",
+        value: |f| Value::Int(f.last_event_id),
+    },
 ];
 
-/// The values bound for each scan: scan id, owner, then [`FIGURE_COLUMNS`].
-pub(super) const FIGURE_VALUES: usize = 2 + FIGURE_COLUMNS.len();
+/// The values of `figures`, in the order of [`FIGURE_COLUMNS`].
+pub(super) fn figure_values(figures: &Progress) -> impl Iterator<Item = Value<'_>> {
+    FIGURE_COLUMNS.iter().map(|c| (c.value)(figures))
+}
+
+/// The keys [`Dialect::update_figures`] binds before a scan's figures.
+const FIGURE_KEYS: [&str; 2] = ["scan_id", "owner"];
+
+/// The values bound for each scan: [`FIGURE_KEYS`], then [`FIGURE_COLUMNS`].
+pub(super) const FIGURE_VALUES: usize = FIGURE_KEYS.len() + FIGURE_COLUMNS.len();
+
+/// What [`Dialect::update_figures`] binds for one scan, in the order of
+/// [`figure_value_names`].
+pub(super) fn figure_row<'a>(write: &ScanWrite<'a>) -> impl Iterator<Item = Value<'a>> {
+    [Value::Text(write.scan_id), Value::Text(write.owner)]
+        .into_iter()
+        .chain(figure_values(write.figures))
+}
+
+/// A scan's figures from a row read with [`SCAN_COLUMNS`], by the names of
+/// [`FIGURE_COLUMNS`].
+fn figures_from_row<R: Row>(row: &R) -> StoreResult<Progress>
+where
+    for<'n> &'n str: ColumnIndex<R>,
+    String: Type<R::Database> + for<'r> Decode<'r, R::Database>,
+    i64: Type<R::Database> + for<'r> Decode<'r, R::Database>,
+{
+    Ok(Progress {
+        progress: row.try_get("progress")?,
+        current_step: Texts {
+            de: row.try_get("current_step")?,
+            en: row.try_get("current_step_en")?,
+        },
+        events_scanned: row.try_get("events_scanned")?,
+        events_total: row.try_get("events_total")?,
+        emails_found: row.try_get("emails_found")?,
+        new_count: row.try_get("new_count")?,
+        existing_count: row.try_get("existing_count")?,
+        last_event_id: row.try_get("last_event_id")?,
+    })
+}
 
 /// The names of a scan's values in the statement: `v_scan_id`, `v_owner`,
 /// `v_progress`, …
 pub(super) fn figure_value_names() -> Vec<String> {
-    ["scan_id", "owner"]
-        .iter()
-        .chain(&FIGURE_COLUMNS)
+    FIGURE_KEYS
+        .into_iter()
+        .chain(FIGURE_COLUMNS.iter().map(|c| c.name))
         .map(|c| format!("v_{c}"))
         .collect()
 }
@@ -84,7 +179,8 @@ pub(super) fn figure_value_names() -> Vec<String> {
 pub(super) fn figure_assignments<D: Dialect>(target: &str) -> String {
     FIGURE_COLUMNS
         .iter()
-        .map(|c| match *c {
+        .map(|c| c.name)
+        .map(|c| match c {
             "progress" | "last_event_id" => {
                 format!("{target}{c} = {}({target}{c}, v_{c})", D::GREATEST)
             }
@@ -92,6 +188,18 @@ pub(super) fn figure_assignments<D: Dialect>(target: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The insert of a running scan: scan id, mode, [`FIGURE_COLUMNS`], start,
+/// owner and lease end, bound in that order.
+fn start_scan_sql() -> String {
+    let names: Vec<&str> = FIGURE_COLUMNS.iter().map(|c| c.name).collect();
+    format!(
+        "INSERT INTO scan_progress (scan_id, status, mode, {}, started_at, owner, \
+         lease_until_ms) VALUES (?, 'running', ?, {}, ?, ?, ?)",
+        names.join(", "),
+        ["?"; FIGURE_COLUMNS.len()].join(", "),
+    )
 }
 
 /// SQL with `?` placeholders, rewritten for `D`.
@@ -328,6 +436,35 @@ where
         })
     }
 
+    /// Binds `values` to the next `?`s of `query`, in their order.
+    fn bind_all<'q, 'v>(
+        query: Query<'q, D, D::Arguments>,
+        values: impl IntoIterator<Item = Value<'v>>,
+    ) -> Query<'q, D, D::Arguments> {
+        values.into_iter().fold(query, |query, value| match value {
+            Value::Int(v) => query.bind(v),
+            Value::MaybeInt(v) => query.bind(v),
+            Value::Text(v) => query.bind(v),
+        })
+    }
+
+    /// The update of the figures of `writes`, bound.
+    fn figures_update(writes: &[ScanWrite<'_>]) -> Query<'static, D, D::Arguments> {
+        let update = sqlx::query(sql::<D>(&D::update_figures(writes.len())));
+        Self::bind_all(update, writes.iter().flat_map(figure_row))
+    }
+
+    /// The insert of the running scan `scan`, bound.
+    fn start_insert(scan: &NewScan) -> Query<'static, D, D::Arguments> {
+        let insert = sqlx::query(sql::<D>(&start_scan_sql()))
+            .bind(scan.scan_id.as_str())
+            .bind(scan.mode.as_str());
+        Self::bind_all(insert, figure_values(&scan.figures))
+            .bind(D::to_db(scan.started_at))
+            .bind(scan.owner.as_str())
+            .bind(scan.lease_until_ms)
+    }
+
     fn opt_time(row: &D::Row, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
         row.try_get::<Option<D::Time>, _>(column)?
             .map(D::from_db)
@@ -339,19 +476,7 @@ where
             scan_id: row.try_get("scan_id")?,
             status: row.try_get::<String, _>("status")?.parse()?,
             mode: row.try_get("mode")?,
-            figures: Progress {
-                progress: row.try_get("progress")?,
-                current_step: Texts {
-                    de: row.try_get("current_step")?,
-                    en: row.try_get("current_step_en")?,
-                },
-                events_scanned: row.try_get("events_scanned")?,
-                events_total: row.try_get("events_total")?,
-                emails_found: row.try_get("emails_found")?,
-                new_count: row.try_get("new_count")?,
-                existing_count: row.try_get("existing_count")?,
-                last_event_id: row.try_get("last_event_id")?,
-            },
+            figures: figures_from_row(row)?,
             error_message: row.try_get("error_message")?,
             // The PHP scanner's column lets it be NULL.
             started_at: Self::opt_time(row, "started_at")?.unwrap_or_default(),
@@ -365,7 +490,8 @@ where
         lock: &str,
     ) -> StoreResult<Option<ScanRow>> {
         sqlx::query(sql::<D>(&format!(
-            "SELECT {SCAN_COLUMNS} FROM scan_progress WHERE scan_id = ?{lock}"
+            "SELECT {columns} FROM scan_progress WHERE scan_id = ?{lock}",
+            columns = *SCAN_COLUMNS,
         )))
         .bind(scan_id)
         .fetch_optional(conn)
@@ -484,26 +610,11 @@ where
         conn: &mut D::Connection,
         writes: &[ScanWrite<'_>],
     ) -> StoreResult<Vec<bool>> {
-        // 11 values a scan: far below every database's limit on parameters.
+        // FIGURE_VALUES (11) a scan: far below every database's limit on parameters.
         const SCANS: usize = 200;
         let mut held = Vec::with_capacity(writes.len());
         for chunk in writes.chunks(SCANS) {
-            let mut update = sqlx::query(sql::<D>(&D::update_figures(chunk.len())));
-            for w in chunk {
-                let f = w.figures;
-                update = update
-                    .bind(w.scan_id)
-                    .bind(w.owner)
-                    .bind(f.progress)
-                    .bind(f.current_step.de.as_str())
-                    .bind(f.current_step.en.as_str())
-                    .bind(f.events_scanned)
-                    .bind(f.events_total)
-                    .bind(f.emails_found)
-                    .bind(f.new_count)
-                    .bind(f.existing_count)
-                    .bind(f.last_event_id);
-            }
+            let update = Self::figures_update(chunk);
             let matched = D::rows_affected(&update.execute(&mut *conn).await?);
             if matched == chunk.len() as u64 {
                 held.extend(std::iter::repeat_n(true, chunk.len()));
@@ -928,23 +1039,7 @@ where
             return Ok(StartOutcome::AlreadyRunning(running));
         }
         let f = &scan.figures;
-        let inserted = sqlx::query(sql::<D>(
-            "INSERT INTO scan_progress (scan_id, status, mode, progress, current_step, \
-             current_step_en, events_scanned, emails_found, new_count, existing_count, \
-             started_at, owner, lease_until_ms, last_event_id) \
-             VALUES (?, 'running', ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, ?, ?)",
-        ))
-        .bind(scan.scan_id.as_str())
-        .bind(scan.mode.as_str())
-        .bind(f.progress)
-        .bind(f.current_step.de.as_str())
-        .bind(f.current_step.en.as_str())
-        .bind(D::to_db(scan.started_at))
-        .bind(scan.owner.as_str())
-        .bind(scan.lease_until_ms)
-        .bind(f.last_event_id)
-        .execute(&mut *tx)
-        .await;
+        let inserted = Self::start_insert(scan).execute(&mut *tx).await;
         match inserted {
             Ok(_) => {}
             // Another process started one between our check and insert.
@@ -1018,9 +1113,10 @@ where
         // MySQL, where the PHP page may write scans beside calscan: the same
         // read says whether this one has lines of that page to number first.
         let found = sqlx::query(sql::<D>(&format!(
-            "SELECT {SCAN_COLUMNS}, CAST({FOREIGN_PENDING} AS {}) AS foreign_pending \
+            "SELECT {columns}, CAST({FOREIGN_PENDING} AS {}) AS foreign_pending \
              FROM scan_progress p WHERE p.scan_id = ?",
-            D::INT64
+            D::INT64,
+            columns = *SCAN_COLUMNS,
         )))
         .bind(scan_id)
         .fetch_optional(&mut *conn)
@@ -1036,7 +1132,8 @@ where
 
     async fn scans(&self, limit: i64) -> StoreResult<Vec<ScanRow>> {
         sqlx::query(sql::<D>(&format!(
-            "SELECT {SCAN_COLUMNS} FROM scan_progress ORDER BY id DESC LIMIT ?"
+            "SELECT {columns} FROM scan_progress ORDER BY id DESC LIMIT ?",
+            columns = *SCAN_COLUMNS,
         )))
         .bind(limit)
         .fetch_all(&self.reader)
@@ -1048,8 +1145,9 @@ where
 
     async fn last_completed(&self) -> StoreResult<Option<ScanRow>> {
         sqlx::query(sql::<D>(&format!(
-            "SELECT {SCAN_COLUMNS} FROM scan_progress \
-             WHERE status = 'completed' ORDER BY id DESC LIMIT 1"
+            "SELECT {columns} FROM scan_progress \
+             WHERE status = 'completed' ORDER BY id DESC LIMIT 1",
+            columns = *SCAN_COLUMNS,
         )))
         .fetch_optional(&self.reader)
         .await?
@@ -1580,3 +1678,4 @@ where
         D::wakeups(&self.writer).await
     }
 }
+
