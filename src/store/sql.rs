@@ -1679,3 +1679,170 @@ where
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use sqlx::{Arguments, Execute, MySql, Postgres, Sqlite};
+
+    use super::*;
+
+    /// Distinct figures, so that a value in another's column shows.
+    fn figures(base: i64) -> Progress {
+        Progress {
+            progress: base + 1,
+            current_step: Texts {
+                de: format!("Schritt {base}"),
+                en: format!("step {base}"),
+            },
+            events_scanned: base + 2,
+            events_total: Some(base + 3),
+            emails_found: base + 4,
+            new_count: base + 5,
+            existing_count: base + 6,
+            last_event_id: base + 7,
+        }
+    }
+
+    fn new_scan(figures: Progress) -> NewScan {
+        NewScan {
+            scan_id: "scan_figures".into(),
+            mode: "full".into(),
+            owner: "here".into(),
+            lease_until_ms: 1_000,
+            started_at: Utc::now(),
+            figures,
+            logs: vec![],
+        }
+    }
+
+    /// The placeholders of `query`'s statement (`?`, or PostgreSQL's `$n`)
+    /// and the values bound to it.
+    fn placeholders_and_values<D: Database>(mut query: Query<'_, D, D::Arguments>) -> (usize, usize)
+    where
+        D::Arguments: IntoArguments<D>,
+    {
+        let values = query.take_arguments().unwrap().map_or(0, |a| a.len());
+        let marks = query.sql().as_str().matches(['?', '$']).count();
+        (marks, values)
+    }
+
+    #[test]
+    fn every_figure_column_is_bound_once() {
+        assert_eq!(figure_value_names().len(), FIGURE_VALUES);
+        let progress = figures(0);
+        let writes: Vec<ScanWrite<'_>> = (0..200)
+            .map(|_| ScanWrite {
+                scan_id: "scan",
+                owner: "owner",
+                figures: &progress,
+                logs: &[],
+                finish: None,
+            })
+            .collect();
+        assert_eq!(figure_row(&writes[0]).count(), FIGURE_VALUES);
+        for scans in [1, 2, 200] {
+            let writes = &writes[..scans];
+            let expected = (scans * FIGURE_VALUES, scans * FIGURE_VALUES);
+            for (backend, counted) in [
+                (
+                    "sqlite",
+                    placeholders_and_values(SqlStore::<Sqlite>::figures_update(writes)),
+                ),
+                (
+                    "postgres",
+                    placeholders_and_values(SqlStore::<Postgres>::figures_update(writes)),
+                ),
+                (
+                    "mysql",
+                    placeholders_and_values(SqlStore::<MySql>::figures_update(writes)),
+                ),
+            ] {
+                assert_eq!(counted, expected, "{backend}, {scans} scans");
+            }
+        }
+        let scan = new_scan(progress.clone());
+        for (backend, (marks, values)) in [
+            (
+                "sqlite",
+                placeholders_and_values(SqlStore::<Sqlite>::start_insert(&scan)),
+            ),
+            (
+                "postgres",
+                placeholders_and_values(SqlStore::<Postgres>::start_insert(&scan)),
+            ),
+            (
+                "mysql",
+                placeholders_and_values(SqlStore::<MySql>::start_insert(&scan)),
+            ),
+        ] {
+            assert_eq!(marks, values, "{backend}");
+            assert_eq!(values, 5 + FIGURE_COLUMNS.len(), "{backend}");
+        }
+    }
+
+    type FigureTuple = (i64, String, String, i64, Option<i64>, i64, i64, i64, i64);
+
+    /// The figure columns of the scan, each named here rather than taken
+    /// from [`FIGURE_COLUMNS`].
+    async fn stored(store: &SqlStore<Sqlite>) -> FigureTuple {
+        sqlx::query_as(
+            "SELECT progress, current_step, current_step_en, events_scanned, events_total, \
+             emails_found, new_count, existing_count, last_event_id \
+             FROM scan_progress WHERE scan_id = 'scan_figures'",
+        )
+        .fetch_one(&store.writer)
+        .await
+        .unwrap()
+    }
+
+    fn as_tuple(f: &Progress) -> FigureTuple {
+        (
+            f.progress,
+            f.current_step.de.clone(),
+            f.current_step.en.clone(),
+            f.events_scanned,
+            f.events_total,
+            f.emails_found,
+            f.new_count,
+            f.existing_count,
+            f.last_event_id,
+        )
+    }
+
+    #[tokio::test]
+    async fn figures_land_in_their_columns_and_read_back() {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let store = SqlStore::<Sqlite>::assemble(pool.clone(), pool, &CustomerSettings::default())
+            .await
+            .unwrap();
+
+        let started = figures(0);
+        let StartOutcome::Started(row) =
+            store.start_scan(&new_scan(started.clone())).await.unwrap()
+        else {
+            panic!("the scan did not start");
+        };
+        assert_eq!(stored(&store).await, as_tuple(&started));
+        assert_eq!(row.figures, started);
+
+        let later = figures(10);
+        let write = |owner| ScanWrite {
+            scan_id: "scan_figures",
+            owner,
+            figures: &later,
+            logs: &[],
+            finish: None,
+        };
+        assert_eq!(store.write_scans(&[write("here")]).await.unwrap(), [true]);
+        assert_eq!(stored(&store).await, as_tuple(&later));
+        let row = store.scan("scan_figures").await.unwrap().unwrap();
+        assert_eq!(row.figures, later);
+        assert_eq!(
+            store.write_scans(&[write("elsewhere")]).await.unwrap(),
+            [false]
+        );
+    }
+}
