@@ -68,57 +68,31 @@ pub(super) struct FigureColumn {
     value: fn(&Progress) -> Value<'_>,
 }
 
+/// A [`FigureColumn`]: one line a column in [`FIGURE_COLUMNS`].
+const fn figure(
+    name: &'static str,
+    read: &'static str,
+    value: fn(&Progress) -> Value<'_>,
+) -> FigureColumn {
+    FigureColumn { name, read, value }
+}
+
 /// The columns of a scan's figures, each beside the value it takes: every
 /// statement that writes figures binds them through [`figure_values`], in
 /// this order, so that a column cannot get another's value. Those the PHP
 /// scanner's table lets be NULL read as it meant them (MySQL adopts that
 /// table; the others never hold NULL there).
+#[rustfmt::skip]
 pub(super) const FIGURE_COLUMNS: [FigureColumn; 9] = [
-    FigureColumn {
-        name: "progress",
-        read: "COALESCE(progress, 0)",
-        value: |f| Value::Int(f.progress),
-    },
-    FigureColumn {
-        name: "current_step",
-        read: "COALESCE(current_step, '')",
-        value: |f| Value::Text(&f.current_step.de),
-    },
-    FigureColumn {
-        name: "current_step_en",
-        read: "COALESCE(current_step_en, current_step, '')",
-        value: |f| Value::Text(&f.current_step.en),
-    },
-    FigureColumn {
-        name: "events_scanned",
-        read: "COALESCE(events_scanned, 0)",
-        value: |f| Value::Int(f.events_scanned),
-    },
-    FigureColumn {
-        name: "events_total",
-        read: "events_total",
-        value: |f| Value::MaybeInt(f.events_total),
-    },
-    FigureColumn {
-        name: "emails_found",
-        read: "COALESCE(emails_found, 0)",
-        value: |f| Value::Int(f.emails_found),
-    },
-    FigureColumn {
-        name: "new_count",
-        read: "COALESCE(new_count, 0)",
-        value: |f| Value::Int(f.new_count),
-    },
-    FigureColumn {
-        name: "existing_count",
-        read: "COALESCE(existing_count, 0)",
-        value: |f| Value::Int(f.existing_count),
-    },
-    FigureColumn {
-        name: "last_event_id",
-        read: "last_event_id",
-        value: |f| Value::Int(f.last_event_id),
-    },
+    figure("progress", "COALESCE(progress, 0)", |f| Value::Int(f.progress)),
+    figure("current_step", "COALESCE(current_step, '')", |f| Value::Text(&f.current_step.de)),
+    figure("current_step_en", "COALESCE(current_step_en, current_step, '')", |f| Value::Text(&f.current_step.en)),
+    figure("events_scanned", "COALESCE(events_scanned, 0)", |f| Value::Int(f.events_scanned)),
+    figure("events_total", "events_total", |f| Value::MaybeInt(f.events_total)),
+    figure("emails_found", "COALESCE(emails_found, 0)", |f| Value::Int(f.emails_found)),
+    figure("new_count", "COALESCE(new_count, 0)", |f| Value::Int(f.new_count)),
+    figure("existing_count", "COALESCE(existing_count, 0)", |f| Value::Int(f.existing_count)),
+    figure("last_event_id", "last_event_id", |f| Value::Int(f.last_event_id)),
 ];
 
 /// The values of `figures`, in the order of [`FIGURE_COLUMNS`].
