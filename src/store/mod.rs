@@ -7,6 +7,7 @@
 //! the owner of its lease and change nothing once the lease is lost.
 
 pub mod customers;
+mod dialect;
 mod mysql;
 mod postgres;
 mod reach;

@@ -11,7 +11,8 @@ use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions, MySqlQueryResult};
 use sqlx::{MySql, Pool};
 
 use super::StoreResult;
-use super::sql::{Dialect, FIGURE_VALUES, SqlStore, figure_assignments, figure_value_names};
+use super::dialect::Dialect;
+use super::sql::{FIGURE_VALUES, SqlStore, figure_assignments, figure_value_names};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 

@@ -7,21 +7,20 @@
 //! forms, `GREATEST`/`MAX`, how timestamps are stored, and how other
 //! instances are woken.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
-use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use sqlx::{
     AssertSqlSafe, ColumnIndex, Connection, Database, Decode, Encode, Executor, IntoArguments,
-    Pool, Row, Transaction, Type,
+    Pool, Row, Transaction, Type, query::Query,
 };
 
 use super::customers::{Column, CustomerLayout, CustomerSettings};
+use super::dialect::Dialect;
 use super::schema::{self, CustomerFindings, Report};
 use super::{
     Booking, Customer, EmailCounts, KnownCustomers, Lease, Locked, LogRow, NewScan, Progress,
@@ -30,15 +29,15 @@ use super::{
 };
 use crate::i18n::Texts;
 
-/// A scan row's columns. Those the PHP scanner's table lets be NULL read as
-/// it meant them (MySQL adopts that table; the others never hold NULL there).
-const SCAN_COLUMNS: &str = "scan_id, status, mode, COALESCE(progress, 0) AS progress, \
-     COALESCE(current_step, '') AS current_step, \
-     COALESCE(current_step_en, current_step, '') AS current_step_en, \
-     COALESCE(events_scanned, 0) AS events_scanned, events_total, \
-     COALESCE(emails_found, 0) AS emails_found, COALESCE(new_count, 0) AS new_count, \
-     COALESCE(existing_count, 0) AS existing_count, error_message, started_at, completed_at, \
-     last_event_id";
+/// A scan row's columns, its figures read as [`FIGURE_COLUMNS`] says.
+static SCAN_COLUMNS: LazyLock<String> = LazyLock::new(|| {
+    let figures = FIGURE_COLUMNS
+        .iter()
+        .map(|c| format!("{} AS {}", c.read, c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("scan_id, status, mode, {figures}, error_message, started_at, completed_at")
+});
 
 /// Whether the scan row `p` is another program's (no owner) with lines of
 /// its own to number or an end to give a `done` id: it runs, or its newest
@@ -53,144 +52,97 @@ const FOREIGN_PENDING: &str = "p.owner IS NULL AND (p.status = 'running' \
 /// about five minutes at the most.
 const LEASELESS_SCAN_LIMIT: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
 
-/// What one database does its own way.
-pub trait Dialect: Database {
-    /// `sqlite`, `postgres` or `mysql`.
-    const BACKEND: &'static str;
-    /// Whether only one process uses the database (see [`Store::single_process`]).
-    const SINGLE_PROCESS: bool;
-    /// The two-argument maximum and minimum: `GREATEST` and `LEAST`, or
-    /// SQLite's scalar `MAX` and `MIN`.
-    const GREATEST: &'static str;
-    const LEAST: &'static str;
-    /// How a transaction that writes begins, when not as `BEGIN`.
-    const BEGIN_WRITE: Option<&'static str> = None;
-
-    /// Appended to a `SELECT` to lock its rows until the transaction ends;
-    /// empty where the database has a single writer anyway.
-    const FOR_UPDATE: &'static str;
-    /// The same, passing over rows another transaction holds.
-    const FOR_UPDATE_SKIP_LOCKED: &'static str;
-
-    /// How a timestamp is stored.
-    type Time: Type<Self> + for<'q> Encode<'q, Self> + for<'r> Decode<'r, Self> + Send + Sync;
-    fn to_db(time: DateTime<Utc>) -> Self::Time;
-    fn from_db(time: Self::Time) -> StoreResult<DateTime<Utc>>;
-
-    fn rows_affected(done: &Self::QueryResult) -> u64;
-
-    /// The statement with this database's placeholders.
-    fn placeholders(sql: &str) -> Cow<'_, str> {
-        Cow::Borrowed(sql)
-    }
-
-    /// `INSERT INTO {rest}` that inserts nothing when the key exists.
-    fn insert_ignore(rest: &str) -> String {
-        format!("INSERT INTO {rest} ON CONFLICT DO NOTHING")
-    }
-
-    /// The clause of an `INSERT INTO customers` that updates the row with
-    /// email already there, given its `SET` list; [`Self::inserted`] names
-    /// the value the insert carried.
-    fn on_email_conflict(set: &str) -> String {
-        format!("ON CONFLICT (email) DO UPDATE SET {set}")
-    }
-
-    fn inserted(column: &str) -> String {
-        format!("excluded.{column}")
-    }
-
-    /// Sets the figures of `scans` running scans, each under its owner, in
-    /// one statement: a join with the rows of values, looked up by key (a
-    /// `CASE` per column would compare every scan with every row). Each
-    /// row binds scan id, owner, then the figures in the order of
-    /// [`FIGURE_COLUMNS`].
-    fn update_figures(scans: usize) -> String {
-        let row = format!("({})", ["?"; FIGURE_VALUES].join(", "));
-        let rows = vec![row; scans].join(", ");
-        format!(
-            "WITH v ({}) AS (VALUES {rows}) \
-             UPDATE scan_progress SET {} FROM v \
-             WHERE scan_progress.scan_id = v.v_scan_id AND scan_progress.owner = v.v_owner \
-             AND scan_progress.status = 'running'",
-            figure_value_names().join(", "),
-            figure_assignments::<Self>(""),
-        )
-    }
-
-    /// The column of `scan_logs` that holds a line's event id within its
-    /// scan. MySQL keeps the PHP scanner's `id`, an AUTO_INCREMENT across
-    /// all scans, beside it.
-    const LOG_ID: &'static str = "id";
-
-    /// Appended to the lookup of a customer by email before calscan inserts
-    /// one: where another program may insert into the same table (the PHP
-    /// page on MySQL), a locking read sees its rows as soon as they commit,
-    /// and holds off its inserts until calscan's transaction ends.
-    const LOOKUP_LOCK: &'static str = "";
-
-    /// `name` as an identifier in a statement.
-    fn quote(name: &str) -> String {
-        format!("\"{name}\"")
-    }
-
-    /// Two name columns as one text, for display and search.
-    fn join_names(first: &str, last: &str) -> String {
-        format!("TRIM(COALESCE({first}, '') || ' ' || COALESCE({last}, ''))")
-    }
-
-    /// The type `CAST` names for a 64-bit integer.
-    const INT64: &'static str = "BIGINT";
-
-    /// The tables of the database (of the current schema).
-    const TABLES: &'static str;
-
-    /// The columns of the table bound as the statement's every `?`, as
-    /// `name, data_type, not_null, has_default, auto, max_chars, pk` with
-    /// the flags as integers.
-    const COLUMNS: &'static str;
-
-    /// The migrations of this database.
-    fn migrator() -> &'static sqlx::migrate::Migrator;
-
-    /// Applies the pending migrations.
-    fn migrate(pool: &Pool<Self>) -> BoxFuture<'_, StoreResult<()>>;
-
-    /// A statement that, run in a transaction, wakes the other instances
-    /// with its one argument when the transaction commits.
-    const NOTIFY: Option<&'static str> = None;
-
-    /// The wake-ups other instances send, where the database carries them.
-    fn wakeups(
-        pool: &Pool<Self>,
-    ) -> BoxFuture<'_, StoreResult<Option<BoxStream<'static, Wakeup>>>> {
-        let _ = pool;
-        Box::pin(async { Ok(None) })
-    }
+/// A value bound to a statement's next `?`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Value<'a> {
+    Int(i64),
+    MaybeInt(Option<i64>),
+    Text(&'a str),
 }
 
-/// The columns of a scan's figures, as [`Dialect::update_figures`] binds them.
-pub(super) const FIGURE_COLUMNS: [&str; 9] = [
-    "progress",
-    "current_step",
-    "current_step_en",
-    "events_scanned",
-    "events_total",
-    "emails_found",
-    "new_count",
-    "existing_count",
-    "last_event_id",
+/// One column of a scan's figures: its name, how a scan row reads it, and
+/// the field of [`Progress`] written into it.
+pub(super) struct FigureColumn {
+    pub(super) name: &'static str,
+    read: &'static str,
+    value: fn(&Progress) -> Value<'_>,
+}
+
+/// A [`FigureColumn`]: one line a column in [`FIGURE_COLUMNS`].
+const fn figure(
+    name: &'static str,
+    read: &'static str,
+    value: fn(&Progress) -> Value<'_>,
+) -> FigureColumn {
+    FigureColumn { name, read, value }
+}
+
+/// The columns of a scan's figures, each beside the value it takes: every
+/// statement that writes figures binds them through [`figure_values`], in
+/// this order, so that a column cannot get another's value. Those the PHP
+/// scanner's table lets be NULL read as it meant them (MySQL adopts that
+/// table; the others never hold NULL there).
+#[rustfmt::skip]
+pub(super) const FIGURE_COLUMNS: [FigureColumn; 9] = [
+    figure("progress", "COALESCE(progress, 0)", |f| Value::Int(f.progress)),
+    figure("current_step", "COALESCE(current_step, '')", |f| Value::Text(&f.current_step.de)),
+    figure("current_step_en", "COALESCE(current_step_en, current_step, '')", |f| Value::Text(&f.current_step.en)),
+    figure("events_scanned", "COALESCE(events_scanned, 0)", |f| Value::Int(f.events_scanned)),
+    figure("events_total", "events_total", |f| Value::MaybeInt(f.events_total)),
+    figure("emails_found", "COALESCE(emails_found, 0)", |f| Value::Int(f.emails_found)),
+    figure("new_count", "COALESCE(new_count, 0)", |f| Value::Int(f.new_count)),
+    figure("existing_count", "COALESCE(existing_count, 0)", |f| Value::Int(f.existing_count)),
+    figure("last_event_id", "last_event_id", |f| Value::Int(f.last_event_id)),
 ];
 
-/// The values bound for each scan: scan id, owner, then [`FIGURE_COLUMNS`].
-pub(super) const FIGURE_VALUES: usize = 2 + FIGURE_COLUMNS.len();
+/// The values of `figures`, in the order of [`FIGURE_COLUMNS`].
+pub(super) fn figure_values(figures: &Progress) -> impl Iterator<Item = Value<'_>> {
+    FIGURE_COLUMNS.iter().map(|c| (c.value)(figures))
+}
+
+/// The keys [`Dialect::update_figures`] binds before a scan's figures.
+const FIGURE_KEYS: [&str; 2] = ["scan_id", "owner"];
+
+/// The values bound for each scan: [`FIGURE_KEYS`], then [`FIGURE_COLUMNS`].
+pub(super) const FIGURE_VALUES: usize = FIGURE_KEYS.len() + FIGURE_COLUMNS.len();
+
+/// What [`Dialect::update_figures`] binds for one scan, in the order of
+/// [`figure_value_names`].
+pub(super) fn figure_row<'a>(write: &ScanWrite<'a>) -> impl Iterator<Item = Value<'a>> {
+    [Value::Text(write.scan_id), Value::Text(write.owner)]
+        .into_iter()
+        .chain(figure_values(write.figures))
+}
+
+/// A scan's figures from a row read with [`SCAN_COLUMNS`], by the names of
+/// [`FIGURE_COLUMNS`].
+fn figures_from_row<R: Row>(row: &R) -> StoreResult<Progress>
+where
+    for<'n> &'n str: ColumnIndex<R>,
+    String: Type<R::Database> + for<'r> Decode<'r, R::Database>,
+    i64: Type<R::Database> + for<'r> Decode<'r, R::Database>,
+{
+    Ok(Progress {
+        progress: row.try_get("progress")?,
+        current_step: Texts {
+            de: row.try_get("current_step")?,
+            en: row.try_get("current_step_en")?,
+        },
+        events_scanned: row.try_get("events_scanned")?,
+        events_total: row.try_get("events_total")?,
+        emails_found: row.try_get("emails_found")?,
+        new_count: row.try_get("new_count")?,
+        existing_count: row.try_get("existing_count")?,
+        last_event_id: row.try_get("last_event_id")?,
+    })
+}
 
 /// The names of a scan's values in the statement: `v_scan_id`, `v_owner`,
 /// `v_progress`, …
 pub(super) fn figure_value_names() -> Vec<String> {
-    ["scan_id", "owner"]
-        .iter()
-        .chain(&FIGURE_COLUMNS)
+    FIGURE_KEYS
+        .into_iter()
+        .chain(FIGURE_COLUMNS.iter().map(|c| c.name))
         .map(|c| format!("v_{c}"))
         .collect()
 }
@@ -201,7 +153,8 @@ pub(super) fn figure_value_names() -> Vec<String> {
 pub(super) fn figure_assignments<D: Dialect>(target: &str) -> String {
     FIGURE_COLUMNS
         .iter()
-        .map(|c| match *c {
+        .map(|c| c.name)
+        .map(|c| match c {
             "progress" | "last_event_id" => {
                 format!("{target}{c} = {}({target}{c}, v_{c})", D::GREATEST)
             }
@@ -209,6 +162,18 @@ pub(super) fn figure_assignments<D: Dialect>(target: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The insert of a running scan: scan id, mode, [`FIGURE_COLUMNS`], start,
+/// owner and lease end, bound in that order.
+fn start_scan_sql() -> String {
+    let names: Vec<&str> = FIGURE_COLUMNS.iter().map(|c| c.name).collect();
+    format!(
+        "INSERT INTO scan_progress (scan_id, status, mode, {}, started_at, owner, \
+         lease_until_ms) VALUES (?, 'running', ?, {}, ?, ?, ?)",
+        names.join(", "),
+        ["?"; FIGURE_COLUMNS.len()].join(", "),
+    )
 }
 
 /// SQL with `?` placeholders, rewritten for `D`.
@@ -445,6 +410,35 @@ where
         })
     }
 
+    /// Binds `values` to the next `?`s of `query`, in their order.
+    fn bind_all<'q, 'v>(
+        query: Query<'q, D, D::Arguments>,
+        values: impl IntoIterator<Item = Value<'v>>,
+    ) -> Query<'q, D, D::Arguments> {
+        values.into_iter().fold(query, |query, value| match value {
+            Value::Int(v) => query.bind(v),
+            Value::MaybeInt(v) => query.bind(v),
+            Value::Text(v) => query.bind(v),
+        })
+    }
+
+    /// The update of the figures of `writes`, bound.
+    fn figures_update(writes: &[ScanWrite<'_>]) -> Query<'static, D, D::Arguments> {
+        let update = sqlx::query(sql::<D>(&D::update_figures(writes.len())));
+        Self::bind_all(update, writes.iter().flat_map(figure_row))
+    }
+
+    /// The insert of the running scan `scan`, bound.
+    fn start_insert(scan: &NewScan) -> Query<'static, D, D::Arguments> {
+        let insert = sqlx::query(sql::<D>(&start_scan_sql()))
+            .bind(scan.scan_id.as_str())
+            .bind(scan.mode.as_str());
+        Self::bind_all(insert, figure_values(&scan.figures))
+            .bind(D::to_db(scan.started_at))
+            .bind(scan.owner.as_str())
+            .bind(scan.lease_until_ms)
+    }
+
     fn opt_time(row: &D::Row, column: &str) -> StoreResult<Option<DateTime<Utc>>> {
         row.try_get::<Option<D::Time>, _>(column)?
             .map(D::from_db)
@@ -456,19 +450,7 @@ where
             scan_id: row.try_get("scan_id")?,
             status: row.try_get::<String, _>("status")?.parse()?,
             mode: row.try_get("mode")?,
-            figures: Progress {
-                progress: row.try_get("progress")?,
-                current_step: Texts {
-                    de: row.try_get("current_step")?,
-                    en: row.try_get("current_step_en")?,
-                },
-                events_scanned: row.try_get("events_scanned")?,
-                events_total: row.try_get("events_total")?,
-                emails_found: row.try_get("emails_found")?,
-                new_count: row.try_get("new_count")?,
-                existing_count: row.try_get("existing_count")?,
-                last_event_id: row.try_get("last_event_id")?,
-            },
+            figures: figures_from_row(row)?,
             error_message: row.try_get("error_message")?,
             // The PHP scanner's column lets it be NULL.
             started_at: Self::opt_time(row, "started_at")?.unwrap_or_default(),
@@ -482,7 +464,8 @@ where
         lock: &str,
     ) -> StoreResult<Option<ScanRow>> {
         sqlx::query(sql::<D>(&format!(
-            "SELECT {SCAN_COLUMNS} FROM scan_progress WHERE scan_id = ?{lock}"
+            "SELECT {columns} FROM scan_progress WHERE scan_id = ?{lock}",
+            columns = *SCAN_COLUMNS,
         )))
         .bind(scan_id)
         .fetch_optional(conn)
@@ -601,26 +584,11 @@ where
         conn: &mut D::Connection,
         writes: &[ScanWrite<'_>],
     ) -> StoreResult<Vec<bool>> {
-        // 11 values a scan: far below every database's limit on parameters.
+        // FIGURE_VALUES (11) a scan: far below every database's limit on parameters.
         const SCANS: usize = 200;
         let mut held = Vec::with_capacity(writes.len());
         for chunk in writes.chunks(SCANS) {
-            let mut update = sqlx::query(sql::<D>(&D::update_figures(chunk.len())));
-            for w in chunk {
-                let f = w.figures;
-                update = update
-                    .bind(w.scan_id)
-                    .bind(w.owner)
-                    .bind(f.progress)
-                    .bind(f.current_step.de.as_str())
-                    .bind(f.current_step.en.as_str())
-                    .bind(f.events_scanned)
-                    .bind(f.events_total)
-                    .bind(f.emails_found)
-                    .bind(f.new_count)
-                    .bind(f.existing_count)
-                    .bind(f.last_event_id);
-            }
+            let update = Self::figures_update(chunk);
             let matched = D::rows_affected(&update.execute(&mut *conn).await?);
             if matched == chunk.len() as u64 {
                 held.extend(std::iter::repeat_n(true, chunk.len()));
@@ -1045,23 +1013,7 @@ where
             return Ok(StartOutcome::AlreadyRunning(running));
         }
         let f = &scan.figures;
-        let inserted = sqlx::query(sql::<D>(
-            "INSERT INTO scan_progress (scan_id, status, mode, progress, current_step, \
-             current_step_en, events_scanned, emails_found, new_count, existing_count, \
-             started_at, owner, lease_until_ms, last_event_id) \
-             VALUES (?, 'running', ?, ?, ?, ?, 0, 0, 0, 0, ?, ?, ?, ?)",
-        ))
-        .bind(scan.scan_id.as_str())
-        .bind(scan.mode.as_str())
-        .bind(f.progress)
-        .bind(f.current_step.de.as_str())
-        .bind(f.current_step.en.as_str())
-        .bind(D::to_db(scan.started_at))
-        .bind(scan.owner.as_str())
-        .bind(scan.lease_until_ms)
-        .bind(f.last_event_id)
-        .execute(&mut *tx)
-        .await;
+        let inserted = Self::start_insert(scan).execute(&mut *tx).await;
         match inserted {
             Ok(_) => {}
             // Another process started one between our check and insert.
@@ -1135,9 +1087,10 @@ where
         // MySQL, where the PHP page may write scans beside calscan: the same
         // read says whether this one has lines of that page to number first.
         let found = sqlx::query(sql::<D>(&format!(
-            "SELECT {SCAN_COLUMNS}, CAST({FOREIGN_PENDING} AS {}) AS foreign_pending \
+            "SELECT {columns}, CAST({FOREIGN_PENDING} AS {}) AS foreign_pending \
              FROM scan_progress p WHERE p.scan_id = ?",
-            D::INT64
+            D::INT64,
+            columns = *SCAN_COLUMNS,
         )))
         .bind(scan_id)
         .fetch_optional(&mut *conn)
@@ -1153,7 +1106,8 @@ where
 
     async fn scans(&self, limit: i64) -> StoreResult<Vec<ScanRow>> {
         sqlx::query(sql::<D>(&format!(
-            "SELECT {SCAN_COLUMNS} FROM scan_progress ORDER BY id DESC LIMIT ?"
+            "SELECT {columns} FROM scan_progress ORDER BY id DESC LIMIT ?",
+            columns = *SCAN_COLUMNS,
         )))
         .bind(limit)
         .fetch_all(&self.reader)
@@ -1165,8 +1119,9 @@ where
 
     async fn last_completed(&self) -> StoreResult<Option<ScanRow>> {
         sqlx::query(sql::<D>(&format!(
-            "SELECT {SCAN_COLUMNS} FROM scan_progress \
-             WHERE status = 'completed' ORDER BY id DESC LIMIT 1"
+            "SELECT {columns} FROM scan_progress \
+             WHERE status = 'completed' ORDER BY id DESC LIMIT 1",
+            columns = *SCAN_COLUMNS,
         )))
         .fetch_optional(&self.reader)
         .await?
@@ -1695,5 +1650,173 @@ where
 
     async fn wakeups(&self) -> StoreResult<Option<BoxStream<'static, Wakeup>>> {
         D::wakeups(&self.writer).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{Arguments, Execute, MySql, Postgres, Sqlite};
+
+    use super::*;
+
+    /// Distinct figures, so that a value in another's column shows.
+    fn figures(base: i64) -> Progress {
+        Progress {
+            progress: base + 1,
+            current_step: Texts {
+                de: format!("Schritt {base}"),
+                en: format!("step {base}"),
+            },
+            events_scanned: base + 2,
+            events_total: Some(base + 3),
+            emails_found: base + 4,
+            new_count: base + 5,
+            existing_count: base + 6,
+            last_event_id: base + 7,
+        }
+    }
+
+    fn new_scan(figures: Progress) -> NewScan {
+        NewScan {
+            scan_id: "scan_figures".into(),
+            mode: "full".into(),
+            owner: "here".into(),
+            lease_until_ms: 1_000,
+            started_at: Utc::now(),
+            figures,
+            logs: vec![],
+        }
+    }
+
+    /// The placeholders of `query`'s statement (`?`, or PostgreSQL's `$n`)
+    /// and the values bound to it.
+    fn placeholders_and_values<D: Database>(mut query: Query<'_, D, D::Arguments>) -> (usize, usize)
+    where
+        D::Arguments: IntoArguments<D>,
+    {
+        let values = query.take_arguments().unwrap().map_or(0, |a| a.len());
+        let marks = query.sql().as_str().matches(['?', '$']).count();
+        (marks, values)
+    }
+
+    #[test]
+    fn every_figure_column_is_bound_once() {
+        assert_eq!(figure_value_names().len(), FIGURE_VALUES);
+        let progress = figures(0);
+        let writes: Vec<ScanWrite<'_>> = (0..200)
+            .map(|_| ScanWrite {
+                scan_id: "scan",
+                owner: "owner",
+                figures: &progress,
+                logs: &[],
+                finish: None,
+            })
+            .collect();
+        assert_eq!(figure_row(&writes[0]).count(), FIGURE_VALUES);
+        for scans in [1, 2, 200] {
+            let writes = &writes[..scans];
+            let expected = (scans * FIGURE_VALUES, scans * FIGURE_VALUES);
+            for (backend, counted) in [
+                (
+                    "sqlite",
+                    placeholders_and_values(SqlStore::<Sqlite>::figures_update(writes)),
+                ),
+                (
+                    "postgres",
+                    placeholders_and_values(SqlStore::<Postgres>::figures_update(writes)),
+                ),
+                (
+                    "mysql",
+                    placeholders_and_values(SqlStore::<MySql>::figures_update(writes)),
+                ),
+            ] {
+                assert_eq!(counted, expected, "{backend}, {scans} scans");
+            }
+        }
+        let scan = new_scan(progress.clone());
+        for (backend, (marks, values)) in [
+            (
+                "sqlite",
+                placeholders_and_values(SqlStore::<Sqlite>::start_insert(&scan)),
+            ),
+            (
+                "postgres",
+                placeholders_and_values(SqlStore::<Postgres>::start_insert(&scan)),
+            ),
+            (
+                "mysql",
+                placeholders_and_values(SqlStore::<MySql>::start_insert(&scan)),
+            ),
+        ] {
+            assert_eq!(marks, values, "{backend}");
+            assert_eq!(values, 5 + FIGURE_COLUMNS.len(), "{backend}");
+        }
+    }
+
+    type FigureTuple = (i64, String, String, i64, Option<i64>, i64, i64, i64, i64);
+
+    /// The figure columns of the scan, each named here rather than taken
+    /// from [`FIGURE_COLUMNS`].
+    async fn stored(store: &SqlStore<Sqlite>) -> FigureTuple {
+        sqlx::query_as(
+            "SELECT progress, current_step, current_step_en, events_scanned, events_total, \
+             emails_found, new_count, existing_count, last_event_id \
+             FROM scan_progress WHERE scan_id = 'scan_figures'",
+        )
+        .fetch_one(&store.writer)
+        .await
+        .unwrap()
+    }
+
+    fn as_tuple(f: &Progress) -> FigureTuple {
+        (
+            f.progress,
+            f.current_step.de.clone(),
+            f.current_step.en.clone(),
+            f.events_scanned,
+            f.events_total,
+            f.emails_found,
+            f.new_count,
+            f.existing_count,
+            f.last_event_id,
+        )
+    }
+
+    #[tokio::test]
+    async fn figures_land_in_their_columns_and_read_back() {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        let store = SqlStore::<Sqlite>::assemble(pool.clone(), pool, &CustomerSettings::default())
+            .await
+            .unwrap();
+
+        let started = figures(0);
+        let StartOutcome::Started(row) =
+            store.start_scan(&new_scan(started.clone())).await.unwrap()
+        else {
+            panic!("the scan did not start");
+        };
+        assert_eq!(stored(&store).await, as_tuple(&started));
+        assert_eq!(row.figures, started);
+
+        let later = figures(10);
+        let write = |owner| ScanWrite {
+            scan_id: "scan_figures",
+            owner,
+            figures: &later,
+            logs: &[],
+            finish: None,
+        };
+        assert_eq!(store.write_scans(&[write("here")]).await.unwrap(), [true]);
+        assert_eq!(stored(&store).await, as_tuple(&later));
+        let row = store.scan("scan_figures").await.unwrap().unwrap();
+        assert_eq!(row.figures, later);
+        assert_eq!(
+            store.write_scans(&[write("elsewhere")]).await.unwrap(),
+            [false]
+        );
     }
 }

@@ -12,7 +12,8 @@ use sqlx::sqlite::{
 };
 use sqlx::{Pool, Sqlite};
 
-use super::sql::{Dialect, SqlStore};
+use super::dialect::Dialect;
+use super::sql::SqlStore;
 use super::{StoreError, StoreResult};
 use crate::time::millis;
 
