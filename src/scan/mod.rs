@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use crate::calendly::CalendlyClient;
 use crate::i18n::{Lang, Msg, Texts};
 use crate::metrics::Metrics;
+pub use crate::store::ScanMode;
 use crate::store::{
     Locked, LogRow, NewScan, Progress, ResumeOutcome, ScanRow, ScanStatus, StartOutcome, Store,
     StoreResult, Wakeup,
@@ -52,38 +53,6 @@ pub struct ScanSettings {
     pub db_outage: Duration,
     /// Where a summary goes when a scan ends (`CALSCAN_NOTIFY_URL`).
     pub notify: Option<crate::notify::Notifier>,
-}
-
-/// The mode a scan was asked for.
-///
-/// An incremental scan (the default) asks Calendly only for events starting
-/// at or after the last completed scan's start minus the look-back: a
-/// booking made since then starts after it was made, so it is among them.
-/// Without a completed scan it reads every event, as a full scan does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ScanMode {
-    #[default]
-    Incremental,
-    Full,
-}
-
-impl ScanMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Incremental => "incremental",
-            Self::Full => "full",
-        }
-    }
-
-    /// The mode a stored scan row names (`full` unless it says incremental).
-    pub fn of_row(mode: &str) -> Self {
-        if mode == "incremental" {
-            Self::Incremental
-        } else {
-            Self::Full
-        }
-    }
 }
 
 /// What `cancel` did.
@@ -269,7 +238,7 @@ impl Scans {
         let now = Utc::now();
         let scan = NewScan {
             scan_id: new_scan_id(),
-            mode: mode.as_str().to_owned(),
+            mode,
             owner: self.inner.instance.clone(),
             lease_until_ms: self.lease_until(),
             started_at: now,

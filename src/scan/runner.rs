@@ -48,7 +48,7 @@ pub(super) async fn run(
     channel: broadcast::Sender<Arc<Batch>>,
 ) {
     let scan_id = row.scan_id.clone();
-    let mode = ScanMode::of_row(&row.mode);
+    let mode = row.mode;
     let started_at = row.started_at;
     tracing::info!(mode = mode.as_str(), resumed, "scan started");
     let lost = CancellationToken::new();

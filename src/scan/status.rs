@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::i18n::Lang;
-use crate::store::{LogRow, ScanRow, ScanStatus};
+use crate::store::{LogRow, ScanMode, ScanRow, ScanStatus};
 use crate::time::{serialize_millis, serialize_opt_millis};
 
 /// The original's status keys plus `scan_id`, timestamps, `last_event_id`
@@ -35,7 +35,7 @@ pub struct StatusObject {
     #[serde(serialize_with = "serialize_opt_millis")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub completed_at: Option<DateTime<Utc>>,
-    pub mode: String,
+    pub mode: ScanMode,
     pub last_event_id: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logs: Option<Vec<LogLine>>,
@@ -84,7 +84,7 @@ impl StatusObject {
             duration: (millis / 100) as f64 / 10.0,
             started_at: row.started_at,
             completed_at: row.completed_at,
-            mode: row.mode.clone(),
+            mode: row.mode,
             last_event_id: f.last_event_id,
             logs: logs.map(|logs| logs.iter().map(|l| LogLine::new(l, lang)).collect()),
         }
@@ -310,7 +310,7 @@ mod tests {
         let row = ScanRow {
             scan_id: "scan_b".into(),
             status: ScanStatus::Completed,
-            mode: "full".into(),
+            mode: ScanMode::Full,
             figures: Progress::default(),
             error_message: None,
             started_at: DateTime::UNIX_EPOCH,

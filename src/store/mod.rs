@@ -321,6 +321,42 @@ impl fmt::Display for ScanStatus {
     }
 }
 
+/// The mode a scan was asked for.
+///
+/// An incremental scan (the default) asks Calendly only for events starting
+/// at or after the last completed scan's start minus the look-back: a
+/// booking made since then starts after it was made, so it is among them.
+/// Without a completed scan it reads every event, as a full scan does.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum ScanMode {
+    #[default]
+    Incremental,
+    Full,
+}
+
+impl ScanMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Incremental => "incremental",
+            Self::Full => "full",
+        }
+    }
+}
+
+impl FromStr for ScanMode {
+    type Err = StoreError;
+    fn from_str(s: &str) -> StoreResult<Self> {
+        match s {
+            "incremental" => Ok(Self::Incremental),
+            "full" => Ok(Self::Full),
+            other => Err(StoreError::Corrupt(format!("scan mode {other:?}"))),
+        }
+    }
+}
+
 /// The figures of a scan that change while it runs; written as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Progress {
@@ -349,7 +385,7 @@ pub struct Totals {
 pub struct ScanRow {
     pub scan_id: String,
     pub status: ScanStatus,
-    pub mode: String,
+    pub mode: ScanMode,
     pub figures: Progress,
     pub error_message: Option<String>,
     pub started_at: DateTime<Utc>,
@@ -369,7 +405,7 @@ pub struct LogRow {
 #[derive(Debug, Clone)]
 pub struct NewScan {
     pub scan_id: String,
-    pub mode: String,
+    pub mode: ScanMode,
     pub owner: String,
     pub lease_until_ms: i64,
     pub started_at: DateTime<Utc>,
@@ -807,6 +843,26 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stored_mode_or_status_that_is_neither_known_value_is_corrupt() {
+        for mode in [ScanMode::Incremental, ScanMode::Full] {
+            assert_eq!(mode.as_str().parse::<ScanMode>().unwrap(), mode);
+        }
+        for status in ScanStatus::ALL {
+            assert_eq!(status.as_str().parse::<ScanStatus>().unwrap(), status);
+        }
+        for junk in ["", "Full", "partial", "full "] {
+            assert!(
+                matches!(junk.parse::<ScanMode>(), Err(StoreError::Corrupt(_))),
+                "{junk:?}"
+            );
+            assert!(
+                matches!(junk.parse::<ScanStatus>(), Err(StoreError::Corrupt(_))),
+                "{junk:?}"
+            );
+        }
+    }
 
     #[test]
     fn wakeups_survive_their_payload_and_nothing_else_parses() {

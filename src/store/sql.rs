@@ -449,7 +449,7 @@ where
         Ok(ScanRow {
             scan_id: row.try_get("scan_id")?,
             status: row.try_get::<String, _>("status")?.parse()?,
-            mode: row.try_get("mode")?,
+            mode: row.try_get::<String, _>("mode")?.parse()?,
             figures: figures_from_row(row)?,
             error_message: row.try_get("error_message")?,
             // The PHP scanner's column lets it be NULL.
@@ -1679,7 +1679,7 @@ mod tests {
     fn new_scan(figures: Progress) -> NewScan {
         NewScan {
             scan_id: "scan_figures".into(),
-            mode: "full".into(),
+            mode: crate::store::ScanMode::Full,
             owner: "here".into(),
             lease_until_ms: 1_000,
             started_at: Utc::now(),

@@ -213,7 +213,7 @@ pub fn scans_history(
                                 tr {
                                     td { a href=(format!("/admin/scans/{}", s.scan_id)) { (status_label(lang, s.status)) } }
                                     td { time datetime=(millis(s.started_at)) { (s.started_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()) } }
-                                    td { (mode_label(lang, &s.mode)) }
+                                    td { (mode_label(lang, s.mode)) }
                                     td.num { (format!("{:.1} s", s.duration)) }
                                     td.num { (s.events_scanned) }
                                     td.num { (s.emails_found) }
@@ -293,11 +293,10 @@ fn interval(every: std::time::Duration) -> String {
     }
 }
 
-fn mode_label(lang: Lang, mode: &str) -> &'static str {
-    if mode == ScanMode::Full.as_str() {
-        t(lang, "vollständig", "full")
-    } else {
-        t(lang, "inkrementell", "incremental")
+fn mode_label(lang: Lang, mode: ScanMode) -> &'static str {
+    match mode {
+        ScanMode::Full => t(lang, "vollständig", "full"),
+        ScanMode::Incremental => t(lang, "inkrementell", "incremental"),
     }
 }
 

@@ -267,7 +267,7 @@ async fn the_terminal_scan_prints_its_events_as_ndjson_and_saves_exactly_the_cus
     assert_eq!(total, expected.len() as i64);
     let scans = store.scans(10).await.unwrap();
     assert_eq!(scans.len(), 1);
-    assert_eq!(scans[0].mode, "incremental");
+    assert_eq!(scans[0].mode, calscan::store::ScanMode::Incremental);
 
     // Without --json and without a terminal: readable lines, no bar.
     let output = terminal_scan(&sim, &url, "demo-token", &["--full"]).await;

@@ -132,7 +132,7 @@ async fn on_postgresql_every_write_wakes_the_other_instances() {
     let now = Utc::now();
     let scan = NewScan {
         scan_id: "scan_wakeup01".into(),
-        mode: "full".into(),
+        mode: calscan::store::ScanMode::Full,
         owner: "elsewhere".into(),
         lease_until_ms: now.timestamp_millis() + 60_000,
         started_at: now,

@@ -193,7 +193,7 @@ pub fn running_scan(scan_id: &str, owner: &str, lease_ms: i64) -> calscan::store
     let now = chrono::Utc::now();
     NewScan {
         scan_id: scan_id.into(),
-        mode: "full".into(),
+        mode: calscan::store::ScanMode::Full,
         owner: owner.into(),
         lease_until_ms: now.timestamp_millis() + lease_ms,
         started_at: now,
