@@ -80,11 +80,11 @@ impl IntoResponse for AppError {
             Self::Internal(_) => "internal error; see the server log".to_owned(),
             other => other.to_string(),
         };
-        let mut response = (self.status(), Json(json!({ "error": message }))).into_response();
-        if let Some(failure) = self.failure() {
-            response.extensions_mut().insert(failure);
+        let response = (self.status(), Json(json!({ "error": message }))).into_response();
+        match self.failure() {
+            Some(failure) => failure.carried_by(response),
+            None => response,
         }
-        response
     }
 }
 
@@ -96,13 +96,21 @@ pub struct Failure {
     cause: Arc<str>,
 }
 
+impl Failure {
+    /// `response`, carrying this failure to [`log_failures`].
+    pub fn carried_by(self, mut response: Response) -> Response {
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
 /// `response`, carrying `cause` for the log at `level` (WARN or ERROR).
-pub fn noted(mut response: Response, level: Level, cause: impl Into<Arc<str>>) -> Response {
-    response.extensions_mut().insert(Failure {
+pub fn noted(response: Response, level: Level, cause: impl Into<Arc<str>>) -> Response {
+    Failure {
         level,
         cause: cause.into(),
-    });
-    response
+    }
+    .carried_by(response)
 }
 
 /// Logs the [`Failure`] an answer carries, once, inside the request's span

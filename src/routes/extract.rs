@@ -57,12 +57,12 @@ impl FromRequestParts<AppState> for PageAdmin {
 pub fn page_error(state: &AppState, headers: &HeaderMap, error: AppError) -> Response {
     let status = error.status();
     let lang = state.lang_for(headers);
-    let mut page = (status, views::error_page(lang, status.as_u16(), true)).into_response();
+    let page = (status, views::error_page(lang, status.as_u16(), true)).into_response();
     // The cause goes with the page, for the log.
-    if let Some(failure) = error.failure() {
-        page.extensions_mut().insert(failure);
+    match error.failure() {
+        Some(failure) => failure.carried_by(page),
+        None => page,
     }
-    page
 }
 
 /// The `{scan_id}` of a route; a path that cannot be decoded is a 400 in

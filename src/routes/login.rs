@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -18,6 +18,7 @@ use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::state::AppState;
 use crate::views;
+use crate::views::login::Failure;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -45,41 +46,32 @@ async fn login(
     let auth = &state.auth;
     let lang: Lang = state.lang_for(&headers);
     let Ok(Form(form)) = form else {
-        return (
-            axum::http::StatusCode::BAD_REQUEST,
-            views::login::page(lang, Some(views::login::Failure::Wrong)),
-        )
-            .into_response();
+        return refused(StatusCode::BAD_REQUEST, None, lang, Failure::Wrong);
     };
     let client = auth.client(peer.ip(), &headers);
     match auth.attempt(client, &form.username, form.password).await {
         Ok(true) => {}
         Ok(false) => {
             tracing::info!(%client, "failed admin login");
-            return (
-                axum::http::StatusCode::UNAUTHORIZED,
-                views::login::page(lang, Some(views::login::Failure::Wrong)),
-            )
-                .into_response();
+            return refused(StatusCode::UNAUTHORIZED, None, lang, Failure::Wrong);
         }
         Err(NotChecked::Throttled(wait)) => {
             let secs = wait.as_secs().max(1);
-            return (
-                axum::http::StatusCode::TOO_MANY_REQUESTS,
-                [(header::RETRY_AFTER, secs.to_string())],
-                views::login::page(lang, Some(views::login::Failure::Throttled { secs })),
-            )
-                .into_response();
+            return refused(
+                StatusCode::TOO_MANY_REQUESTS,
+                Some(secs),
+                lang,
+                Failure::Throttled { secs },
+            );
         }
         Err(NotChecked::Busy) => {
-            let response = (
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                [(header::RETRY_AFTER, "2".to_owned())],
-                views::login::page(lang, Some(views::login::Failure::Busy)),
-            )
-                .into_response();
             return crate::error::noted(
-                response,
+                refused(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some(2),
+                    lang,
+                    Failure::Busy,
+                ),
                 tracing::Level::WARN,
                 format!("login of {client} refused: every password check was busy"),
             );
@@ -91,14 +83,13 @@ async fn login(
         Err(error) if !error.is_unavailable() => return AppError::from(error).into_response(),
         Err(error) => {
             // Said on the page, not as JSON: the browser posted a form.
-            let response = (
-                axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                [(axum::http::header::RETRY_AFTER, "5")],
-                views::login::page(lang, Some(views::login::Failure::Unavailable)),
-            )
-                .into_response();
             return crate::error::noted(
-                response,
+                refused(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some(5),
+                    lang,
+                    Failure::Unavailable,
+                ),
                 tracing::Level::WARN,
                 format!("cannot store a session: {error}"),
             );
@@ -119,4 +110,16 @@ async fn logout(State(state): State<AppState>, jar: CookieJar) -> Response {
     }
     let gone = Cookie::build((SESSION_COOKIE, "")).path("/").build();
     (jar.remove(gone), Redirect::to("/login")).into_response()
+}
+
+/// The login page again, saying why, with `status` and, when the admin is
+/// to wait, `Retry-After`.
+fn refused(status: StatusCode, retry_after: Option<u64>, lang: Lang, why: Failure) -> Response {
+    let mut response = (status, views::login::page(lang, Some(why))).into_response();
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    }
+    response
 }
