@@ -212,7 +212,7 @@ impl Application {
         if let Some(every) = settings.scan_every {
             scans.spawn_schedule(every);
         }
-        let wakeups = scans
+        scans
             .spawn_wakeup_listener()
             .await
             .context("cannot listen for other instances")?;
@@ -235,7 +235,6 @@ impl Application {
                 auth: Arc::new(auth),
                 lang: settings.lang,
                 block_sse: settings.block_sse,
-                wakeups,
                 metrics,
                 webhook_key: settings.webhook_key,
                 shutdown,

@@ -26,7 +26,7 @@ use crate::i18n::Texts;
 use crate::scan::progress::Reporter;
 use crate::state::AppState;
 use crate::store::{
-    Booking, Customer, EmailCounts, Lease, Locked, LogRow, NewScan, ResumeOutcome, ScanRow,
+    Booking, Customer, EmailCounts, Lease, Locked, LogRow, NewScan, ResumeOutcome, ScanId, ScanRow,
     ScanStatus, ScanWrite, SqliteStore, StartOutcome, Store, StoreResult, Totals, Wakeup,
     WebhookImport, WebhookRow, WebhookSubscriptionRow,
 };
@@ -77,7 +77,7 @@ impl Store for BenchStore {
     }
     async fn resume_scan(
         &self,
-        scan_id: &str,
+        scan_id: &ScanId,
         owner: &str,
         lease_until_ms: i64,
         logs: &[LogRow],
@@ -86,7 +86,7 @@ impl Store for BenchStore {
             .resume_scan(scan_id, owner, lease_until_ms, logs)
             .await
     }
-    async fn scan(&self, scan_id: &str) -> StoreResult<Option<ScanRow>> {
+    async fn scan(&self, scan_id: &ScanId) -> StoreResult<Option<ScanRow>> {
         self.of(scan_id).scan(scan_id).await
     }
     async fn scans(&self, limit: i64) -> StoreResult<Vec<ScanRow>> {
@@ -97,7 +97,7 @@ impl Store for BenchStore {
     }
     async fn append_to_finished(
         &self,
-        scan_id: &str,
+        scan_id: &ScanId,
         message: &Texts,
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
@@ -126,7 +126,12 @@ impl Store for BenchStore {
     async fn most_events_listed(&self) -> StoreResult<Option<i64>> {
         self.real.most_events_listed().await
     }
-    async fn logs_after(&self, scan_id: &str, after: i64, limit: i64) -> StoreResult<Vec<LogRow>> {
+    async fn logs_after(
+        &self,
+        scan_id: &ScanId,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<LogRow>> {
         self.of(scan_id).logs_after(scan_id, after, limit).await
     }
     async fn write_scans(&self, writes: &[ScanWrite<'_>]) -> StoreResult<Vec<bool>> {
@@ -154,7 +159,7 @@ impl Store for BenchStore {
     }
     async fn record_event(
         &self,
-        scan_id: &str,
+        scan_id: &ScanId,
         owner: &str,
         event_uri: &str,
         bookings: &[Booking],
@@ -164,19 +169,24 @@ impl Store for BenchStore {
             .record_event(scan_id, owner, event_uri, bookings, now)
             .await
     }
-    async fn email_counts(&self, scan_id: &str) -> StoreResult<EmailCounts> {
+    async fn email_counts(&self, scan_id: &ScanId) -> StoreResult<EmailCounts> {
         self.of(scan_id).email_counts(scan_id).await
     }
-    async fn done_events(&self, scan_id: &str) -> StoreResult<HashSet<String>> {
+    async fn done_events(&self, scan_id: &ScanId) -> StoreResult<HashSet<String>> {
         self.of(scan_id).done_events(scan_id).await
     }
-    async fn renew_lease(&self, scan_id: &str, owner: &str, until_ms: i64) -> StoreResult<Lease> {
+    async fn renew_lease(
+        &self,
+        scan_id: &ScanId,
+        owner: &str,
+        until_ms: i64,
+    ) -> StoreResult<Lease> {
         self.of(scan_id).renew_lease(scan_id, owner, until_ms).await
     }
     async fn next_lease_end(&self) -> StoreResult<Option<i64>> {
         self.real.next_lease_end().await
     }
-    async fn request_cancel(&self, scan_id: &str) -> StoreResult<Option<ScanStatus>> {
+    async fn request_cancel(&self, scan_id: &ScanId) -> StoreResult<Option<ScanStatus>> {
         self.of(scan_id).request_cancel(scan_id).await
     }
     async fn interrupt_stale(
@@ -307,7 +317,7 @@ impl Synthetic {
             let row = self
                 .state
                 .store
-                .scan(&scan_id)
+                .scan(&ScanId::parse(scan_id.clone())?)
                 .await?
                 .context("the synthetic scan vanished")?;
             reporters.insert(scan_id.clone(), self.state.scans.adopt(row));

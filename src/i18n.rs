@@ -143,6 +143,8 @@ pub enum Msg<'a> {
     AlreadyRunning,
     /// The terminal's word for the new customers' count.
     NewCount,
+    /// The terminal heard Ctrl-C.
+    CtrlC,
     /// The database does not take the scan's writes; it waits, for `secs` so far.
     DbWaiting {
         secs: u64,
@@ -349,6 +351,11 @@ impl Lang {
             ScanResumed => pick(de, "Scan wird fortgesetzt", "Scan resuming"),
             AlreadyRunning => pick(de, "Es läuft bereits ein Scan", "A scan is already running"),
             NewCount => pick(de, "neu", "new"),
+            CtrlC => pick(
+                de,
+                "Ctrl-C: Der Scan wird abgebrochen und kann fortgesetzt werden",
+                "Ctrl-C: the scan is cancelled and can be resumed",
+            ),
             DbWaiting { secs } => {
                 if de {
                     format!("⏳ Datenbank nicht erreichbar – Scan wartet (seit {secs} s)")

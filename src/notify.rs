@@ -51,7 +51,7 @@ impl std::fmt::Debug for NotifySettings {
 pub struct Summary {
     /// Always `scan.finished`.
     pub event: &'static str,
-    pub scan_id: String,
+    pub scan_id: crate::store::ScanId,
     pub status: String,
     pub mode: crate::store::ScanMode,
     pub events_scanned: i64,

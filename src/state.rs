@@ -22,10 +22,6 @@ pub struct AppState {
     pub lang: Lang,
     /// See [`crate::app::Settings::block_sse`].
     pub block_sse: bool,
-    /// Whether other instances' writes arrive as wake-ups (PostgreSQL);
-    /// otherwise streams of scans running elsewhere re-read the database
-    /// often.
-    pub wakeups: bool,
     pub metrics: Metrics,
     /// Verifies Calendly's webhook deliveries; without it they answer 503.
     pub webhook_key: Option<secrecy::SecretString>,

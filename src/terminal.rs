@@ -6,17 +6,17 @@ use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::Context;
+use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Value, json};
-use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::calendly::CalendlyClient;
 use crate::config::ScanArgs;
 use crate::i18n::{Lang, Msg};
 use crate::metrics::Metrics;
-use crate::scan::status::{EventKind, StatusObject};
-use crate::scan::{ScanMode, ScanSettings, Scans};
+use crate::scan::status::EventKind;
+use crate::scan::{Following, ScanMode, ScanSettings, Scans};
 use crate::store::{ScanStatus, StartOutcome};
 
 /// The scan completed.
@@ -68,86 +68,33 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<i32> {
             return Ok(EXIT_RUNNING);
         }
     };
-    let scan_id = row.scan_id.clone();
-    // Subscribed before the database is read, as the event stream does: no
-    // event falls in between, and none is shown twice.
-    let live = scans.subscribe(&scan_id);
-    let row = store.scan(&scan_id).await?.context("the scan vanished")?;
-    let logs = store.logs_after(&scan_id, 0, i64::MAX).await?;
-    let mut out = Output::new(args.json, args.lang);
-    let snapshot = StatusObject::new(&row, Some(&logs), chrono::Utc::now(), args.lang);
-    // A finished scan's newest id is its `done` event's, printed last.
-    let finished = row.status != ScanStatus::Running;
-    let snapshot_id = row.figures.last_event_id - i64::from(finished);
-    out.snapshot(snapshot_id, &snapshot)?;
-    let mut sent = snapshot_id;
-    let mut interrupted = false;
-    let done = match live {
-        // Over before it could be followed (a refused token is quick): its
-        // end is in the database, as for a stream of a finished scan.
-        None => None,
-        Some(_) if finished => None,
-        Some(mut live) => {
-            let ctrl_c = tokio::signal::ctrl_c();
-            tokio::pin!(ctrl_c);
-            loop {
-                let event = tokio::select! {
-                    _ = &mut ctrl_c, if !interrupted => {
-                        interrupted = true;
-                        out.note("Ctrl-C: the scan is cancelled and can be resumed");
-                        scans.cancel(&scan_id).await?;
-                        continue;
-                    }
-                    event = live.recv() => event,
-                };
-                match event {
-                    Ok(batch) => {
-                        let Some(batch) = batch.after(sent) else {
-                            continue;
-                        };
-                        sent = batch.last_id();
-                        let mut done = None;
-                        for event in batch.events() {
-                            let data = event.data(args.lang);
-                            out.event(event.kind, event.id, &data)?;
-                            if event.kind == EventKind::Done {
-                                done = Some(data);
-                            }
-                        }
-                        if done.is_some() {
-                            break done;
-                        }
-                    }
-                    Err(RecvError::Lagged(_)) => {
-                        // Read back what was missed; the next event brings the figures.
-                        for log in store.logs_after(&scan_id, sent, i64::MAX).await? {
-                            sent = log.id;
-                            let line = crate::scan::status::LogLine::new(&log, args.lang);
-                            out.event(EventKind::Log, log.id, &serde_json::to_value(&line)?)?;
-                        }
-                    }
-                    // The scan ended and its channel with it: the database has the end.
-                    Err(RecvError::Closed) => break None,
-                }
-            }
-        }
+    let scan_id = row.scan_id;
+    let mut events = match scans.follow(&scan_id, None).await? {
+        Following::Events(events) => events,
+        Following::Unknown | Following::UpToDate => anyhow::bail!("the scan {scan_id} vanished"),
     };
-    let done = match done {
-        Some(done) => done,
-        None => {
-            let row = store.scan(&scan_id).await?.context("the scan vanished")?;
-            anyhow::ensure!(
-                row.status != ScanStatus::Running,
-                "the scan stopped reporting but is still running"
-            );
-            for log in store.logs_after(&scan_id, sent, i64::MAX).await? {
-                let line = crate::scan::status::LogLine::new(&log, args.lang);
-                out.event(EventKind::Log, log.id, &serde_json::to_value(&line)?)?;
+    let mut out = Output::new(args.json, args.lang);
+    let mut interrupted = false;
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
+    let done = 'follow: loop {
+        let batch = tokio::select! {
+            _ = &mut ctrl_c, if !interrupted => {
+                interrupted = true;
+                out.note(&args.lang.text(&Msg::CtrlC));
+                scans.cancel(&scan_id).await?;
+                continue;
             }
-            let status = StatusObject::new(&row, None, chrono::Utc::now(), args.lang);
-            let data = serde_json::to_value(&status)?;
-            out.event(EventKind::Done, row.figures.last_event_id, &data)?;
-            data
+            batch = events.next() => batch,
+        };
+        // The stream ends early only when the database cannot be read.
+        let batch = batch.context("the scan's events could not be read back")?;
+        for event in batch.events() {
+            let data = event.data(args.lang);
+            out.event(event.kind, event.id, &data)?;
+            if event.kind == EventKind::Done {
+                break 'follow data;
+            }
         }
     };
     shutdown.cancel();
@@ -200,27 +147,19 @@ impl Output {
         }
     }
 
-    fn snapshot(&mut self, id: i64, status: &StatusObject) -> anyhow::Result<()> {
-        let data = serde_json::to_value(status)?;
-        match self {
-            Self::Json => print_json("snapshot", id, &data),
-            Self::Human { .. } => {
-                for log in status.logs.iter().flatten() {
-                    self.line(&log.message);
-                }
-                self.figures(&data);
-                Ok(())
-            }
-        }
-    }
-
     fn event(&mut self, kind: EventKind, id: i64, data: &Value) -> anyhow::Result<()> {
         match self {
             Self::Json => print_json(kind.as_str(), id, data),
             Self::Human { .. } => {
                 match kind {
                     EventKind::Log => self.line(data["message"].as_str().unwrap_or_default()),
-                    _ => self.figures(data),
+                    EventKind::Snapshot => {
+                        for log in data["logs"].as_array().into_iter().flatten() {
+                            self.line(log["message"].as_str().unwrap_or_default());
+                        }
+                        self.figures(data);
+                    }
+                    EventKind::Progress | EventKind::Done => self.figures(data),
                 }
                 Ok(())
             }

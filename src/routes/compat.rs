@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::{Json, Router};
 
-use super::extract::{Admin, load_scan, parse_event_id, query_param};
+use super::extract::{Admin, load_scan, parse_event_id, parse_scan_id, query_param};
 use super::scans::{start_scan, status_object};
 use crate::error::AppError;
 use crate::scan::ScanMode;
@@ -33,7 +33,8 @@ async fn api(
         (Some("start"), Method::POST) => start_scan(&state, ScanMode::Full, lang).await,
         (Some("status"), Method::GET | Method::HEAD) => {
             let scan_id = query_param(query, "scan_id")
-                .ok_or_else(|| AppError::BadRequest("scan_id is required".into()))?;
+                .ok_or_else(|| AppError::BadRequest("scan_id is required".into()))
+                .and_then(parse_scan_id)?;
             let after = query_param(query, "after")
                 .map(|a| parse_event_id(&a, "after"))
                 .transpose()?

@@ -8,16 +8,12 @@ use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 
 use crate::error::AppError;
-use crate::scan::is_valid_scan_id;
 use crate::state::AppState;
-use crate::store::{LogRow, ScanRow};
+use crate::store::{ScanId, ScanRow};
 use crate::views;
 
 /// History pages hold this many scans.
 pub const HISTORY_LIMIT: i64 = 100;
-
-/// A status request returns at most this many log lines.
-pub const LOG_LIMIT: i64 = 10_000;
 
 /// A logged-in admin or an API client with the token. Extracting it is
 /// what guards a route.
@@ -65,29 +61,29 @@ pub fn page_error(state: &AppState, headers: &HeaderMap, error: AppError) -> Res
     }
 }
 
-/// The `{scan_id}` of a route; a path that cannot be decoded is a 400 in
-/// the API's JSON, like any other malformed id.
+/// The `{scan_id}` of a route, parsed: a path that cannot be decoded or
+/// is not a scan id is a 400 in the API's JSON.
 #[derive(Debug)]
-pub struct ScanIdPath(pub String);
+pub struct ScanIdPath(pub ScanId);
 
 impl<S: Send + Sync> FromRequestParts<S> for ScanIdPath {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
-        Path::<String>::from_request_parts(parts, state)
+        let Path(id) = Path::<String>::from_request_parts(parts, state)
             .await
-            .map(|Path(id)| Self(id))
-            .map_err(|_| AppError::BadRequest("the scan id in the path cannot be read".into()))
+            .map_err(|_| AppError::BadRequest("the scan id in the path cannot be read".into()))?;
+        Ok(Self(parse_scan_id(id)?))
     }
 }
 
-/// A scan id from the path: 400 when malformed, 404 when unknown.
-pub async fn load_scan(state: &AppState, scan_id: &str) -> Result<ScanRow, AppError> {
-    if !is_valid_scan_id(scan_id) {
-        return Err(AppError::BadRequest(
-            "a scan id is scan_ followed by 8 to 40 characters of 0-9 and a-z".into(),
-        ));
-    }
+/// A scan id from a request; 400 when malformed.
+pub fn parse_scan_id(id: String) -> Result<ScanId, AppError> {
+    ScanId::parse(id).map_err(|e| AppError::BadRequest(e.to_string()))
+}
+
+/// The scan's row; 404 when unknown.
+pub async fn load_scan(state: &AppState, scan_id: &ScanId) -> Result<ScanRow, AppError> {
     state
         .store
         .scan(scan_id)
@@ -110,19 +106,4 @@ pub fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     url::form_urlencoded::parse(query?.as_bytes())
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
-}
-
-/// The scan's log lines after `after`, up to the row's newest event id.
-pub async fn logs_after(
-    state: &AppState,
-    row: &ScanRow,
-    after: i64,
-) -> Result<Vec<LogRow>, AppError> {
-    // Read after the row: lines past its newest id belong to a later state.
-    let mut logs = state
-        .store
-        .logs_after(&row.scan_id, after, LOG_LIMIT)
-        .await?;
-    logs.retain(|log| log.id <= row.figures.last_event_id);
-    Ok(logs)
 }

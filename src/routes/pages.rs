@@ -141,9 +141,13 @@ async fn scan(
     State(state): State<AppState>,
     _: PageAdmin,
     headers: HeaderMap,
-    ScanIdPath(scan_id): ScanIdPath,
+    scan_id: Result<ScanIdPath, AppError>,
 ) -> Response {
     let lang = state.lang_for(&headers);
+    // A page for an id that cannot be one is a page that does not exist.
+    let Ok(ScanIdPath(scan_id)) = scan_id else {
+        return page_error(&state, &headers, AppError::NotFound("no such scan".into()));
+    };
     let result = async {
         let row = load_scan(&state, &scan_id).await?;
         status_object(&state, &row, 0, lang).await
@@ -151,7 +155,6 @@ async fn scan(
     .await;
     match result {
         Ok(scan) => pages::scan_detail(lang, &scan).into_response(),
-        Err(AppError::BadRequest(_)) => page_error(&state, &headers, AppError::NotFound(scan_id)),
         Err(error) => page_error(&state, &headers, error),
     }
 }

@@ -10,9 +10,7 @@ use chrono::Utc;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::extract::{
-    Admin, HISTORY_LIMIT, ScanIdPath, load_scan, logs_after, parse_event_id, query_param,
-};
+use super::extract::{Admin, HISTORY_LIMIT, ScanIdPath, load_scan, parse_event_id, query_param};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::i18n::Msg;
@@ -107,7 +105,7 @@ pub async fn status_object(
     after: i64,
     lang: Lang,
 ) -> Result<StatusObject, AppError> {
-    let logs = logs_after(state, row, after).await?;
+    let logs = state.scans.logs(row, after).await?;
     Ok(StatusObject::new(row, Some(&logs), Utc::now(), lang))
 }
 

@@ -5,6 +5,7 @@
 //! store; the scan task writes each change once, to the store and to the
 //! scan's channel; streams and status requests only read.
 
+mod follow;
 pub(crate) mod progress;
 pub mod registry;
 mod runner;
@@ -15,20 +16,19 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::calendly::CalendlyClient;
 use crate::i18n::{Lang, Msg, Texts};
 use crate::metrics::Metrics;
-pub use crate::store::ScanMode;
 use crate::store::{
     Locked, LogRow, NewScan, Progress, ResumeOutcome, ScanRow, ScanStatus, StartOutcome, Store,
     StoreResult, Wakeup,
 };
+pub use crate::store::{ScanId, ScanMode};
+pub use follow::{Following, LOG_LIMIT};
 use registry::Registry;
-use status::Batch;
 
 /// How long a scan's lease holds without a heartbeat, unless
 /// `CALSCAN_LEASE_S` says otherwise (`calscan scan` always uses this).
@@ -85,6 +85,10 @@ pub(crate) struct Inner {
     tasks: TaskTracker,
     /// The next scheduled scan and the interval, with `CALSCAN_SCAN_EVERY`.
     schedule: std::sync::Mutex<Option<(DateTime<Utc>, Duration)>>,
+    /// Whether other instances' writes arrive as wake-ups (PostgreSQL);
+    /// otherwise followers of scans running elsewhere re-read the database
+    /// often.
+    wakeups: std::sync::atomic::AtomicBool,
 }
 
 impl Scans {
@@ -111,6 +115,7 @@ impl Scans {
                 shutdown,
                 tasks: TaskTracker::new(),
                 schedule: std::sync::Mutex::new(None),
+                wakeups: std::sync::atomic::AtomicBool::new(false),
             }),
         }
     }
@@ -237,7 +242,7 @@ impl Scans {
         self.interrupt_stale(false, Locked::Wait).await?;
         let now = Utc::now();
         let scan = NewScan {
-            scan_id: new_scan_id(),
+            scan_id: ScanId::generate(),
             mode,
             owner: self.inner.instance.clone(),
             lease_until_ms: self.lease_until(),
@@ -264,7 +269,7 @@ impl Scans {
     /// Continues an `interrupted`, `error` or `cancelled` scan where its
     /// checkpoint stands, under the same id.
     #[tracing::instrument(skip_all, fields(scan_id))]
-    pub async fn resume(&self, scan_id: &str) -> StoreResult<ResumeOutcome> {
+    pub async fn resume(&self, scan_id: &ScanId) -> StoreResult<ResumeOutcome> {
         self.interrupt_stale(false, Locked::Wait).await?;
         let Some(row) = self.inner.store.scan(scan_id).await? else {
             return Ok(ResumeOutcome::NotFound);
@@ -288,7 +293,7 @@ impl Scans {
     /// Asks a running scan to stop, on whichever instance it runs; it
     /// records `cancelled` within a second here, and elsewhere as soon as
     /// its instance hears (a wake-up on PostgreSQL, else its next heartbeat).
-    pub async fn cancel(&self, scan_id: &str) -> StoreResult<CancelOutcome> {
+    pub async fn cancel(&self, scan_id: &ScanId) -> StoreResult<CancelOutcome> {
         if self.inner.registry.cancel(scan_id) {
             return Ok(CancelOutcome::Requested);
         }
@@ -301,12 +306,14 @@ impl Scans {
 
     /// Follows the wake-ups other instances send, where the database carries
     /// them: watchers here of their scans read the database at once, and a
-    /// cancel asked elsewhere reaches the scan running here. Returns whether
-    /// there are wake-ups.
-    pub async fn spawn_wakeup_listener(&self) -> StoreResult<bool> {
+    /// cancel asked elsewhere reaches the scan running here.
+    pub async fn spawn_wakeup_listener(&self) -> StoreResult<()> {
         let Some(mut wakeups) = self.inner.store.wakeups().await? else {
-            return Ok(false);
+            return Ok(());
         };
+        self.inner
+            .wakeups
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let inner = self.inner.clone();
         self.inner.tasks.spawn(async move {
             loop {
@@ -323,12 +330,7 @@ impl Scans {
                 }
             }
         });
-        Ok(true)
-    }
-
-    /// The live events of a scan running in this process.
-    pub fn subscribe(&self, scan_id: &str) -> Option<broadcast::Receiver<Arc<Batch>>> {
-        self.inner.registry.subscribe(scan_id)
+        Ok(())
     }
 
     /// Makes `row`, a running scan this instance owns, live here without a
@@ -375,46 +377,6 @@ impl Scans {
             .is_err()
         {
             tracing::warn!("scans did not stop in time");
-        }
-    }
-}
-
-/// `scan_` and a lower-case ULID: sortable, 26 characters of `[0-9a-z]`.
-fn new_scan_id() -> String {
-    format!("scan_{}", ulid::Ulid::generate().to_string().to_lowercase())
-}
-
-/// Whether `id` has the form of a scan id: `scan_`, then 8 to 40 lowercase
-/// letters and digits (calscan makes a lowercase ULID; the PHP scanner's
-/// ids fit too).
-pub fn is_valid_scan_id(id: &str) -> bool {
-    id.strip_prefix("scan_").is_some_and(|rest| {
-        (8..=40).contains(&rest.len())
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scan_ids_have_the_spec_form() {
-        let id = new_scan_id();
-        assert!(is_valid_scan_id(&id), "{id}");
-        assert!(is_valid_scan_id("scan_6789abcdef123"));
-        for bad in [
-            "",
-            "scan_",
-            "scan_abc",
-            "scan_ABCDEFGH1",
-            "scan_abcdefgh-",
-            "xscan_abcdefgh",
-            &format!("scan_{}", "a".repeat(41)),
-        ] {
-            assert!(!is_valid_scan_id(bad), "{bad}");
         }
     }
 }

@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 use super::progress::Reporter;
 use super::status::Batch;
 use super::status::StatusObject;
-use super::{Inner, ScanMode};
+use super::{Inner, ScanId, ScanMode};
 use crate::calendly::model::Event;
 use crate::calendly::{CalendlyError, EventInvitees};
 use crate::i18n::{Msg, Texts};
@@ -139,12 +139,12 @@ pub(super) async fn run(
 
 /// Sends the summary of a scan that ended (completed, failed or was
 /// cancelled; an interrupted scan has not ended) and logs how it went.
-async fn notify(inner: &Inner, notifier: &Notifier, scan_id: &str) {
+async fn notify(inner: &Inner, notifier: &Notifier, scan_id: &ScanId) {
     let row = match inner.store.scan(scan_id).await {
         Ok(Some(row)) => row,
         Ok(None) => return,
         Err(error) => {
-            tracing::warn!(%error, scan_id, "cannot read the scan to notify about it");
+            tracing::warn!(%error, %scan_id, "cannot read the scan to notify about it");
             return;
         }
     };
@@ -159,7 +159,7 @@ async fn notify(inner: &Inner, notifier: &Notifier, scan_id: &str) {
     let host = notifier.host();
     let line = match notifier.send(&summary).await {
         Delivery::Sent { status, attempts } => {
-            tracing::info!(scan_id, status, attempts, "notification sent");
+            tracing::info!(%scan_id, status, attempts, "notification sent");
             Texts::of(&Msg::NotifySent {
                 host,
                 status,
@@ -167,7 +167,7 @@ async fn notify(inner: &Inner, notifier: &Notifier, scan_id: &str) {
             })
         }
         Delivery::Failed { last, attempts } => {
-            tracing::warn!(scan_id, attempts, error = %last, "notification failed");
+            tracing::warn!(%scan_id, attempts, error = %last, "notification failed");
             Texts::of(&Msg::NotifyFailed {
                 host,
                 error: &last,
@@ -180,7 +180,7 @@ async fn notify(inner: &Inner, notifier: &Notifier, scan_id: &str) {
         .append_to_finished(scan_id, &line, Utc::now())
         .await
     {
-        tracing::warn!(%error, scan_id, "cannot log the notification");
+        tracing::warn!(%error, %scan_id, "cannot log the notification");
     }
 }
 
@@ -188,7 +188,7 @@ async fn notify(inner: &Inner, notifier: &Notifier, scan_id: &str) {
 /// and `cancel` when someone asked, on any instance, that the scan stop.
 async fn heartbeat(
     inner: Arc<Inner>,
-    scan_id: String,
+    scan_id: ScanId,
     lost: CancellationToken,
     cancel: CancellationToken,
 ) {
@@ -210,7 +210,7 @@ async fn heartbeat(
                 return;
             }
             // A passing database hiccup: the lease has slack for the next beat.
-            Err(error) => tracing::warn!(%error, scan_id, "cannot renew the scan's lease"),
+            Err(error) => tracing::warn!(%error, %scan_id, "cannot renew the scan's lease"),
         }
     }
 }
@@ -220,7 +220,7 @@ async fn heartbeat(
 async fn scan(
     inner: &Inner,
     reporter: &mut Reporter,
-    scan_id: &str,
+    scan_id: &ScanId,
     mode: ScanMode,
     resumed: bool,
 ) -> Result<(), Failure> {

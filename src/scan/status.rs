@@ -15,7 +15,7 @@ use crate::time::{serialize_millis, serialize_opt_millis};
 /// and the scan's mode and event total.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StatusObject {
-    pub scan_id: String,
+    pub scan_id: crate::store::ScanId,
     pub status: ScanStatus,
     pub progress: i64,
     pub current_step: String,
@@ -308,7 +308,7 @@ mod tests {
     #[test]
     fn a_batch_ending_in_done_ends_the_stream() {
         let row = ScanRow {
-            scan_id: "scan_b".into(),
+            scan_id: crate::store::ScanId::parse("scan_bbbbbbbb").unwrap(),
             status: ScanStatus::Completed,
             mode: ScanMode::Full,
             figures: Progress::default(),

@@ -11,6 +11,7 @@ mod dialect;
 mod mysql;
 mod postgres;
 mod reach;
+mod scan_id;
 pub mod schema;
 mod sql;
 mod sqlite;
@@ -33,6 +34,7 @@ pub use sqlite::SqliteStore;
 
 pub use customers::CustomerSettings;
 pub use reach::CONNECT_LIMIT;
+pub use scan_id::{InvalidScanId, ScanId};
 pub use schema::Report;
 
 use crate::i18n::Texts;
@@ -383,7 +385,7 @@ pub struct Totals {
 /// One row of `scan_progress`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScanRow {
-    pub scan_id: String,
+    pub scan_id: ScanId,
     pub status: ScanStatus,
     pub mode: ScanMode,
     pub figures: Progress,
@@ -404,7 +406,7 @@ pub struct LogRow {
 /// A scan about to start.
 #[derive(Debug, Clone)]
 pub struct NewScan {
-    pub scan_id: String,
+    pub scan_id: ScanId,
     pub mode: ScanMode,
     pub owner: String,
     pub lease_until_ms: i64,
@@ -689,13 +691,13 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// under `owner`, appending `logs`.
     async fn resume_scan(
         &self,
-        scan_id: &str,
+        scan_id: &ScanId,
         owner: &str,
         lease_until_ms: i64,
         logs: &[LogRow],
     ) -> StoreResult<ResumeOutcome>;
 
-    async fn scan(&self, scan_id: &str) -> StoreResult<Option<ScanRow>>;
+    async fn scan(&self, scan_id: &ScanId) -> StoreResult<Option<ScanRow>>;
 
     /// The newest `limit` scans, newest first.
     async fn scans(&self, limit: i64) -> StoreResult<Vec<ScanRow>>;
@@ -708,7 +710,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// scan. `false` when there is no such finished scan.
     async fn append_to_finished(
         &self,
-        scan_id: &str,
+        scan_id: &ScanId,
         message: &Texts,
         at: DateTime<Utc>,
     ) -> StoreResult<bool>;
@@ -738,7 +740,12 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn most_events_listed(&self) -> StoreResult<Option<i64>>;
 
     /// Log lines with `id > after`, oldest first, at most `limit`.
-    async fn logs_after(&self, scan_id: &str, after: i64, limit: i64) -> StoreResult<Vec<LogRow>>;
+    async fn logs_after(
+        &self,
+        scan_id: &ScanId,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<LogRow>>;
 
     /// Writes each scan's share in one transaction (group commit): its
     /// figures, its log lines, and its end if it ends. For each, in order,
@@ -753,7 +760,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// lost, nothing was written.
     async fn record_event(
         &self,
-        scan_id: &str,
+        scan_id: &ScanId,
         owner: &str,
         event_uri: &str,
         bookings: &[Booking],
@@ -761,14 +768,15 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     ) -> StoreResult<Option<EmailCounts>>;
 
     /// This scan's email counts so far.
-    async fn email_counts(&self, scan_id: &str) -> StoreResult<EmailCounts>;
+    async fn email_counts(&self, scan_id: &ScanId) -> StoreResult<EmailCounts>;
 
     /// The URIs of the events the scan has recorded (its checkpoint).
-    async fn done_events(&self, scan_id: &str) -> StoreResult<HashSet<String>>;
+    async fn done_events(&self, scan_id: &ScanId) -> StoreResult<HashSet<String>>;
 
     /// Extends the lease of a scan `owner` runs, and says whether someone
     /// asked it to stop.
-    async fn renew_lease(&self, scan_id: &str, owner: &str, until_ms: i64) -> StoreResult<Lease>;
+    async fn renew_lease(&self, scan_id: &ScanId, owner: &str, until_ms: i64)
+    -> StoreResult<Lease>;
 
     /// When the earliest lease of a running scan ends (unix ms).
     async fn next_lease_end(&self) -> StoreResult<Option<i64>>;
@@ -777,7 +785,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// learns at its next heartbeat, or at once from a [`Wakeup::Cancel`].
     /// Returns the scan's status (`Running`: asked), `None` if there is no
     /// such scan.
-    async fn request_cancel(&self, scan_id: &str) -> StoreResult<Option<ScanStatus>>;
+    async fn request_cancel(&self, scan_id: &ScanId) -> StoreResult<Option<ScanStatus>>;
 
     /// Marks `interrupted` every running scan whose lease ended before
     /// `now_ms` (or every running scan, with `all`), appending `message` as a

@@ -24,8 +24,8 @@ use super::dialect::Dialect;
 use super::schema::{self, CustomerFindings, Report};
 use super::{
     Booking, Customer, EmailCounts, KnownCustomers, Lease, Locked, LogRow, NewScan, Progress,
-    ResumeOutcome, ScanRow, ScanStatus, ScanWrite, StartOutcome, Store, StoreError, StoreResult,
-    Totals, Wakeup, WebhookImport, WebhookRow, WebhookSubscriptionRow,
+    ResumeOutcome, ScanId, ScanRow, ScanStatus, ScanWrite, StartOutcome, Store, StoreError,
+    StoreResult, Totals, Wakeup, WebhookImport, WebhookRow, WebhookSubscriptionRow,
 };
 use crate::i18n::Texts;
 
@@ -447,7 +447,8 @@ where
 
     fn scan_from_row(row: &D::Row) -> StoreResult<ScanRow> {
         Ok(ScanRow {
-            scan_id: row.try_get("scan_id")?,
+            scan_id: ScanId::parse(row.try_get::<String, _>("scan_id")?)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?,
             status: row.try_get::<String, _>("status")?.parse()?,
             mode: row.try_get::<String, _>("mode")?.parse()?,
             figures: figures_from_row(row)?,
@@ -1034,7 +1035,7 @@ where
     #[tracing::instrument(skip_all, fields(scan_id))]
     async fn resume_scan(
         &self,
-        scan_id: &str,
+        scan_id: &ScanId,
         owner: &str,
         lease_until_ms: i64,
         logs: &[LogRow],
@@ -1060,7 +1061,7 @@ where
         .bind(lease_until_ms)
         .bind(false)
         .bind(last)
-        .bind(scan_id)
+        .bind(scan_id.as_str())
         .execute(&mut *tx)
         .await;
         match updated {
@@ -1079,7 +1080,7 @@ where
         Ok(ResumeOutcome::Resumed(row))
     }
 
-    async fn scan(&self, scan_id: &str) -> StoreResult<Option<ScanRow>> {
+    async fn scan(&self, scan_id: &ScanId) -> StoreResult<Option<ScanRow>> {
         let mut conn = self.reader.acquire().await?;
         if D::LOG_ID == "id" {
             return Self::scan_in(&mut conn, scan_id, "").await;
@@ -1092,7 +1093,7 @@ where
             D::INT64,
             columns = *SCAN_COLUMNS,
         )))
-        .bind(scan_id)
+        .bind(scan_id.as_str())
         .fetch_optional(&mut *conn)
         .await?;
         match found {
@@ -1132,7 +1133,7 @@ where
 
     async fn append_to_finished(
         &self,
-        scan_id: &str,
+        scan_id: &ScanId,
         message: &Texts,
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
@@ -1142,7 +1143,7 @@ where
              WHERE scan_id = ? AND status <> 'running'{}",
             D::FOR_UPDATE
         )))
-        .bind(scan_id)
+        .bind(scan_id.as_str())
         .fetch_optional(&mut *tx)
         .await?;
         let Some(last) = last else {
@@ -1162,7 +1163,7 @@ where
 
     async fn record_event(
         &self,
-        scan_id: &str,
+        scan_id: &ScanId,
         owner: &str,
         event_uri: &str,
         bookings: &[Booking],
@@ -1267,7 +1268,12 @@ where
         .await?)
     }
 
-    async fn logs_after(&self, scan_id: &str, after: i64, limit: i64) -> StoreResult<Vec<LogRow>> {
+    async fn logs_after(
+        &self,
+        scan_id: &ScanId,
+        after: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<LogRow>> {
         // The PHP scanner's lines have German only, and may lack a time.
         sqlx::query(sql::<D>(&format!(
             "SELECT {id} AS id, COALESCE(message, '') AS message, \
@@ -1275,7 +1281,7 @@ where
              WHERE scan_id = ? AND {id} > ? ORDER BY {id} LIMIT ?",
             id = D::LOG_ID
         )))
-        .bind(scan_id)
+        .bind(scan_id.as_str())
         .bind(after)
         .bind(limit)
         .fetch_all(&self.reader)
@@ -1331,29 +1337,34 @@ where
         Ok(held)
     }
 
-    async fn email_counts(&self, scan_id: &str) -> StoreResult<EmailCounts> {
+    async fn email_counts(&self, scan_id: &ScanId) -> StoreResult<EmailCounts> {
         let mut conn = self.reader.acquire().await?;
         Self::email_counts_in(&mut conn, scan_id).await
     }
 
-    async fn done_events(&self, scan_id: &str) -> StoreResult<HashSet<String>> {
+    async fn done_events(&self, scan_id: &ScanId) -> StoreResult<HashSet<String>> {
         let uris: Vec<String> = sqlx::query_scalar(sql::<D>(
             "SELECT event_uri FROM scan_events_done WHERE scan_id = ?",
         ))
-        .bind(scan_id)
+        .bind(scan_id.as_str())
         .fetch_all(&self.reader)
         .await?;
         Ok(uris.into_iter().collect())
     }
 
-    async fn renew_lease(&self, scan_id: &str, owner: &str, until_ms: i64) -> StoreResult<Lease> {
+    async fn renew_lease(
+        &self,
+        scan_id: &ScanId,
+        owner: &str,
+        until_ms: i64,
+    ) -> StoreResult<Lease> {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(sql::<D>(
             "UPDATE scan_progress SET lease_until_ms = ? \
              WHERE scan_id = ? AND owner = ? AND status = 'running'",
         ))
         .bind(until_ms)
-        .bind(scan_id)
+        .bind(scan_id.as_str())
         .bind(owner)
         .execute(&mut *tx)
         .await?;
@@ -1363,7 +1374,7 @@ where
         let cancel: bool = sqlx::query_scalar(sql::<D>(
             "SELECT cancel_requested FROM scan_progress WHERE scan_id = ?",
         ))
-        .bind(scan_id)
+        .bind(scan_id.as_str())
         .fetch_one(&mut *tx)
         .await?;
         tx.commit().await?;
@@ -1382,17 +1393,17 @@ where
         .await?)
     }
 
-    async fn request_cancel(&self, scan_id: &str) -> StoreResult<Option<ScanStatus>> {
+    async fn request_cancel(&self, scan_id: &ScanId) -> StoreResult<Option<ScanStatus>> {
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(sql::<D>(
             "UPDATE scan_progress SET cancel_requested = ? WHERE scan_id = ? AND status = 'running'",
         ))
         .bind(true)
-        .bind(scan_id)
+        .bind(scan_id.as_str())
         .execute(&mut *tx)
         .await?;
         let status = if D::rows_affected(&done) == 1 {
-            Self::notify(&mut tx, &Wakeup::Cancel(scan_id.to_owned())).await?;
+            Self::notify(&mut tx, &Wakeup::Cancel(scan_id.to_string())).await?;
             Some(ScanStatus::Running)
         } else {
             Self::scan_in(&mut tx, scan_id, "")
@@ -1678,7 +1689,7 @@ mod tests {
 
     fn new_scan(figures: Progress) -> NewScan {
         NewScan {
-            scan_id: "scan_figures".into(),
+            scan_id: ScanId::parse("scan_figures1").unwrap(),
             mode: crate::store::ScanMode::Full,
             owner: "here".into(),
             lease_until_ms: 1_000,
@@ -1761,7 +1772,7 @@ mod tests {
         sqlx::query_as(
             "SELECT progress, current_step, current_step_en, events_scanned, events_total, \
              emails_found, new_count, existing_count, last_event_id \
-             FROM scan_progress WHERE scan_id = 'scan_figures'",
+             FROM scan_progress WHERE scan_id = 'scan_figures1'",
         )
         .fetch_one(&store.writer)
         .await
@@ -1804,7 +1815,7 @@ mod tests {
 
         let later = figures(10);
         let write = |owner| ScanWrite {
-            scan_id: "scan_figures",
+            scan_id: "scan_figures1",
             owner,
             figures: &later,
             logs: &[],
@@ -1812,7 +1823,11 @@ mod tests {
         };
         assert_eq!(store.write_scans(&[write("here")]).await.unwrap(), [true]);
         assert_eq!(stored(&store).await, as_tuple(&later));
-        let row = store.scan("scan_figures").await.unwrap().unwrap();
+        let row = store
+            .scan(&ScanId::parse("scan_figures1").unwrap())
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(row.figures, later);
         assert_eq!(
             store.write_scans(&[write("elsewhere")]).await.unwrap(),

@@ -131,7 +131,7 @@ async fn on_postgresql_every_write_wakes_the_other_instances() {
     let mut wakeups = reader.wakeups().await.unwrap().expect("PostgreSQL wakes");
     let now = Utc::now();
     let scan = NewScan {
-        scan_id: "scan_wakeup01".into(),
+        scan_id: calscan::store::ScanId::parse("scan_wakeup01").unwrap(),
         mode: calscan::store::ScanMode::Full,
         owner: "elsewhere".into(),
         lease_until_ms: now.timestamp_millis() + 60_000,
@@ -167,7 +167,10 @@ async fn on_postgresql_every_write_wakes_the_other_instances() {
         next_wakeup(&mut wakeups).await,
         Wakeup::event("scan_wakeup01", 7)
     );
-    writer.request_cancel("scan_wakeup01").await.unwrap();
+    writer
+        .request_cancel(&calscan::store::ScanId::parse("scan_wakeup01").unwrap())
+        .await
+        .unwrap();
     assert_eq!(
         next_wakeup(&mut wakeups).await,
         Wakeup::Cancel("scan_wakeup01".into())

@@ -226,11 +226,11 @@ proptest! {
         other in ".{0,60}",
     ) {
         let id = format!("scan_{tail}");
-        prop_assert!(calscan::scan::is_valid_scan_id(&id));
+        prop_assert!(calscan::scan::ScanId::parse(id.as_str()).is_ok());
         let well_formed = other.strip_prefix("scan_").is_some_and(|t| {
             (8..=40).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase())
         });
-        prop_assert_eq!(calscan::scan::is_valid_scan_id(&other), well_formed);
+        prop_assert_eq!(calscan::scan::ScanId::parse(other.as_str()).is_ok(), well_formed);
     }
 
     #[test]

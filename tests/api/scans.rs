@@ -590,7 +590,13 @@ async fn shutdown_ends_open_streams_and_leaves_the_scan_interrupted_and_resumabl
         .expect("the server did not stop within 8 s")
         .unwrap()
         .unwrap();
-    let row = app.state.store.scan(&scan_id).await.unwrap().unwrap();
+    let row = app
+        .state
+        .store
+        .scan(&calscan::store::ScanId::parse(scan_id.as_str()).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(row.status.as_str(), "interrupted");
     assert!(row.status.is_resumable());
 }

@@ -192,7 +192,7 @@ pub fn running_scan(scan_id: &str, owner: &str, lease_ms: i64) -> calscan::store
     use calscan::store::{LogRow, NewScan, Progress};
     let now = chrono::Utc::now();
     NewScan {
-        scan_id: scan_id.into(),
+        scan_id: calscan::store::ScanId::parse(scan_id).expect("a scan id"),
         mode: calscan::store::ScanMode::Full,
         owner: owner.into(),
         lease_until_ms: now.timestamp_millis() + lease_ms,
