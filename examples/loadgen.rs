@@ -25,10 +25,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use calscan::app::{Application, Settings};
-use calscan::auth::AdminPassword;
+use calscan::auth::{AdminPassword, AuthSettings};
 use calscan::bench::{BenchStore, Synthetic, parse_probe, probe, unix_micros};
 use calscan::calendly::{ClientSettings, Simulator, SimulatorConfig};
-use calscan::i18n::Lang;
+use calscan::scan::ScanSettings;
 use futures::StreamExt;
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -111,22 +111,14 @@ async fn serve(calendly: Option<String>) -> anyhow::Result<()> {
                 ))
             })
             .transpose()?,
-        organization: None,
-        admin_user: "admin".into(),
-        admin_password: AdminPassword::Hash(password_auth::generate_hash("unused")),
-        api_token: Some(SecretString::from(TOKEN)),
-        lang: Lang::De,
-        cookie_secure: false,
-        session_idle: Duration::from_secs(3600),
-        session_max: Duration::from_secs(12 * 3600),
-        login_attempts: 5,
-        trusted_proxies: Vec::new(),
-        lease: Duration::from_secs(15),
-        stream_buffer: 1024,
-        lookback: Duration::from_secs(24 * 3600),
-        db_outage: Duration::from_secs(60),
-        notify: None,
-        scan_every: None,
+        scan: ScanSettings::default(),
+        auth: AuthSettings {
+            api_token: Some(SecretString::from(TOKEN)),
+            ..AuthSettings::new(
+                "admin",
+                AdminPassword::Hash(password_auth::generate_hash("unused")),
+            )
+        },
         webhook_key: None,
         block_sse: false,
     };

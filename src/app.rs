@@ -17,11 +17,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 
-use crate::auth::{self, AdminPassword, Auth};
+use crate::auth::{self, Auth, AuthSettings};
 use crate::calendly::{CalendlyClient, ClientSettings};
-use crate::i18n::Lang;
 use crate::metrics::Metrics;
-use crate::notify::{Notifier, NotifySettings};
 use crate::routes;
 use crate::scan::{ScanSettings, Scans};
 use crate::state::AppState;
@@ -35,28 +33,9 @@ pub struct Settings {
     /// Which table holds the customers, and its columns.
     pub customers: crate::store::CustomerSettings,
     pub calendly: Option<ClientSettings>,
-    pub organization: Option<String>,
-    pub admin_user: String,
-    pub admin_password: AdminPassword,
-    pub api_token: Option<secrecy::SecretString>,
-    pub lang: Lang,
-    pub cookie_secure: bool,
-    pub session_idle: Duration,
-    /// How long a session lasts however much it is used.
-    pub session_max: Duration,
-    pub login_attempts: u32,
-    /// `CALSCAN_TRUSTED_PROXIES`.
-    pub trusted_proxies: Vec<ipnet::IpNet>,
-    pub lease: Duration,
-    pub stream_buffer: usize,
-    /// How far before the last completed scan an incremental scan starts.
-    pub lookback: Duration,
-    /// How long a scan waits for the database before it ends with an error.
-    pub db_outage: Duration,
-    /// Where summaries of ended scans go.
-    pub notify: Option<NotifySettings>,
-    /// Run an incremental scan on this interval.
-    pub scan_every: Option<Duration>,
+    /// How scans run; its language is the pages' fallback too.
+    pub scan: ScanSettings,
+    pub auth: AuthSettings,
     /// `CALENDLY_WEBHOOK_SIGNING_KEY`.
     pub webhook_key: Option<secrecy::SecretString>,
     /// Testing only: the event stream answers 503, as behind a proxy that
@@ -187,53 +166,29 @@ impl Application {
             tracing::warn!("CALENDLY_TOKEN is not set: scans will end with an error saying so");
         }
         let metrics = Metrics::new();
-        let notify = settings
-            .notify
-            .map(Notifier::new)
-            .transpose()
-            .context("invalid notification settings")?;
+        let lang = settings.scan.lang;
         let scans = Scans::new(
             store.clone(),
             calendly,
-            ScanSettings {
-                lang: settings.lang,
-                organization: settings.organization,
-                lease: settings.lease,
-                stream_buffer: settings.stream_buffer,
-                lookback: settings.lookback,
-                db_outage: settings.db_outage,
-                notify,
-            },
+            settings.scan,
             metrics.clone(),
             shutdown.clone(),
         );
         scans.recover().await.context("cannot recover scans")?;
         scans.spawn_lease_sweeper();
-        if let Some(every) = settings.scan_every {
-            scans.spawn_schedule(every);
-        }
+        scans.spawn_schedule();
         scans
             .spawn_wakeup_listener()
             .await
             .context("cannot listen for other instances")?;
-        let auth = Auth::new(
-            settings.admin_user,
-            settings.admin_password,
-            settings.api_token.as_ref(),
-            settings.cookie_secure,
-            settings.session_idle,
-            settings.session_max,
-            settings.login_attempts,
-        )
-        .await?
-        .trusting(settings.trusted_proxies);
+        let auth = Auth::new(settings.auth).await?;
         Ok(Self {
             listener,
             state: AppState {
                 store,
                 scans,
                 auth: Arc::new(auth),
-                lang: settings.lang,
+                lang,
                 block_sse: settings.block_sse,
                 metrics,
                 webhook_key: settings.webhook_key,

@@ -87,10 +87,53 @@ impl std::fmt::Debug for Auth {
 }
 
 /// How the admin password is given.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum AdminPassword {
     Plain(SecretString),
     Hash(String),
+}
+
+/// How the admin and API clients get in.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    pub admin_user: String,
+    pub admin_password: AdminPassword,
+    /// `CALSCAN_API_TOKEN`: `Authorization: Bearer` for API clients.
+    pub api_token: Option<SecretString>,
+    /// Whether the session cookie is marked `Secure` (served over HTTPS).
+    pub cookie_secure: bool,
+    /// How long a session lasts unused.
+    pub session_idle: Duration,
+    /// How long a session lasts however much it is used.
+    pub session_max: Duration,
+    /// Failed logins a client may make before it waits.
+    pub login_attempts: u32,
+    /// `CALSCAN_TRUSTED_PROXIES`: the peers whose forwarding headers name
+    /// the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
+/// [`AuthSettings::session_idle`] unless set.
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(120 * 60);
+/// [`AuthSettings::session_max`] unless set.
+pub const DEFAULT_SESSION_MAX: Duration = Duration::from_secs(12 * 3600);
+/// [`AuthSettings::login_attempts`] unless set.
+pub const DEFAULT_LOGIN_ATTEMPTS: u32 = 5;
+
+impl AuthSettings {
+    /// The admin's account, everything else as by default.
+    pub fn new(admin_user: impl Into<String>, admin_password: AdminPassword) -> Self {
+        Self {
+            admin_user: admin_user.into(),
+            admin_password,
+            api_token: None,
+            cookie_secure: false,
+            session_idle: DEFAULT_SESSION_IDLE,
+            session_max: DEFAULT_SESSION_MAX,
+            login_attempts: DEFAULT_LOGIN_ATTEMPTS,
+            trusted_proxies: Vec::new(),
+        }
+    }
 }
 
 impl Auth {
@@ -168,15 +211,17 @@ impl Auth {
 
     /// Hashes a plain password off the runtime (Argon2id is deliberately slow)
     /// or checks a given hash.
-    pub async fn new(
-        admin_user: String,
-        password: AdminPassword,
-        api_token: Option<&SecretString>,
-        cookie_secure: bool,
-        session_idle: Duration,
-        session_max: Duration,
-        login_attempts: u32,
-    ) -> anyhow::Result<Self> {
+    pub async fn new(settings: AuthSettings) -> anyhow::Result<Self> {
+        let AuthSettings {
+            admin_user,
+            admin_password: password,
+            api_token,
+            cookie_secure,
+            session_idle,
+            session_max,
+            login_attempts,
+            trusted_proxies,
+        } = settings;
         let password_hash = match password {
             AdminPassword::Plain(plain) => hash_password(plain).await?,
             AdminPassword::Hash(hash) => {
@@ -202,7 +247,7 @@ impl Auth {
                 std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
             ),
             memory: Arc::new(Mutex::new(Vec::new())),
-            trusted_proxies: Vec::new(),
+            trusted_proxies,
             account: Mutex::new((0, Instant::now())),
         })
     }
@@ -270,12 +315,6 @@ impl Auth {
         }
         let doublings = (failures - free).min(8);
         Duration::from_secs(1 << doublings).min(ACCOUNT_DELAY_MAX)
-    }
-
-    /// Reads client addresses from the forwarding headers of `proxies`.
-    pub fn trusting(mut self, proxies: Vec<ipnet::IpNet>) -> Self {
-        self.trusted_proxies = proxies;
-        self
     }
 
     /// The client a request comes from: its peer, unless the peer is a

@@ -10,8 +10,14 @@ use crate::store::CustomerSettings;
 use secrecy::SecretString;
 use url::Url;
 
+use anyhow::Context;
+
+use crate::app::Settings;
+use crate::auth::{AdminPassword, AuthSettings};
 use crate::calendly::{ClientSettings, SimulatorConfig};
 use crate::i18n::Lang;
+use crate::notify::{Notifier, NotifySettings};
+use crate::scan::ScanSettings;
 
 /// calscan: imports a Calendly organization's invitees as customers.
 ///
@@ -81,7 +87,7 @@ pub struct DatabaseArgs {
     /// Seconds a scan waits for a database that does not answer (or, on
     /// SQLite, a full disk or a lock held elsewhere) before it ends with an
     /// error saying why; it goes on by itself when the database is back.
-    #[arg(long, env = "CALSCAN_DB_OUTAGE_S", default_value_t = 60,
+    #[arg(long, env = "CALSCAN_DB_OUTAGE_S", default_value_t = crate::scan::DEFAULT_DB_OUTAGE.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub db_outage_s: u64,
 }
@@ -138,18 +144,18 @@ pub struct ServerArgs {
     pub cookie_secure: bool,
 
     /// Minutes of inactivity after which a session ends.
-    #[arg(long, env = "CALSCAN_SESSION_IDLE_MIN", default_value_t = 120,
+    #[arg(long, env = "CALSCAN_SESSION_IDLE_MIN", default_value_t = crate::auth::DEFAULT_SESSION_IDLE.as_secs() / 60,
           value_parser = clap::value_parser!(u64).range(1..=43_200))]
     pub session_idle_min: u64,
 
     /// Hours a session lasts however much it is used; then the admin logs
     /// in again.
-    #[arg(long, env = "CALSCAN_SESSION_MAX_HOURS", default_value_t = 12,
+    #[arg(long, env = "CALSCAN_SESSION_MAX_HOURS", default_value_t = crate::auth::DEFAULT_SESSION_MAX.as_secs() / 3600,
           value_parser = clap::value_parser!(u64).range(1..=8_760))]
     pub session_max_hours: u64,
 
     /// Failed logins a client may make per window before it gets 429.
-    #[arg(long, env = "CALSCAN_LOGIN_ATTEMPTS", default_value_t = 5,
+    #[arg(long, env = "CALSCAN_LOGIN_ATTEMPTS", default_value_t = crate::auth::DEFAULT_LOGIN_ATTEMPTS,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub login_attempts: u32,
 
@@ -167,14 +173,14 @@ pub struct ServerArgs {
 
     /// Batches of events (one per write of the scan's progress) a stream
     /// may fall behind the scan before it is refilled from the database.
-    #[arg(long, env = "CALSCAN_STREAM_BUFFER", default_value_t = 1024,
+    #[arg(long, env = "CALSCAN_STREAM_BUFFER", default_value_t = crate::scan::DEFAULT_STREAM_BUFFER as u32,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub stream_buffer: u32,
 
     /// Hours before the last completed scan's start from which an
     /// incremental scan reads events (a booking made since starts after it
     /// was made; the margin covers clocks and late edits).
-    #[arg(long, env = "CALSCAN_LOOKBACK_HOURS", default_value_t = 24,
+    #[arg(long, env = "CALSCAN_LOOKBACK_HOURS", default_value_t = crate::scan::DEFAULT_LOOKBACK.as_secs() / 3600,
           value_parser = clap::value_parser!(u64).range(0..=87_600))]
     pub lookback_hours: u64,
 
@@ -211,6 +217,69 @@ pub struct ServerArgs {
         hide = true
     )]
     pub test_block_sse: bool,
+}
+
+impl ServerArgs {
+    /// How the admin and API clients get in, from these flags.
+    fn auth_settings(&self, admin_password: AdminPassword) -> AuthSettings {
+        AuthSettings {
+            api_token: self.api_token.clone(),
+            cookie_secure: self.cookie_secure,
+            session_idle: Duration::from_secs(self.session_idle_min * 60),
+            session_max: Duration::from_secs(self.session_max_hours * 3600),
+            login_attempts: self.login_attempts,
+            trusted_proxies: self.trusted_proxies.clone(),
+            ..AuthSettings::new(self.admin_user.clone(), admin_password)
+        }
+    }
+
+    /// The server's settings: these flags, the database's, and what the
+    /// command decided (Calendly, the password).
+    pub fn settings(
+        &self,
+        database: &DatabaseArgs,
+        calendly: Option<ClientSettings>,
+        organization: Option<String>,
+        admin_password: AdminPassword,
+    ) -> anyhow::Result<Settings> {
+        Ok(Settings {
+            bind: self.bind,
+            database_url: database.database_url.clone(),
+            customers: database.customers(),
+            calendly,
+            scan: self.scan_settings(database, organization)?,
+            auth: self.auth_settings(admin_password),
+            webhook_key: self.webhook_signing_key.clone(),
+            block_sse: self.test_block_sse,
+        })
+    }
+
+    /// How scans run, from these flags and the database's.
+    fn scan_settings(
+        &self,
+        database: &DatabaseArgs,
+        organization: Option<String>,
+    ) -> anyhow::Result<ScanSettings> {
+        let notify = self
+            .notify_url
+            .clone()
+            .zip(self.notify_secret.clone())
+            .map(|(url, secret)| {
+                Notifier::new(NotifySettings::new(url, secret, self.public_url.clone()))
+            })
+            .transpose()
+            .context("invalid notification settings")?;
+        Ok(ScanSettings {
+            lang: self.lang,
+            organization,
+            lease: Duration::from_secs(self.lease_s),
+            stream_buffer: self.stream_buffer as usize,
+            lookback: Duration::from_secs(self.lookback_hours * 3600),
+            db_outage: database.db_outage(),
+            notify,
+            every: self.scan_every,
+        })
+    }
 }
 
 /// `calscan serve`.
@@ -338,9 +407,24 @@ pub struct ScanArgs {
 
     /// Hours before the last completed scan's start from which an
     /// incremental scan reads events.
-    #[arg(long, env = "CALSCAN_LOOKBACK_HOURS", default_value_t = 24,
+    #[arg(long, env = "CALSCAN_LOOKBACK_HOURS", default_value_t = crate::scan::DEFAULT_LOOKBACK.as_secs() / 3600,
           value_parser = clap::value_parser!(u64).range(0..=87_600))]
     pub lookback_hours: u64,
+}
+
+impl ScanArgs {
+    /// How the one scan runs: as the server's would, with the default
+    /// lease, and a channel its one reader never falls far behind.
+    pub fn scan_settings(&self) -> ScanSettings {
+        ScanSettings {
+            lang: self.lang,
+            organization: self.calendly.calendly_org_uri.clone(),
+            stream_buffer: 1 << 16,
+            lookback: Duration::from_secs(self.lookback_hours * 3600),
+            db_outage: self.database.db_outage(),
+            ..ScanSettings::default()
+        }
+    }
 }
 
 /// `calscan webhooks`.

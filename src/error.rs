@@ -7,10 +7,27 @@ use std::sync::Arc;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 use tracing::Level;
 
 use crate::store::StoreError;
+
+/// What handlers return: their answer, or an [`AppError`].
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+/// Every error's body: what went wrong, never a stack trace.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: String,
+}
+
+impl ErrorBody {
+    pub fn json(error: impl Into<String>) -> Json<Self> {
+        Json(Self {
+            error: error.into(),
+        })
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -80,7 +97,7 @@ impl IntoResponse for AppError {
             Self::Internal(_) => "internal error; see the server log".to_owned(),
             other => other.to_string(),
         };
-        let response = (self.status(), Json(json!({ "error": message }))).into_response();
+        let response = (self.status(), ErrorBody::json(message)).into_response();
         match self.failure() {
             Some(failure) => failure.carried_by(response),
             None => response,
@@ -170,7 +187,7 @@ pub async fn json_rejections(
     };
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
     parts.headers.remove(axum::http::header::CONTENT_TYPE);
-    let json = Json(json!({ "error": message })).into_response();
+    let json = ErrorBody::json(message).into_response();
     let (json_parts, json_body) = json.into_parts();
     parts.headers.extend(json_parts.headers);
     Response::from_parts(parts, json_body)

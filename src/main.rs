@@ -10,10 +10,8 @@ use calscan::app::{Application, Settings};
 use calscan::auth::{AdminPassword, hash_password};
 use calscan::calendly::{ClientSettings, Simulator, SimulatorConfig};
 use calscan::config::{
-    Cli, Command, DatabaseArgs, DemoArgs, HealthcheckArgs, MigrateArgs, ServeArgs, ServerArgs,
-    SimulateArgs,
+    Cli, Command, DatabaseArgs, DemoArgs, HealthcheckArgs, MigrateArgs, ServeArgs, SimulateArgs,
 };
-use calscan::notify::NotifySettings;
 use clap::Parser;
 use rand::RngExt;
 use secrecy::SecretString;
@@ -103,61 +101,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             "set CALSCAN_ADMIN_PASSWORD, or CALSCAN_ADMIN_PASSWORD_HASH (made by `calscan hash-password`)"
         ),
     };
-    let settings = settings(
-        args.server,
-        args.database,
+    let settings = args.server.settings(
+        &args.database,
         args.calendly.client_settings(),
-        args.calendly.calendly_org_uri,
+        args.calendly.calendly_org_uri.clone(),
         admin_password,
-    );
+    )?;
     run(settings, |addr| {
         tracing::info!("calscan listening on http://{addr}");
     })
     .await
-}
-
-/// The server's settings from its flags and what the command decided.
-fn settings(
-    server: ServerArgs,
-    database: DatabaseArgs,
-    calendly: Option<ClientSettings>,
-    organization: Option<String>,
-    admin_password: AdminPassword,
-) -> Settings {
-    Settings {
-        bind: server.bind,
-        customers: database.customers(),
-        db_outage: database.db_outage(),
-        database_url: database.database_url,
-        calendly,
-        organization,
-        admin_user: server.admin_user,
-        admin_password,
-        api_token: server.api_token,
-        lang: server.lang,
-        cookie_secure: server.cookie_secure,
-        session_idle: Duration::from_secs(server.session_idle_min * 60),
-        session_max: Duration::from_secs(server.session_max_hours * 3600),
-        login_attempts: server.login_attempts,
-        trusted_proxies: server.trusted_proxies,
-        lease: Duration::from_secs(server.lease_s),
-        stream_buffer: server.stream_buffer as usize,
-        lookback: Duration::from_secs(server.lookback_hours * 3600),
-        scan_every: server.scan_every,
-        webhook_key: server.webhook_signing_key,
-        notify: server
-            .notify_url
-            .zip(server.notify_secret)
-            .map(|(url, secret)| NotifySettings {
-                url,
-                secret,
-                public_url: server.public_url,
-                attempts: 5,
-                backoff: Duration::from_secs(1),
-                timeout: Duration::from_secs(10),
-            }),
-        block_sse: server.test_block_sse,
-    }
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
@@ -196,15 +149,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         customers_table: calscan::store::customers::DEFAULT_TABLE.to_owned(),
         customer_email_column: None,
         customer_name_columns: None,
-        db_outage_s: 60,
+        db_outage_s: calscan::scan::DEFAULT_DB_OUTAGE.as_secs(),
     };
-    let settings = settings(
-        args.server,
-        database,
+    let settings = args.server.settings(
+        &database,
         Some(calendly),
         None,
         AdminPassword::Plain(SecretString::from(password.clone())),
-    );
+    )?;
     run(settings, move |addr| {
         println!("calscan demo: http://{addr}/login");
         println!("  login:    {user}");

@@ -37,6 +37,20 @@ pub struct NotifySettings {
     pub timeout: Duration,
 }
 
+impl NotifySettings {
+    /// Five attempts, a second's first backoff, 10 s each.
+    pub fn new(url: Url, secret: SecretString, public_url: Option<Url>) -> Self {
+        Self {
+            url,
+            secret,
+            public_url,
+            attempts: 5,
+            backoff: Duration::from_secs(1),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 impl std::fmt::Debug for NotifySettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The URL may carry a token in its query; the host is enough to know.

@@ -16,7 +16,7 @@ use crate::config::ScanArgs;
 use crate::i18n::{Lang, Msg};
 use crate::metrics::Metrics;
 use crate::scan::status::EventKind;
-use crate::scan::{Following, ScanMode, ScanSettings, Scans};
+use crate::scan::{Following, ScanMode, Scans};
 use crate::store::{ScanStatus, StartOutcome};
 
 /// The scan completed.
@@ -43,16 +43,7 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<i32> {
     let scans = Scans::new(
         store.clone(),
         calendly,
-        ScanSettings {
-            lang: args.lang,
-            organization: args.calendly.calendly_org_uri.clone(),
-            lease: crate::scan::DEFAULT_LEASE,
-            // Read at once by one reader: it never falls far behind.
-            stream_buffer: 1 << 16,
-            lookback: Duration::from_secs(args.lookback_hours * 3600),
-            db_outage: args.database.db_outage(),
-            notify: None,
-        },
+        args.scan_settings(),
         Metrics::new(),
         shutdown.clone(),
     );

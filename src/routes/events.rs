@@ -18,9 +18,10 @@ use futures::{Stream, StreamExt};
 use rand::RngExt;
 
 use super::extract::{Admin, ScanIdPath, parse_event_id};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody, Result};
 use crate::scan::Following;
 use crate::state::AppState;
+use crate::store::ScanId;
 
 /// Comments keep proxies and browsers from closing an idle stream.
 const KEEP_ALIVE: Duration = Duration::from_secs(10);
@@ -29,12 +30,28 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/api/scans/{scan_id}/events", get(events))
 }
 
-async fn events(
+#[utoipa::path(get, path = "/api/scans/{scan_id}/events", tag = "scans",
+    params(
+        ("scan_id" = ScanId, Path, description = "`scan_` and 8–40 of `[0-9a-z]`"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "The last event the client has"),
+    ),
+    responses(
+        (status = 200, content_type = "text/event-stream", body = String,
+            description = "Server-Sent Events: `snapshot`, then `log` and `progress` events, ending \
+            with `done`. Each event has an `id` (the scan's event id) and one `data` line of JSON: a \
+            status object for `snapshot`, `progress` and `done`, a log line for `log`. The snapshot \
+            carries `retry: 2000`; a comment line comes every 10 s when nothing else does."),
+        (status = 204, description = "The scan is finished and the client has every event"),
+        (status = 400, description = "A malformed id or Last-Event-ID", body = ErrorBody),
+        (status = 401, description = "No session or token", body = ErrorBody),
+        (status = 404, description = "No such scan", body = ErrorBody),
+    ))]
+pub(super) async fn events(
     State(state): State<AppState>,
     _: Admin,
     ScanIdPath(scan_id): ScanIdPath,
     headers: HeaderMap,
-) -> Result<Response, AppError> {
+) -> Result<Response> {
     if state.block_sse {
         return Err(AppError::Unavailable(
             "the event stream is switched off (CALSCAN_TEST_BLOCK_SSE)".into(),

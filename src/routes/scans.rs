@@ -3,21 +3,21 @@
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::extract::{Admin, HISTORY_LIMIT, ScanIdPath, load_scan, parse_event_id, query_param};
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody, Result};
 use crate::i18n::Lang;
 use crate::i18n::Msg;
 use crate::scan::status::StatusObject;
 use crate::scan::{CancelOutcome, ScanMode};
 use crate::state::{AppState, ReqLang};
-use crate::store::{ResumeOutcome, ScanRow, StartOutcome};
+use crate::store::{ResumeOutcome, ScanId, ScanRow, StartOutcome};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -27,49 +27,101 @@ pub fn routes() -> Router<AppState> {
         .route("/api/scans/{scan_id}/resume", post(resume))
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// `POST /api/scans`' optional body.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StartBody {
+pub struct StartBody {
+    /// `incremental` (the default) or `full`.
     #[serde(default)]
     mode: ScanMode,
 }
 
-/// `202 {"success": true, "scan_id", "message"}`, or 409 with the running id.
-pub async fn start_scan(
-    state: &AppState,
-    mode: ScanMode,
-    lang: Lang,
-) -> Result<Response, AppError> {
+/// The answer to a start, cancel or resume.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Answer {
+    success: bool,
+    /// The scan acted on; on a 409 to a start, the one running.
+    scan_id: String,
+    message: String,
+    /// On a 409 to cancel or resume: why not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// An [`Answer`] with its status.
+pub type Answered = (StatusCode, Json<Answer>);
+
+/// The newest scans, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct History {
+    scans: Vec<StatusObject>,
+}
+
+/// 202 with the scan's id, or 409 with the running one's.
+pub async fn start_scan(state: &AppState, mode: ScanMode, lang: Lang) -> Result<Answered> {
     Ok(match state.scans.start(mode).await? {
         StartOutcome::Started(row) => accepted(&row.scan_id, lang.text(&Msg::ScanStarted)),
         StartOutcome::AlreadyRunning(running) => conflict(&running, lang),
     })
 }
 
-/// `202 {"success": true, "scan_id", "message"}`: the scan acts on it now.
-fn accepted(scan_id: &str, message: String) -> Response {
-    (
-        StatusCode::ACCEPTED,
-        Json(json!({"success": true, "scan_id": scan_id, "message": message})),
-    )
-        .into_response()
+/// 202: the scan acts on it now.
+fn accepted(scan_id: &str, message: String) -> Answered {
+    answer(StatusCode::ACCEPTED, true, scan_id, message, None)
 }
 
-fn conflict(running: &str, lang: Lang) -> Response {
+/// 409 to a start or resume: another scan runs.
+fn conflict(running: &str, lang: Lang) -> Answered {
     let message = lang.text(&Msg::AlreadyRunning);
-    (
-        StatusCode::CONFLICT,
-        Json(json!({"success": false, "scan_id": running, "message": message})),
-    )
-        .into_response()
+    answer(StatusCode::CONFLICT, false, running, message, None)
 }
 
-async fn start(
+/// 409 for an action the scan's state does not allow.
+fn not_possible(scan_id: &str, message: &str) -> Answered {
+    let error = Some(message.to_owned());
+    answer(
+        StatusCode::CONFLICT,
+        false,
+        scan_id,
+        message.to_owned(),
+        error,
+    )
+}
+
+fn answer(
+    status: StatusCode,
+    success: bool,
+    scan_id: &str,
+    message: String,
+    error: Option<String>,
+) -> Answered {
+    let scan_id = scan_id.to_owned();
+    (
+        status,
+        Json(Answer {
+            success,
+            scan_id,
+            message,
+            error,
+        }),
+    )
+}
+
+#[utoipa::path(post, path = "/api/scans", tag = "scans",
+    request_body(content = Option<StartBody>, content_type = "application/json"),
+    responses(
+        (status = 202, description = "Started; the answer comes before any Calendly call", body = Answer),
+        (status = 400, description = "The body is not `{\"mode\": …}`", body = ErrorBody),
+        (status = 401, description = "No session or token", body = ErrorBody),
+        (status = 403, description = "A browser request from another origin", body = ErrorBody),
+        (status = 409, description = "A scan is running: its id", body = Answer),
+    ))]
+pub(super) async fn start(
     State(state): State<AppState>,
     _: Admin,
     ReqLang(lang): ReqLang,
     body: Bytes,
-) -> Result<Response, AppError> {
+) -> Result<Answered> {
     let body: StartBody = if body.iter().all(u8::is_ascii_whitespace) {
         StartBody::default()
     } else {
@@ -82,11 +134,16 @@ async fn start(
     start_scan(&state, body.mode, lang).await
 }
 
-async fn history(
+#[utoipa::path(get, path = "/api/scans", tag = "scans",
+    responses(
+        (status = 200, description = "The newest 100 scans, newest first", body = History),
+        (status = 401, description = "No session or token", body = ErrorBody),
+    ))]
+pub(super) async fn history(
     State(state): State<AppState>,
     _: Admin,
     ReqLang(lang): ReqLang,
-) -> Result<Response, AppError> {
+) -> Result<Json<History>> {
     let now = Utc::now();
     let scans: Vec<StatusObject> = state
         .store
@@ -95,7 +152,7 @@ async fn history(
         .iter()
         .map(|row| StatusObject::new(row, None, now, lang))
         .collect();
-    Ok(Json(json!({ "scans": scans })).into_response())
+    Ok(Json(History { scans }))
 }
 
 /// The status object in `lang` with the log lines after `after`.
@@ -104,33 +161,54 @@ pub async fn status_object(
     row: &ScanRow,
     after: i64,
     lang: Lang,
-) -> Result<StatusObject, AppError> {
+) -> Result<StatusObject> {
     let logs = state.scans.logs(row, after).await?;
     Ok(StatusObject::new(row, Some(&logs), Utc::now(), lang))
 }
 
-async fn status(
+#[utoipa::path(get, path = "/api/scans/{scan_id}", tag = "scans",
+    params(
+        ("scan_id" = ScanId, Path, description = "`scan_` and 8–40 of `[0-9a-z]`"),
+        ("after" = Option<i64>, Query, description = "Only log lines with a greater id"),
+    ),
+    responses(
+        (status = 200, description = "The status object, with `logs`", body = StatusObject),
+        (status = 400, description = "A malformed id or `after`", body = ErrorBody),
+        (status = 401, description = "No session or token", body = ErrorBody),
+        (status = 404, description = "No such scan", body = ErrorBody),
+    ))]
+pub(super) async fn status(
     State(state): State<AppState>,
     _: Admin,
     ReqLang(lang): ReqLang,
     ScanIdPath(scan_id): ScanIdPath,
     RawQuery(query): RawQuery,
-) -> Result<Response, AppError> {
+) -> Result<Json<StatusObject>> {
     let after = query_param(query.as_deref(), "after")
         .as_deref()
         .map(|a| parse_event_id(a, "after"))
         .transpose()?
         .unwrap_or(0);
     let row = load_scan(&state, &scan_id).await?;
-    Ok(Json(status_object(&state, &row, after, lang).await?).into_response())
+    Ok(Json(status_object(&state, &row, after, lang).await?))
 }
 
-async fn cancel(
+#[utoipa::path(post, path = "/api/scans/{scan_id}/cancel", tag = "scans",
+    params(("scan_id" = ScanId, Path, description = "`scan_` and 8–40 of `[0-9a-z]`")),
+    responses(
+        (status = 202, description = "The scan records `cancelled` within a second", body = Answer),
+        (status = 400, description = "A malformed id", body = ErrorBody),
+        (status = 401, description = "No session or token", body = ErrorBody),
+        (status = 403, description = "A browser request from another origin", body = ErrorBody),
+        (status = 404, description = "No such scan", body = ErrorBody),
+        (status = 409, description = "The scan is not running", body = Answer),
+    ))]
+pub(super) async fn cancel(
     State(state): State<AppState>,
     _: Admin,
     ReqLang(lang): ReqLang,
     ScanIdPath(scan_id): ScanIdPath,
-) -> Result<Response, AppError> {
+) -> Result<Answered> {
     load_scan(&state, &scan_id).await?;
     match state.scans.cancel(&scan_id).await? {
         CancelOutcome::Requested => Ok(accepted(&scan_id, lang.text(&Msg::CancelRequested))),
@@ -142,12 +220,22 @@ async fn cancel(
     }
 }
 
-async fn resume(
+#[utoipa::path(post, path = "/api/scans/{scan_id}/resume", tag = "scans",
+    params(("scan_id" = ScanId, Path, description = "`scan_` and 8–40 of `[0-9a-z]`")),
+    responses(
+        (status = 202, description = "It continues from its checkpoint, same id", body = Answer),
+        (status = 400, description = "A malformed id", body = ErrorBody),
+        (status = 401, description = "No session or token", body = ErrorBody),
+        (status = 403, description = "A browser request from another origin", body = ErrorBody),
+        (status = 404, description = "No such scan", body = ErrorBody),
+        (status = 409, description = "Not resumable, or another scan runs", body = Answer),
+    ))]
+pub(super) async fn resume(
     State(state): State<AppState>,
     _: Admin,
     ReqLang(lang): ReqLang,
     ScanIdPath(scan_id): ScanIdPath,
-) -> Result<Response, AppError> {
+) -> Result<Answered> {
     load_scan(&state, &scan_id).await?;
     match state.scans.resume(&scan_id).await? {
         ResumeOutcome::Resumed(row) => Ok(accepted(&row.scan_id, lang.text(&Msg::ScanResumed))),
@@ -160,13 +248,4 @@ async fn resume(
         )),
         ResumeOutcome::AlreadyRunning(running) => Ok(conflict(&running, lang)),
     }
-}
-
-/// 409 for an action the scan's state does not allow.
-fn not_possible(scan_id: &str, message: &str) -> Response {
-    (
-        StatusCode::CONFLICT,
-        Json(json!({"success": false, "scan_id": scan_id, "message": message, "error": message})),
-    )
-        .into_response()
 }

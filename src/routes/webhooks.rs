@@ -15,12 +15,11 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::calendly::model::Invitee;
 use crate::calendly::webhook;
-use crate::error::AppError;
+use crate::error::{AppError, ErrorBody, Result};
 use crate::state::AppState;
 use crate::store::{Booking, WebhookImport};
 
@@ -47,11 +46,32 @@ struct ScheduledEvent {
     start_time: DateTime<Utc>,
 }
 
-async fn receive(
+/// What a delivery did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Taken {
+    /// Whether it was new: false for a repeat or another event kind.
+    imported: bool,
+    /// The event kind, when it is not about bookings.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ignored: Option<String>,
+}
+
+#[utoipa::path(post, path = "/webhooks/calendly", tag = "webhooks", security(()),
+    params(("Calendly-Webhook-Signature" = String, Header,
+        description = "`t=<unix seconds>,v1=<hex HMAC-SHA256 of \"t.\" + body>`")),
+    request_body(content = serde_json::Value, content_type = "application/json",
+        description = "Calendly's delivery: `{created_at, created_by, event, payload}`"),
+    responses(
+        (status = 200, description = "Taken in; `imported` is false for a repeat or another event kind", body = Taken),
+        (status = 400, description = "Signed, but not an invitee delivery calscan can use", body = ErrorBody),
+        (status = 401, description = "Missing, malformed, expired or wrong signature", body = ErrorBody),
+        (status = 503, description = "No signing key: neither CALENDLY_WEBHOOK_SIGNING_KEY nor one stored by `calscan webhooks subscribe`", body = ErrorBody),
+    ))]
+pub(super) async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Response, AppError> {
+) -> Result<Response> {
     // The configured key and the keys of the subscriptions `calscan
     // webhooks subscribe` made: read per delivery, so a subscription made
     // while the server runs is verified at once.
@@ -82,7 +102,7 @@ async fn receive(
         state.metrics.webhook_delivery(false);
         let response = (
             StatusCode::UNAUTHORIZED,
-            Json(json!({"error": refused.to_string()})),
+            ErrorBody::json(refused.to_string()),
         )
             .into_response();
         return Ok(crate::error::noted(
@@ -99,7 +119,12 @@ async fn receive(
     ) {
         // Signed and well-formed, just not about bookings: taken, not used.
         state.metrics.webhook_delivery(true);
-        return Ok(Json(json!({"imported": false, "ignored": delivery.event})).into_response());
+        let ignored = Some(delivery.event);
+        return Ok(Json(Taken {
+            imported: false,
+            ignored,
+        })
+        .into_response());
     }
     let invitee: Invitee = serde_json::from_value(delivery.payload.clone())
         .map_err(|e| refuse(&state, format!("the payload is not an invitee: {e}")))?;
@@ -116,7 +141,8 @@ async fn receive(
     let imported = state.store.import_webhook(&import).await?;
     state.metrics.webhook_delivery(true);
     tracing::info!(event = %import.event, imported, "webhook delivery taken in");
-    Ok(Json(json!({"imported": imported})).into_response())
+    let ignored = None;
+    Ok(Json(Taken { imported, ignored }).into_response())
 }
 
 /// A verified delivery calscan cannot use: 400, counted as refused.

@@ -33,6 +33,12 @@ use registry::Registry;
 /// How long a scan's lease holds without a heartbeat, unless
 /// `CALSCAN_LEASE_S` says otherwise (`calscan scan` always uses this).
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+/// [`ScanSettings::stream_buffer`] unless set.
+pub const DEFAULT_STREAM_BUFFER: usize = 1024;
+/// [`ScanSettings::lookback`] unless set.
+pub const DEFAULT_LOOKBACK: Duration = Duration::from_secs(24 * 3600);
+/// [`ScanSettings::db_outage`] unless set.
+pub const DEFAULT_DB_OUTAGE: Duration = Duration::from_secs(60);
 
 /// How scans run.
 #[derive(Debug, Clone)]
@@ -53,6 +59,24 @@ pub struct ScanSettings {
     pub db_outage: Duration,
     /// Where a summary goes when a scan ends (`CALSCAN_NOTIFY_URL`).
     pub notify: Option<crate::notify::Notifier>,
+    /// Run an incremental scan on this interval (`CALSCAN_SCAN_EVERY`).
+    pub every: Option<Duration>,
+}
+
+impl Default for ScanSettings {
+    /// What a setting not given is.
+    fn default() -> Self {
+        Self {
+            lang: Lang::De,
+            organization: None,
+            lease: DEFAULT_LEASE,
+            stream_buffer: DEFAULT_STREAM_BUFFER,
+            lookback: DEFAULT_LOOKBACK,
+            db_outage: DEFAULT_DB_OUTAGE,
+            notify: None,
+            every: None,
+        }
+    }
 }
 
 /// What `cancel` did.
@@ -120,10 +144,14 @@ impl Scans {
         }
     }
 
-    /// Starts an incremental scan every `every`, the first one interval from
-    /// now. A tick while a scan runs, here or on another instance, is
-    /// skipped: the database lets one scan run at a time.
-    pub fn spawn_schedule(&self, every: Duration) {
+    /// With [`ScanSettings::every`], starts an incremental scan on that
+    /// interval, the first one interval from now. A tick while a scan runs,
+    /// here or on another instance, is skipped: the database lets one scan
+    /// run at a time.
+    pub fn spawn_schedule(&self) {
+        let Some(every) = self.inner.settings.every else {
+            return;
+        };
         let scans = self.clone();
         self.inner.tasks.spawn(async move {
             let step = chrono::Duration::from_std(every).unwrap_or(chrono::Duration::MAX);

@@ -13,9 +13,11 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use calscan::app::{Application, Settings};
-use calscan::auth::AdminPassword;
+use calscan::auth::{AdminPassword, AuthSettings};
 use calscan::calendly::SimulatorConfig;
 use calscan::i18n::Lang;
+use calscan::notify::Notifier;
+use calscan::scan::ScanSettings;
 use calscan::state::AppState;
 use secrecy::SecretString;
 use serde_json::Value;
@@ -143,25 +145,28 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         database_url: db_url.clone(),
         customers: options.customers.clone(),
         calendly,
-        organization: None,
-        admin_user: "admin".into(),
-        admin_password: AdminPassword::Hash(password_hash()),
-        api_token: Some(SecretString::from(API_TOKEN)),
-        lang: options.lang,
-        cookie_secure: options.cookie_secure,
-        session_idle: options.session_idle,
-        session_max: options.session_max,
-        login_attempts: options.login_attempts,
-        trusted_proxies: options.trusted_proxies.clone(),
-        lease: options.lease,
-        stream_buffer: options.stream_buffer,
-        lookback: Duration::from_secs(24 * 3600),
-        db_outage: options.db_outage,
-        notify: options.notify,
-        scan_every: options.scan_every,
+        scan: ScanSettings {
+            lang: options.lang,
+            lease: options.lease,
+            stream_buffer: options.stream_buffer,
+            db_outage: options.db_outage,
+            notify: options.notify.map(|n| Notifier::new(n).unwrap()),
+            every: options.scan_every,
+            ..ScanSettings::default()
+        },
+        auth: AuthSettings {
+            api_token: Some(SecretString::from(API_TOKEN)),
+            cookie_secure: options.cookie_secure,
+            session_idle: options.session_idle,
+            session_max: options.session_max,
+            login_attempts: options.login_attempts,
+            trusted_proxies: options.trusted_proxies.clone(),
+            ..AuthSettings::new("admin", AdminPassword::Hash(password_hash()))
+        },
         webhook_key: options.webhook_key.map(secrecy::SecretString::from),
         block_sse: options.block_sse,
     };
+
     let shutdown = CancellationToken::new();
     let app = Application::build(settings, shutdown.clone())
         .await
