@@ -64,7 +64,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async {
             (
                 StatusCode::METHOD_NOT_ALLOWED,
-                axum::Json(serde_json::json!({"error": "method not allowed"})),
+                crate::error::ErrorBody::json("method not allowed"),
             )
                 .into_response()
         })

@@ -7,8 +7,8 @@ use axum::extract::{RawQuery, State};
 use axum::routing::get;
 use axum::{Json, Router};
 
-use super::extract::{Admin, load_scan, parse_event_id, parse_scan_id, query_param};
-use super::scans::{Answer, Answered, start_scan, status_object};
+use super::extract::{Admin, parse_scan_id, query_param};
+use super::scans::{Answer, Answered, start_scan, status_after};
 use crate::error::{AppError, ErrorBody, Result};
 use crate::scan::ScanMode;
 use crate::scan::status::StatusObject;
@@ -80,12 +80,7 @@ pub(super) async fn status(
     let scan_id = query_param(query, "scan_id")
         .ok_or_else(|| AppError::BadRequest("scan_id is required".into()))
         .and_then(parse_scan_id)?;
-    let after = query_param(query, "after")
-        .map(|a| parse_event_id(&a, "after"))
-        .transpose()?
-        .unwrap_or(0);
-    let row = load_scan(&state, &scan_id).await?;
-    Ok(Json(status_object(&state, &row, after, lang).await?))
+    status_after(&state, &scan_id, query, lang).await
 }
 
 #[utoipa::path(post, path = "/admin/calendly_scan_api.php", tag = "original",

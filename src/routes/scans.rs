@@ -184,13 +184,22 @@ pub(super) async fn status(
     ScanIdPath(scan_id): ScanIdPath,
     RawQuery(query): RawQuery,
 ) -> Result<Json<StatusObject>> {
-    let after = query_param(query.as_deref(), "after")
-        .as_deref()
-        .map(|a| parse_event_id(a, "after"))
+    status_after(&state, &scan_id, query.as_deref(), lang).await
+}
+
+/// The status of `scan_id` with the log lines after the query's `after`.
+pub async fn status_after(
+    state: &AppState,
+    scan_id: &ScanId,
+    query: Option<&str>,
+    lang: Lang,
+) -> Result<Json<StatusObject>> {
+    let after = query_param(query, "after")
+        .map(|a| parse_event_id(&a, "after"))
         .transpose()?
         .unwrap_or(0);
-    let row = load_scan(&state, &scan_id).await?;
-    Ok(Json(status_object(&state, &row, after, lang).await?))
+    let row = load_scan(state, scan_id).await?;
+    Ok(Json(status_object(state, &row, after, lang).await?))
 }
 
 #[utoipa::path(post, path = "/api/scans/{scan_id}/cancel", tag = "scans",
