@@ -111,6 +111,7 @@ async fn serve(calendly: Option<String>) -> anyhow::Result<()> {
                 ))
             })
             .transpose()?,
+        lang: calscan::i18n::Lang::De,
         scan: ScanSettings::default(),
         auth: AuthSettings {
             api_token: Some(SecretString::from(TOKEN)),

@@ -33,7 +33,9 @@ pub struct Settings {
     /// Which table holds the customers, and its columns.
     pub customers: crate::store::CustomerSettings,
     pub calendly: Option<ClientSettings>,
-    /// How scans run; its language is the pages' fallback too.
+    /// The pages' and the API's language when a request asks for none.
+    pub lang: crate::i18n::Lang,
+    /// How scans run.
     pub scan: ScanSettings,
     pub auth: AuthSettings,
     /// `CALENDLY_WEBHOOK_SIGNING_KEY`.
@@ -166,7 +168,7 @@ impl Application {
             tracing::warn!("CALENDLY_TOKEN is not set: scans will end with an error saying so");
         }
         let metrics = Metrics::new();
-        let lang = settings.scan.lang;
+        let lang = settings.lang;
         let scans = Scans::new(
             store.clone(),
             calendly,

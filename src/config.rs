@@ -247,6 +247,7 @@ impl ServerArgs {
             database_url: database.database_url.clone(),
             customers: database.customers(),
             calendly,
+            lang: self.lang,
             scan: self.scan_settings(database, organization)?,
             auth: self.auth_settings(admin_password),
             webhook_key: self.webhook_signing_key.clone(),
@@ -265,12 +266,16 @@ impl ServerArgs {
             .clone()
             .zip(self.notify_secret.clone())
             .map(|(url, secret)| {
-                Notifier::new(NotifySettings::new(url, secret, self.public_url.clone()))
+                Notifier::new(NotifySettings::new(
+                    url,
+                    secret,
+                    self.public_url.clone(),
+                    self.lang,
+                ))
             })
             .transpose()
             .context("invalid notification settings")?;
         Ok(ScanSettings {
-            lang: self.lang,
             organization,
             lease: Duration::from_secs(self.lease_s),
             stream_buffer: self.stream_buffer as usize,
@@ -417,7 +422,6 @@ impl ScanArgs {
     /// lease, and a channel its one reader never falls far behind.
     pub fn scan_settings(&self) -> ScanSettings {
         ScanSettings {
-            lang: self.lang,
             organization: self.calendly.calendly_org_uri.clone(),
             stream_buffer: 1 << 16,
             lookback: Duration::from_secs(self.lookback_hours * 3600),

@@ -56,7 +56,7 @@ impl Lang {
 }
 
 /// Everything a scan says.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Msg<'a> {
     StepInit,
     StepConnect,
@@ -130,9 +130,14 @@ pub enum Msg<'a> {
         secs: f64,
     },
     NotConfigured,
+    /// A scan's end with an error: `error` in each language.
     Failed {
-        error: &'a str,
+        error: &'a Texts,
     },
+    /// What went wrong talking to Calendly, and what to do.
+    Calendly(&'a crate::calendly::CalendlyError),
+    /// The database refused a scan's work (its own words are technical).
+    Database(&'a crate::store::StoreError),
     Cancelled,
     Interrupted,
     ProcessGone,
@@ -329,10 +334,25 @@ impl Lang {
                 "Calendly API not configured: set CALENDLY_TOKEN (a personal access token from Calendly → Integrations → API & Webhooks)",
             ),
             Failed { error } => {
+                let error = error.get(self);
                 if de {
                     format!("❌ Fehler: {error}")
                 } else {
                     format!("❌ Error: {error}")
+                }
+            }
+            Calendly(error) => {
+                if de {
+                    calendly_de(error)
+                } else {
+                    error.to_string()
+                }
+            }
+            Database(error) => {
+                if de {
+                    format!("Die Datenbank hat die Arbeit des Scans abgelehnt: {error}")
+                } else {
+                    format!("The database refused the scan's work: {error}")
                 }
             }
             Cancelled => pick(de, "⏹️ Scan abgebrochen", "⏹️ Scan cancelled"),
@@ -376,6 +396,56 @@ impl Lang {
                 secs,
             } => db_gone(de, backend, *outage, *secs),
         }
+    }
+}
+
+/// [`crate::calendly::CalendlyError`]'s words in German. Calendly's own
+/// title and message stay as Calendly sent them.
+fn calendly_de(error: &crate::calendly::CalendlyError) -> String {
+    use crate::calendly::CalendlyError::*;
+    match error {
+        NotConfigured => Lang::De.text(&Msg::NotConfigured),
+        Unauthenticated { title, message } => format!(
+            "Calendly hat den Zugriffstoken abgelehnt ({title}: {message}). Unter Integrationen → \
+             API & Webhooks einen neuen persönlichen Zugriffstoken erstellen und als CALENDLY_TOKEN \
+             setzen"
+        ),
+        PermissionDenied { title, message } => format!(
+            "Calendly verweigert den Zugriff ({title}: {message}). Der Token muss einem Inhaber \
+             oder Admin der Organisation gehören; CALENDLY_TOKEN und CALENDLY_ORG_URI prüfen"
+        ),
+        NotFound {
+            what,
+            title,
+            message,
+        } => format!("Calendly kennt {what} nicht ({title}: {message}); CALENDLY_ORG_URI prüfen"),
+        Rejected {
+            status,
+            title,
+            message,
+            details,
+        } => format!(
+            "Calendly hat die Anfrage mit HTTP {status} abgelehnt ({title}: {message}{details})"
+        ),
+        RateLimitWaitTooLong { wait, limit } => format!(
+            "Das Calendly-Limit verlangt {} s Wartezeit, mehr als die erlaubten {} s; den Scan \
+             später fortsetzen",
+            wait.as_secs(),
+            limit.as_secs()
+        ),
+        Unavailable { attempts, last } => format!(
+            "Calendly hat nach {attempts} Versuchen nicht richtig geantwortet (zuletzt: {last}); \
+             später erneut versuchen, der Scan kann fortgesetzt werden"
+        ),
+        ForeignNextPage { found, expected } => format!(
+            "Calendlys next_page-Link zeigt auf {found}, nicht auf die eingestellte API \
+             {expected}; calscan folgt ihm nicht. CALENDLY_API_BASE prüfen"
+        ),
+        Malformed(what) => format!(
+            "Calendly hat eine Antwort geschickt, die calscan nicht lesen kann ({what}); später \
+             erneut versuchen"
+        ),
+        InvalidSetting(what) => format!("Ungültige Calendly-Einstellung: {what}"),
     }
 }
 

@@ -29,6 +29,8 @@ pub struct NotifySettings {
     pub secret: SecretString,
     /// calscan's address as users reach it, for the summary's link.
     pub public_url: Option<Url>,
+    /// The language of the summary's step and error (`CALSCAN_LANG`).
+    pub lang: crate::i18n::Lang,
     /// Attempts before giving up.
     pub attempts: u32,
     /// The first retry's delay; it doubles, with jitter, up to 30 times it.
@@ -39,11 +41,17 @@ pub struct NotifySettings {
 
 impl NotifySettings {
     /// Five attempts, a second's first backoff, 10 s each.
-    pub fn new(url: Url, secret: SecretString, public_url: Option<Url>) -> Self {
+    pub fn new(
+        url: Url,
+        secret: SecretString,
+        public_url: Option<Url>,
+        lang: crate::i18n::Lang,
+    ) -> Self {
         Self {
             url,
             secret,
             public_url,
+            lang,
             attempts: 5,
             backoff: Duration::from_secs(1),
             timeout: Duration::from_secs(10),
@@ -143,6 +151,10 @@ impl Notifier {
 
     pub fn public_url(&self) -> Option<&Url> {
         self.settings.public_url.as_ref()
+    }
+
+    pub fn lang(&self) -> crate::i18n::Lang {
+        self.settings.lang
     }
 
     /// POSTs `summary`, retrying what may pass.

@@ -20,6 +20,7 @@ use rand::RngExt;
 use super::extract::{Admin, ScanIdPath, parse_event_id};
 use crate::error::{AppError, ErrorBody, Result};
 use crate::scan::Following;
+use crate::scan::status::SseEvent;
 use crate::state::AppState;
 use crate::store::ScanId;
 
@@ -36,7 +37,7 @@ pub fn routes() -> Router<AppState> {
         ("Last-Event-ID" = Option<i64>, Header, description = "The last event the client has"),
     ),
     responses(
-        (status = 200, content_type = "text/event-stream", body = String,
+        (status = 200, content_type = "text/event-stream", body = SseEvent,
             description = "Server-Sent Events: `snapshot`, then `log` and `progress` events, ending \
             with `done`. Each event has an `id` (the scan's event id) and one `data` line of JSON: a \
             status object for `snapshot`, `progress` and `done`, a log line for `log`. The snapshot \

@@ -18,7 +18,7 @@ use super::webhooks::{self, Taken};
 use crate::auth::SESSION_COOKIE;
 use crate::error::ErrorBody;
 use crate::scan::ScanMode;
-use crate::scan::status::{LogLine, StatusObject};
+use crate::scan::status::{LogLine, SseEvent, StatusObject};
 use crate::state::AppState;
 use crate::store::{Customer, ScanId, ScanStatus};
 
@@ -42,7 +42,7 @@ pub fn routes() -> Router<AppState> {
     ),
     components(schemas(
         StatusObject, LogLine, ScanStatus, ScanMode, ScanId, Customer, StartBody, Answer,
-        History, CustomerPage, ErrorBody, Health, Taken, Action
+        History, CustomerPage, ErrorBody, Health, Taken, Action, SseEvent
     )),
     modifiers(&Security),
     security(("session" = []), ("bearer" = [])),

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::calendly::CalendlyClient;
-use crate::i18n::{Lang, Msg, Texts};
+use crate::i18n::{Msg, Texts};
 use crate::metrics::Metrics;
 use crate::store::{
     Locked, LogRow, NewScan, Progress, ResumeOutcome, ScanRow, ScanStatus, StartOutcome, Store,
@@ -43,8 +43,6 @@ pub const DEFAULT_DB_OUTAGE: Duration = Duration::from_secs(60);
 /// How scans run.
 #[derive(Debug, Clone)]
 pub struct ScanSettings {
-    /// The language of log lines and steps.
-    pub lang: Lang,
     /// `CALENDLY_ORG_URI`, if set.
     pub organization: Option<String>,
     /// How long a scan's lease holds without a heartbeat.
@@ -67,7 +65,6 @@ impl Default for ScanSettings {
     /// What a setting not given is.
     fn default() -> Self {
         Self {
-            lang: Lang::De,
             organization: None,
             lease: DEFAULT_LEASE,
             stream_buffer: DEFAULT_STREAM_BUFFER,
@@ -374,7 +371,6 @@ impl Scans {
             &self.inner.journal,
             row,
             self.inner.instance.clone(),
-            self.inner.settings.lang,
             channel,
             CancellationToken::new(),
         )

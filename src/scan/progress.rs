@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::status::{Batch, EventKind, Published};
-use crate::i18n::{Lang, Msg, Texts};
+use crate::i18n::{Msg, Texts};
 use crate::metrics::Metrics;
 use crate::store::{Finish, LogRow, Progress, ScanRow, ScanStatus, ScanWrite, Store, StoreResult};
 
@@ -31,7 +31,7 @@ enum Change {
     Figures(Progress),
     Finish {
         status: ScanStatus,
-        error: Option<String>,
+        error: Option<Texts>,
         done_id: i64,
     },
 }
@@ -42,7 +42,6 @@ pub struct Reporter {
     key: u64,
     journal: Journal,
     figures: Progress,
-    lang: Lang,
     /// Answers when the scan's end is written and published (or the
     /// journal gave the scan up).
     finished: oneshot::Receiver<()>,
@@ -102,7 +101,6 @@ impl Reporter {
         journal: &Journal,
         row: ScanRow,
         owner: String,
-        lang: Lang,
         channel: broadcast::Sender<Arc<Batch>>,
         lost: CancellationToken,
     ) -> Self {
@@ -122,17 +120,12 @@ impl Reporter {
             key,
             journal: journal.clone(),
             figures,
-            lang,
             finished,
         }
     }
 
     fn send(&self, change: Change) {
         let _ = self.journal.sender.send(Message::Change(self.key, change));
-    }
-
-    pub fn lang(&self) -> Lang {
-        self.lang
     }
 
     pub fn figures(&self) -> &Progress {
@@ -182,7 +175,7 @@ impl Reporter {
     }
 
     /// Ends the scan with `status`, waits until it is written and published.
-    pub async fn finish(mut self, status: ScanStatus, error: Option<String>) {
+    pub async fn finish(mut self, status: ScanStatus, error: Option<Texts>) {
         let done_id = self.next_id();
         self.send(Change::Finish {
             status,
@@ -205,7 +198,7 @@ impl Drop for Reporter {
 struct Pending {
     logs: Vec<LogRow>,
     figures: Option<Progress>,
-    finish: Option<(ScanStatus, Option<String>, i64)>,
+    finish: Option<(ScanStatus, Option<Texts>, i64)>,
 }
 
 async fn write_loop(
@@ -279,7 +272,7 @@ async fn write_loop(
                 logs: &p.logs,
                 finish: p.finish.as_ref().map(|(status, error, _)| Finish {
                     status: *status,
-                    error_message: error.as_deref(),
+                    error_message: error.as_ref(),
                     completed_at: now,
                 }),
             })

@@ -56,7 +56,6 @@ pub(super) async fn run(
         &inner.journal,
         row,
         inner.instance.clone(),
-        inner.settings.lang,
         channel,
         lost.clone(),
     );
@@ -89,16 +88,18 @@ pub(super) async fn run(
         }
         Ok(Err(error)) => {
             tracing::warn!(%error, "scan failed");
-            let lang = reporter.lang();
-            let message = match &error {
-                Failure::Calendly(CalendlyError::NotConfigured) => lang.text(&Msg::NotConfigured),
-                Failure::DatabaseGone { outage, secs, .. } => lang.text(&Msg::DbGone {
+            let message = Texts::of(&match &error {
+                Failure::Calendly(CalendlyError::NotConfigured) => Msg::NotConfigured,
+                Failure::Calendly(error) => Msg::Calendly(error),
+                Failure::DatabaseGone { outage, secs, .. } => Msg::DbGone {
                     backend: inner.store.backend(),
                     outage: *outage,
                     secs: *secs,
-                }),
-                other => other.to_string(),
-            };
+                },
+                Failure::Store(error) => Msg::Database(error),
+                // Handled above: a lost lease ends nothing.
+                Failure::LeaseLost => Msg::Interrupted,
+            });
             reporter.log(Msg::Failed { error: &message });
             reporter.stage(reporter.figures().progress, Msg::StepFailed);
             Some((ScanStatus::Error, Some(message)))
@@ -154,7 +155,7 @@ async fn notify(inner: &Inner, notifier: &Notifier, scan_id: &ScanId) {
     ) {
         return;
     }
-    let status = StatusObject::new(&row, None, Utc::now(), inner.settings.lang);
+    let status = StatusObject::new(&row, None, Utc::now(), notifier.lang());
     let summary = Summary::new(&status, notifier.public_url());
     let host = notifier.host();
     let line = match notifier.send(&summary).await {

@@ -79,7 +79,7 @@ impl StatusObject {
             emails_found: f.emails_found,
             new_count: f.new_count,
             existing_count: f.existing_count,
-            error_message: row.error_message.clone(),
+            error_message: row.error_message.as_ref().map(|t| t.get(lang).to_owned()),
             // One decimal, as the original showed it.
             duration: (millis / 100) as f64 / 10.0,
             started_at: row.started_at,
@@ -121,6 +121,36 @@ pub struct Published {
     frames: [Bytes; 2],
 }
 
+/// One Server-Sent Events frame as calscan writes it; the OpenAPI
+/// description shows its fields.
+#[derive(Debug, utoipa::ToSchema)]
+pub struct SseEvent<'a> {
+    /// `snapshot`, `progress`, `log` or `done`.
+    #[schema(value_type = Option<String>)]
+    pub event: &'a str,
+    /// The scan's event id, for `Last-Event-ID`.
+    #[schema(value_type = Option<String>)]
+    pub id: i64,
+    /// One line of JSON: a status object, or a log line for `log`.
+    #[schema(value_type = Option<String>)]
+    pub data: &'a str,
+    /// Milliseconds a browser waits before reconnecting; with `snapshot`.
+    pub retry: Option<u64>,
+}
+
+impl SseEvent<'_> {
+    /// The frame's bytes: `retry`, `id`, `event`, `data`, a blank line.
+    pub fn encode(&self) -> Bytes {
+        let retry = self
+            .retry
+            .map_or_else(String::new, |ms| format!("retry: {ms}\n"));
+        Bytes::from(format!(
+            "{retry}id: {}\nevent: {}\ndata: {}\n\n",
+            self.id, self.event, self.data
+        ))
+    }
+}
+
 /// How soon a browser reconnects after its stream broke; sent with every
 /// snapshot.
 pub const RETRY_MS: u64 = 2_000;
@@ -132,15 +162,13 @@ impl Published {
             // Serializing these plain structs cannot fail; JSON text has no
             // line breaks, so it is one `data:` line.
             let json = serde_json::to_string(&data(lang)).unwrap_or_else(|_| "null".into());
-            let retry = if kind == EventKind::Snapshot {
-                format!("retry: {RETRY_MS}\n")
-            } else {
-                String::new()
-            };
-            Bytes::from(format!(
-                "{retry}id: {id}\nevent: {}\ndata: {json}\n\n",
-                kind.as_str()
-            ))
+            SseEvent {
+                event: kind.as_str(),
+                id,
+                data: &json,
+                retry: (kind == EventKind::Snapshot).then_some(RETRY_MS),
+            }
+            .encode()
         };
         Self {
             id,

@@ -389,7 +389,8 @@ pub struct ScanRow {
     pub status: ScanStatus,
     pub mode: ScanMode,
     pub figures: Progress,
-    pub error_message: Option<String>,
+    /// In German (the original's column) and English.
+    pub error_message: Option<Texts>,
     pub started_at: DateTime<Utc>,
     pub completed_at: Option<DateTime<Utc>>,
 }
@@ -590,7 +591,7 @@ pub struct ScanWrite<'a> {
 #[derive(Debug, Clone, Copy)]
 pub struct Finish<'a> {
     pub status: ScanStatus,
-    pub error_message: Option<&'a str>,
+    pub error_message: Option<&'a Texts>,
     pub completed_at: DateTime<Utc>,
 }
 

@@ -36,7 +36,10 @@ static SCAN_COLUMNS: LazyLock<String> = LazyLock::new(|| {
         .map(|c| format!("{} AS {}", c.read, c.name))
         .collect::<Vec<_>>()
         .join(", ");
-    format!("scan_id, status, mode, {figures}, error_message, started_at, completed_at")
+    format!(
+        "scan_id, status, mode, {figures}, error_message, error_message_en, started_at, \
+         completed_at"
+    )
 });
 
 /// Whether the scan row `p` is another program's (no owner) with lines of
@@ -452,7 +455,17 @@ where
             status: row.try_get::<String, _>("status")?.parse()?,
             mode: row.try_get::<String, _>("mode")?.parse()?,
             figures: figures_from_row(row)?,
-            error_message: row.try_get("error_message")?,
+            // The PHP scanner writes only the German one.
+            error_message: row
+                .try_get::<Option<String>, _>("error_message")?
+                .map(|de| -> StoreResult<Texts> {
+                    let en = row.try_get::<Option<String>, _>("error_message_en")?;
+                    Ok(Texts {
+                        en: en.unwrap_or_else(|| de.clone()),
+                        de,
+                    })
+                })
+                .transpose()?,
             // The PHP scanner's column lets it be NULL.
             started_at: Self::opt_time(row, "started_at")?.unwrap_or_default(),
             completed_at: Self::opt_time(row, "completed_at")?,
@@ -1054,8 +1067,8 @@ where
         let last = logs.last().map_or(scan.figures.last_event_id, |l| l.id);
         let updated = sqlx::query(sql::<D>(
             "UPDATE scan_progress SET status = 'running', owner = ?, lease_until_ms = ?, \
-             error_message = NULL, completed_at = NULL, cancel_requested = ?, \
-             last_event_id = ? WHERE scan_id = ?",
+             error_message = NULL, error_message_en = NULL, completed_at = NULL, \
+             cancel_requested = ?, last_event_id = ? WHERE scan_id = ?",
         ))
         .bind(owner)
         .bind(lease_until_ms)
@@ -1320,11 +1333,13 @@ where
         for w in ours() {
             if let Some(end) = &w.finish {
                 sqlx::query(sql::<D>(
-                    "UPDATE scan_progress SET status = ?, error_message = ?, completed_at = ?, \
-                     owner = NULL, lease_until_ms = NULL, cancel_requested = ? WHERE scan_id = ?",
+                    "UPDATE scan_progress SET status = ?, error_message = ?, \
+                     error_message_en = ?, completed_at = ?, owner = NULL, lease_until_ms = NULL, \
+                     cancel_requested = ? WHERE scan_id = ?",
                 ))
                 .bind(end.status.as_str())
-                .bind(end.error_message)
+                .bind(end.error_message.map(|t| t.de.as_str()))
+                .bind(end.error_message.map(|t| t.en.as_str()))
                 .bind(D::to_db(end.completed_at))
                 .bind(false)
                 .bind(w.scan_id)

@@ -64,6 +64,7 @@ fn notify_to(url: &str) -> Option<NotifySettings> {
         url: url.parse().unwrap(),
         secret: SecretString::from(SECRET),
         public_url: Some("https://calscan.example.com/".parse().unwrap()),
+        lang: calscan::i18n::Lang::De,
         attempts: 5,
         backoff: Duration::from_millis(10),
         timeout: Duration::from_secs(5),

@@ -911,3 +911,60 @@ async fn the_server_logs_a_line_when_a_scan_starts_and_ends_and_one_per_request(
         "health checks are logged at INFO"
     );
 }
+
+/// The error of a scan and its log line, as a reader in `lang` gets them.
+async fn error_in(app: &crate::helpers::TestApp, scan_id: &str, lang: &str) -> (String, String) {
+    let status: Value = app
+        .get_in(&format!("/api/scans/{scan_id}"), lang)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let error = status["error_message"].as_str().unwrap().to_owned();
+    let line = status["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap().to_owned())
+        .find(|m| m.starts_with("❌"))
+        .unwrap();
+    (error, line)
+}
+
+#[tokio::test]
+async fn a_scans_error_reads_wholly_in_the_readers_language_with_calendlys_words_quoted() {
+    for (token, de, en) in [
+        (
+            None,
+            "Calendly API nicht konfiguriert: CALENDLY_TOKEN setzen",
+            "Calendly API not configured: set CALENDLY_TOKEN",
+        ),
+        (
+            Some("wrong-token"),
+            "Calendly hat den Zugriffstoken abgelehnt (Unauthenticated: The access token is invalid)",
+            "Calendly rejected the access token (Unauthenticated: The access token is invalid)",
+        ),
+    ] {
+        let app = spawn_app(AppOptions {
+            calendly_token: token,
+            ..AppOptions::default()
+        })
+        .await;
+        let scan_id = app.start_scan().await;
+        let done = app.follow(&scan_id).await.last().unwrap().data.clone();
+        assert_eq!(done["status"], "error", "{done}");
+
+        let (error, line) = error_in(&app, &scan_id, "de").await;
+        assert!(error.starts_with(de), "{error}");
+        assert_eq!(line, format!("❌ Fehler: {error}"));
+        let (error, line) = error_in(&app, &scan_id, "en").await;
+        assert!(error.starts_with(en), "{error}");
+        assert_eq!(line, format!("❌ Error: {error}"));
+        for word in ["setzen", "abgelehnt", "Zugriffstoken"] {
+            assert!(
+                !error.contains(word),
+                "German in the English error: {error}"
+            );
+        }
+    }
+}

@@ -145,8 +145,8 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
         database_url: db_url.clone(),
         customers: options.customers.clone(),
         calendly,
+        lang: options.lang,
         scan: ScanSettings {
-            lang: options.lang,
             lease: options.lease,
             stream_buffer: options.stream_buffer,
             db_outage: options.db_outage,
