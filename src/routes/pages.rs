@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use chrono::Utc;
 
-use super::customers::PER_PAGE;
+use super::customers::{PER_PAGE, search_query};
 use super::extract::{PageAdmin, ScanIdPath, load_scan, page_error, query_param};
 use super::scans::status_object;
 use crate::error::AppError;
@@ -159,14 +159,32 @@ async fn scan(
     }
 }
 
-/// Every customer as CSV. Cells that a spreadsheet would run as a formula
+/// The customers as CSV: all of them, or those matching `?q=` as the
+/// search page shows them. UTF-8 with a byte-order mark, so that Excel
+/// reads umlauts right; `?sep=semicolon` separates cells with `;`, as Excel
+/// set to German expects. Cells that a spreadsheet would run as a formula
 /// are prefixed with `'`.
 async fn customers_csv(
     State(state): State<AppState>,
     _: PageAdmin,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
 ) -> Response {
-    match csv_bytes(&state).await {
+    let result = async {
+        let q = search_query(query.as_deref())?;
+        let delimiter = match query_param(query.as_deref(), "sep").as_deref() {
+            None | Some("comma") => b',',
+            Some("semicolon") => b';',
+            Some(_) => {
+                return Err(AppError::BadRequest(
+                    "sep must be comma or semicolon".into(),
+                ));
+            }
+        };
+        csv_bytes(&state, &q, delimiter).await
+    }
+    .await;
+    match result {
         Ok(bytes) => (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
@@ -182,8 +200,13 @@ async fn customers_csv(
     }
 }
 
-async fn csv_bytes(state: &AppState) -> Result<Vec<u8>, AppError> {
-    let mut writer = csv::Writer::from_writer(Vec::new());
+/// The byte-order mark that tells Excel a CSV file is UTF-8.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+async fn csv_bytes(state: &AppState, q: &str, delimiter: u8) -> Result<Vec<u8>, AppError> {
+    let mut writer = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .from_writer(UTF8_BOM.to_vec());
     let io = |e: csv::Error| AppError::Internal(e.into());
     writer
         .write_record([
@@ -197,7 +220,7 @@ async fn csv_bytes(state: &AppState) -> Result<Vec<u8>, AppError> {
         .map_err(io)?;
     let mut offset = 0;
     loop {
-        let (chunk, _) = state.store.customers("", offset, CSV_CHUNK).await?;
+        let (chunk, _) = state.store.customers(q, offset, CSV_CHUNK).await?;
         for c in &chunk {
             let time =
                 |t: Option<chrono::DateTime<Utc>>| t.map(crate::time::millis).unwrap_or_default();

@@ -54,7 +54,15 @@ pub fn customer_search(lang: Lang, view: &CustomerPage<'_>) -> Markup {
                     " " (t(lang, "Kunden", "customers"))
                     @if !view.q.is_empty() { " " (t(lang, "gefunden", "found")) }
                     " · "
-                    a href="/admin/customers.csv" download { (t(lang, "Als CSV exportieren", "Export as CSV")) }
+                    @let (csv, excel) = csv_links(&view.q);
+                    @if view.q.is_empty() {
+                        a href=(csv) download { (t(lang, "Alle als CSV exportieren", "Export all as CSV")) }
+                    } @else {
+                        a href=(csv) download { (t(lang, "Treffer als CSV exportieren", "Export these as CSV")) }
+                    }
+                    " ("
+                    a href=(excel) download { (t(lang, "für Excel mit ;", "for Excel with ;")) }
+                    ")"
                 }
                 div.table-wrap {
                     table.customers {
@@ -325,4 +333,25 @@ pub fn status_label(lang: Lang, status: ScanStatus) -> &'static str {
         ScanStatus::Cancelled => t(lang, "abgebrochen", "cancelled"),
         ScanStatus::Interrupted => t(lang, "unterbrochen", "interrupted"),
     }
+}
+
+/// The CSV export of the customers a search shows (all, without one):
+/// comma-separated, and for Excel set to German, semicolon-separated.
+fn csv_links(q: &str) -> (String, String) {
+    let link = |sep: Option<&str>| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if !q.is_empty() {
+            query.append_pair("q", q);
+        }
+        if let Some(sep) = sep {
+            query.append_pair("sep", sep);
+        }
+        let query = query.finish();
+        if query.is_empty() {
+            "/admin/customers.csv".to_owned()
+        } else {
+            format!("/admin/customers.csv?{query}")
+        }
+    };
+    (link(None), link(Some("semicolon")))
 }

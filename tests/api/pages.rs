@@ -105,8 +105,12 @@ async fn the_csv_export_has_every_customer_and_defuses_formulas() {
             .unwrap()
             .starts_with("text/csv")
     );
-    let body = response.text().await.unwrap();
-    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    let body = response.bytes().await.unwrap();
+    assert!(
+        body.starts_with(b"\xEF\xBB\xBFemail,name,"),
+        "Excel needs the BOM"
+    );
+    let mut reader = csv::Reader::from_reader(&body[..]);
     let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
     assert_eq!(rows.len(), app.sim.expected_emails().len());
     let emails: std::collections::BTreeSet<String> = rows.iter().map(|r| r[0].to_owned()).collect();
@@ -126,4 +130,52 @@ async fn unknown_pages_get_the_error_page_and_unknown_api_routes_json() {
     let api = app.get("/api/nothing-here").await;
     assert_eq!(api.status(), 404);
     assert!(api.json::<Value>().await.unwrap()["error"].is_string());
+}
+
+#[tokio::test]
+async fn the_csv_export_takes_the_search_and_a_semicolon_for_german_excel() {
+    let app = spawn_app(AppOptions::default()).await;
+    let scan_id = app.start_scan().await;
+    app.follow(&scan_id).await;
+    let email = app.sim.expected_emails().into_iter().next().unwrap();
+    let (_, html) = page(&app, &format!("/admin/customer_search?q={email}"), "de").await;
+    let q: String = url::form_urlencoded::byte_serialize(email.as_bytes()).collect();
+    let link = format!("/admin/customers.csv?q={q}&amp;sep=semicolon");
+    assert!(html.contains(&link), "no link {link} in the page");
+
+    let body = app
+        .get(&format!("/admin/customers.csv?q={q}&sep=semicolon"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .from_reader(&body[..]);
+    assert_eq!(
+        reader.headers().unwrap(),
+        vec![
+            "email",
+            "name",
+            "bookings",
+            "first_booking_at",
+            "last_booking_at",
+            "created_at"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let found = app.get_json(&format!("/api/customers?q={q}")).await;
+    assert_eq!(
+        rows.len() as i64,
+        found["total"].as_i64().unwrap(),
+        "what the search finds"
+    );
+    assert!(
+        rows.len() < app.sim.expected_emails().len(),
+        "the search narrowed nothing"
+    );
+    assert!(rows.iter().any(|r| r[0] == email));
+
+    let response = app.get("/admin/customers.csv?sep=tab").await;
+    assert_eq!(response.status(), 400);
 }
