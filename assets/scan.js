@@ -152,6 +152,7 @@
           "/api/scans/" + encodeURIComponent(scanId) + "?after=" + lastLogId,
           { credentials: "same-origin", headers: { Accept: "application/json" } },
         );
+        if (response.status === 401) return loginAgain();
         if (response.ok) {
           const status = await response.json();
           apply(status);
@@ -165,6 +166,13 @@
     once();
   }
 
+  // A session that ended while the page was open: to the login, which
+  // says so and comes back here.
+  function loginAgain() {
+    const here = location.pathname + location.search;
+    location.assign("/login?" + new URLSearchParams({ next: here, expired: "1" }));
+  }
+
   async function post(url, json) {
     const headers = { Accept: "application/json" };
     if (json !== undefined) headers["Content-Type"] = "application/json";
@@ -174,6 +182,7 @@
       headers,
       body: json === undefined ? undefined : JSON.stringify(json),
     });
+    if (response.status === 401) loginAgain();
     let body = {};
     try {
       body = await response.json();

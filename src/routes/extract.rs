@@ -33,7 +33,8 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// An admin looking at a page; without a session, a redirect to `/login`.
+/// An admin looking at a page; without a session, a redirect to `/login`
+/// that comes back here, saying so when a session had ended.
 #[derive(Debug)]
 pub struct PageAdmin;
 
@@ -43,9 +44,46 @@ impl FromRequestParts<AppState> for PageAdmin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         match Admin::from_request_parts(parts, state).await {
             Ok(_) => Ok(PageAdmin),
-            Err(AppError::Unauthorized) => Err(Redirect::to("/login").into_response()),
+            Err(AppError::Unauthorized) => {
+                let had_session =
+                    axum_extra::extract::cookie::CookieJar::from_headers(&parts.headers)
+                        .get(crate::auth::SESSION_COOKIE)
+                        .is_some();
+                let here = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                Err(Redirect::to(&login_url(here, had_session)).into_response())
+            }
             Err(other) => Err(page_error(state, &parts.headers, other)),
         }
+    }
+}
+
+/// `/login`, to come back to `next` afterwards; with `expired` the page
+/// says the session has ended.
+pub fn login_url(next: &str, expired: bool) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    query.append_pair("next", next);
+    if expired {
+        query.append_pair("expired", "1");
+    }
+    format!("/login?{}", query.finish())
+}
+
+/// Where a login goes on to: `next` when it is a path of this site, else
+/// the customer page. Never another host (`//host`, `/\\host`, `https:`).
+pub fn after_login(next: Option<&str>) -> &str {
+    const HOME: &str = "/admin/customer_search";
+    match next {
+        Some(next)
+            if next.starts_with('/')
+                && !next.starts_with("//")
+                && !next.starts_with("/\\")
+                && !next.chars().any(char::is_control)
+                && next != "/login"
+                && !next.starts_with("/login?") =>
+        {
+            next
+        }
+        _ => HOME,
     }
 }
 

@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use axum::extract::rejection::FormRejection;
-use axum::extract::{ConnectInfo, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -13,12 +13,13 @@ use axum::{Form, Router};
 use axum_extra::extract::cookie::{Cookie, CookieJar};
 use serde::Deserialize;
 
+use super::extract::{after_login, query_param};
 use crate::auth::{NotChecked, SESSION_COOKIE};
 use crate::error::AppError;
 use crate::i18n::Lang;
 use crate::state::AppState;
 use crate::views;
-use crate::views::login::Failure;
+use crate::views::login::{Failure, Filled};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -26,14 +27,28 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(logout))
 }
 
-async fn login_page(headers: HeaderMap, State(state): State<AppState>) -> Response {
-    views::login::page(state.lang_for(&headers), None).into_response()
+async fn login_page(
+    headers: HeaderMap,
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query.as_deref();
+    let next = query_param(query, "next");
+    let form = Filled {
+        username: "",
+        next: next.as_deref().map(|n| after_login(Some(n))),
+    };
+    let failure = query_param(query, "expired").map(|_| Failure::Expired);
+    views::login::page(state.lang_for(&headers), failure, form).into_response()
 }
 
 #[derive(Debug, Deserialize)]
 struct LoginForm {
     username: String,
     password: String,
+    /// The page to go on to (see [`after_login`]).
+    #[serde(default)]
+    next: Option<String>,
 }
 
 async fn login(
@@ -46,14 +61,25 @@ async fn login(
     let auth = &state.auth;
     let lang: Lang = state.lang_for(&headers);
     let Ok(Form(form)) = form else {
-        return refused(StatusCode::BAD_REQUEST, None, lang, Failure::Wrong);
+        return refused(
+            StatusCode::BAD_REQUEST,
+            None,
+            lang,
+            Failure::Wrong,
+            Filled::default(),
+        );
+    };
+    // What the page keeps after a refusal: the user name, where to go.
+    let filled = Filled {
+        username: &form.username,
+        next: form.next.as_deref().map(|n| after_login(Some(n))),
     };
     let client = auth.client(peer.ip(), &headers);
     match auth.attempt(client, &form.username, form.password).await {
         Ok(true) => {}
         Ok(false) => {
             tracing::info!(%client, "failed admin login");
-            return refused(StatusCode::UNAUTHORIZED, None, lang, Failure::Wrong);
+            return refused(StatusCode::UNAUTHORIZED, None, lang, Failure::Wrong, filled);
         }
         Err(NotChecked::Throttled(wait)) => {
             let secs = wait.as_secs().max(1);
@@ -62,6 +88,7 @@ async fn login(
                 Some(secs),
                 lang,
                 Failure::Throttled { secs },
+                filled,
             );
         }
         Err(NotChecked::Busy) => {
@@ -71,6 +98,7 @@ async fn login(
                     Some(2),
                     lang,
                     Failure::Busy,
+                    filled,
                 ),
                 tracing::Level::WARN,
                 format!("login of {client} refused: every password check was busy"),
@@ -89,6 +117,7 @@ async fn login(
                     Some(5),
                     lang,
                     Failure::Unavailable,
+                    filled,
                 ),
                 tracing::Level::WARN,
                 format!("cannot store a session: {error}"),
@@ -96,7 +125,8 @@ async fn login(
         }
     };
     let cookie = auth.session_cookie(id);
-    (jar.add(cookie), Redirect::to("/admin/customer_search")).into_response()
+    let next = after_login(form.next.as_deref()).to_owned();
+    (jar.add(cookie), Redirect::to(&next)).into_response()
 }
 
 async fn logout(State(state): State<AppState>, jar: CookieJar) -> Response {
@@ -114,8 +144,14 @@ async fn logout(State(state): State<AppState>, jar: CookieJar) -> Response {
 
 /// The login page again, saying why, with `status` and, when the admin is
 /// to wait, `Retry-After`.
-fn refused(status: StatusCode, retry_after: Option<u64>, lang: Lang, why: Failure) -> Response {
-    let mut response = (status, views::login::page(lang, Some(why))).into_response();
+fn refused(
+    status: StatusCode,
+    retry_after: Option<u64>,
+    lang: Lang,
+    why: Failure,
+    form: Filled<'_>,
+) -> Response {
+    let mut response = (status, views::login::page(lang, Some(why), form)).into_response();
     if let Some(secs) = retry_after {
         response
             .headers_mut()

@@ -17,9 +17,19 @@ pub enum Failure {
     Busy,
     /// The database cannot take the session now.
     Unavailable,
+    /// The admin's session ended (unused too long, or too old).
+    Expired,
 }
 
-pub fn page(lang: Lang, failure: Option<Failure>) -> Markup {
+/// What the form holds when it is shown again.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Filled<'a> {
+    pub username: &'a str,
+    /// The page the admin goes on to after logging in.
+    pub next: Option<&'a str>,
+}
+
+pub fn page(lang: Lang, failure: Option<Failure>, form: Filled<'_>) -> Markup {
     let title = t(lang, "Anmelden", "Log in");
     layout(
         lang,
@@ -36,14 +46,19 @@ pub fn page(lang: Lang, failure: Option<Failure>) -> Markup {
                             Failure::Throttled { secs } => (throttled(lang, secs)),
                             Failure::Busy => (t(lang, "Gerade melden sich zu viele an. Bitte in ein paar Sekunden erneut versuchen.", "Too many logins at once. Please try again in a few seconds.")),
                             Failure::Unavailable => (t(lang, "Die Datenbank ist gerade nicht erreichbar. Bitte gleich noch einmal versuchen.", "The database cannot be reached just now. Please try again in a moment.")),
+                            Failure::Expired => (t(lang, "Die Sitzung ist abgelaufen. Bitte erneut anmelden – danach geht es auf der Seite weiter, auf der du warst.", "Your session has ended. Please log in again to go back to the page you were on.")),
                         }
                     }
                 }
                 form method="post" action="/login" {
+                    @if let Some(next) = form.next {
+                        input type="hidden" name="next" value=(next);
+                    }
+                    @let known = !form.username.is_empty();
                     label for="username" { (t(lang, "Benutzername", "User name")) }
-                    input #username type="text" name="username" autocomplete="username" required autofocus;
+                    input #username type="text" name="username" value=(form.username) autocomplete="username" required autofocus[!known];
                     label for="password" { (t(lang, "Passwort", "Password")) }
-                    input #password name="password" type="password" autocomplete="current-password" required;
+                    input #password name="password" type="password" autocomplete="current-password" required autofocus[known];
                     button type="submit" { (t(lang, "Anmelden", "Log in")) }
                 }
             }

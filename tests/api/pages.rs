@@ -25,11 +25,135 @@ async fn pages_send_visitors_without_a_session_to_the_login() {
         let response = no_redirects().get(app.url(path)).send().await.unwrap();
         assert_eq!(response.status(), 303, "{path}");
         let location = response.headers()["location"].to_str().unwrap();
-        assert!(
-            location == "/login" || location == "/admin/customer_search",
-            "{path} → {location}"
+        let back: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
+        match path {
+            "/" => assert_eq!(location, "/admin/customer_search"),
+            _ => assert_eq!(location, format!("/login?next={back}"), "{path}"),
+        }
+    }
+}
+
+/// The login form posted by a client that follows no redirect.
+async fn post_login(
+    app: &crate::helpers::TestApp,
+    client: &reqwest::Client,
+    form: &[(&str, &str)],
+) -> reqwest::Response {
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    client
+        .post(app.url("/login"))
+        .header("Accept-Language", "en")
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The session cookie a login set, as a `Cookie` header.
+fn session_of(response: &reqwest::Response) -> String {
+    let set = response.headers()["set-cookie"].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_ended_session_is_said_and_the_login_returns_to_the_page_the_admin_was_on() {
+    let app = spawn_app(AppOptions::default()).await;
+    let client = no_redirects();
+    let password = crate::helpers::PASSWORD;
+    let in_ = post_login(
+        &app,
+        &client,
+        &[("username", "admin"), ("password", password)],
+    )
+    .await;
+    assert_eq!(in_.status(), 303);
+    let cookie = session_of(&in_);
+    // The session ends (as after CALSCAN_SESSION_IDLE_MIN) while the browser
+    // keeps its cookie.
+    let path = "/admin/scans?x=1";
+    sqlx_end_sessions(&app).await;
+    let response = client
+        .get(app.url(path))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 303);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(location, "/login?next=%2Fadmin%2Fscans%3Fx%3D1&expired=1");
+
+    let html = client
+        .get(app.url(&location))
+        .header("Accept-Language", "en")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Your session has ended"), "{html}");
+    assert!(
+        html.contains(r#"name="next" value="/admin/scans?x=1""#),
+        "{html}"
+    );
+
+    // A wrong password keeps the user name and where to go.
+    let form = |password| {
+        [
+            ("username", "admin"),
+            ("password", password),
+            ("next", path),
+        ]
+    };
+    let wrong = post_login(&app, &client, &form("wrong")).await;
+    assert_eq!(wrong.status(), 401);
+    let html = wrong.text().await.unwrap();
+    assert!(
+        html.contains(r#"value="admin""#),
+        "the user name is gone: {html}"
+    );
+    assert!(
+        html.contains(r#"name="next" value="/admin/scans?x=1""#),
+        "{html}"
+    );
+
+    let back = post_login(&app, &client, &form(password)).await;
+    assert_eq!(back.status(), 303);
+    assert_eq!(back.headers()["location"], path);
+}
+
+#[tokio::test]
+async fn a_login_never_sends_the_admin_to_another_site() {
+    let app = spawn_app(AppOptions::default()).await;
+    for next in [
+        "//evil.example/x",
+        "/\\evil.example",
+        "https://evil.example/",
+        "evil",
+        "/login?next=/admin",
+    ] {
+        let client = no_redirects();
+        let form = [
+            ("username", "admin"),
+            ("password", crate::helpers::PASSWORD),
+            ("next", next),
+        ];
+        let response = post_login(&app, &client, &form).await;
+        assert_eq!(response.status(), 303, "{next}");
+        assert_eq!(
+            response.headers()["location"],
+            "/admin/customer_search",
+            "{next}"
         );
     }
+}
+
+/// Ends every session in the database, as the idle limit would.
+async fn sqlx_end_sessions(app: &crate::helpers::TestApp) {
+    crate::helpers::exec(&app.database_url, "DELETE FROM sessions").await;
 }
 
 #[tokio::test]
