@@ -54,7 +54,7 @@ pub fn customer_search(lang: Lang, view: &CustomerPage<'_>) -> Markup {
                     " " (t(lang, "Kunden", "customers"))
                     @if !view.q.is_empty() { " " (t(lang, "gefunden", "found")) }
                     " · "
-                    @let (csv, excel) = csv_links(&view.q);
+                    @let (csv, excel) = csv_links(view.q);
                     @if view.q.is_empty() {
                         a href=(csv) download { (t(lang, "Alle als CSV exportieren", "Export all as CSV")) }
                     } @else {
