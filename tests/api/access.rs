@@ -271,7 +271,13 @@ async fn an_unknown_user_and_a_wrong_password_answer_alike_in_similar_time() {
             let response = login_as(&app, user, "not the password").await;
             times.push(t.elapsed());
             let status = response.status();
-            let body = response.text().await.unwrap();
+            // The form gives back the name the visitor typed (their own
+            // input); apart from that the answers must not differ.
+            let body = response
+                .text()
+                .await
+                .unwrap()
+                .replace(&format!("value=\"{user}\""), "value=\"…\"");
             answers.insert((status.as_u16(), body));
         }
     }
