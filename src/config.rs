@@ -18,6 +18,7 @@ use crate::calendly::{ClientSettings, SimulatorConfig};
 use crate::i18n::Lang;
 use crate::notify::{Notifier, NotifySettings};
 use crate::scan::ScanSettings;
+use crate::time::Zone;
 
 /// calscan: imports a Calendly organization's invitees as customers.
 ///
@@ -138,6 +139,11 @@ pub struct ServerArgs {
     /// (and of scan log lines).
     #[arg(long, env = "CALSCAN_LANG", default_value = "de")]
     pub lang: Lang,
+
+    /// The time zone times are shown in (an IANA name such as
+    /// Europe/Vienna); the server's own when unset.
+    #[arg(long, env = "CALSCAN_TIMEZONE")]
+    pub timezone: Option<Zone>,
 
     /// Mark the session cookie Secure (set it when calscan is served over HTTPS).
     #[arg(long, env = "CALSCAN_COOKIE_SECURE", default_value_t = false)]
@@ -283,6 +289,7 @@ impl ServerArgs {
             db_outage: database.db_outage(),
             notify,
             every: self.scan_every,
+            zone: self.timezone.unwrap_or_default(),
         })
     }
 }

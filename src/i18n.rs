@@ -86,8 +86,15 @@ pub enum Msg<'a> {
     },
     /// An incremental scan reads events from `since` (UTC) on.
     IncrementalSince {
-        since: &'a str,
+        since: chrono::DateTime<chrono::Utc>,
+        zone: crate::time::Zone,
         lookback_hours: u64,
+    },
+    /// Calendly's rate limit holds the calls up until `at` (the school's
+    /// clock), `secs` from now.
+    RateWait {
+        at: &'a str,
+        secs: u64,
     },
     /// The end-of-scan summary was delivered.
     NotifySent {
@@ -219,8 +226,10 @@ impl Lang {
             }
             IncrementalSince {
                 since,
+                zone,
                 lookback_hours,
             } => {
+                let since = zone.date_time(*since, self);
                 if de {
                     format!(
                         "⏩ Inkrementeller Scan: nur Events ab {since} (Start des letzten abgeschlossenen Scans minus {lookback_hours} h)"
@@ -376,6 +385,13 @@ impl Lang {
                 "Ctrl-C: Der Scan wird abgebrochen und kann fortgesetzt werden",
                 "Ctrl-C: the scan is cancelled and can be resumed",
             ),
+            RateWait { at, secs } => {
+                if de {
+                    format!("⏳ Calendly-Limit erreicht – weiter um {at} (in {secs} s)")
+                } else {
+                    format!("⏳ Calendly's rate limit reached – going on at {at} (in {secs} s)")
+                }
+            }
             DbWaiting { secs } => {
                 if de {
                     format!("⏳ Datenbank nicht erreichbar – Scan wartet (seit {secs} s)")

@@ -53,7 +53,7 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<i32> {
         ScanMode::Incremental
     };
     let row = match scans.start(mode).await? {
-        StartOutcome::Started(row) => row,
+        StartOutcome::Started(row) => *row,
         StartOutcome::AlreadyRunning(running) => {
             eprintln!("calscan: a scan is already running on this database: {running}");
             return Ok(EXIT_RUNNING);

@@ -23,7 +23,7 @@ use url::Url;
 
 use super::error::CalendlyError;
 use super::model::{ErrorBody, Event, Invitee, Page, Resource, User, WebhookSubscription};
-use super::pacer::{Pacer, RateHeaders};
+use super::pacer::{Budget, Pacer, RateHeaders};
 
 /// Calendly's largest page size.
 /// Items per page asked of a Calendly listing (its maximum).
@@ -175,6 +175,17 @@ impl CalendlyClient {
                 counters: Counters::default(),
             }),
         })
+    }
+
+    /// Until when requests wait for Calendly's rate limit; `None` while
+    /// they go (see [`Pacer::pauses`]).
+    pub fn rate_pauses(&self) -> tokio::sync::watch::Receiver<Option<tokio::time::Instant>> {
+        self.inner.pacer.pauses()
+    }
+
+    /// What is known of Calendly's request budget.
+    pub fn budget(&self) -> Budget {
+        self.inner.pacer.budget()
     }
 
     /// What this client has sent so far.

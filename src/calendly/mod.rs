@@ -11,5 +11,5 @@ pub mod webhook;
 
 pub use client::{CalendlyClient, CallStats, ClientSettings, EventInvitees, PAGE_SIZE};
 pub use error::CalendlyError;
-pub use pacer::RateHeaders;
+pub use pacer::{Budget, RateHeaders};
 pub use simulator::{Fault, SimStats, Simulator, SimulatorConfig};

@@ -28,7 +28,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::HeaderMap;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 /// A reset value above this is an epoch timestamp, not a number of seconds
@@ -39,6 +39,9 @@ const EPOCH_THRESHOLD: u64 = 1_000_000_000;
 /// belongs to a newer window (the header has whole-second resolution, plus
 /// latency).
 const SAME_WINDOW_SLACK: Duration = Duration::from_secs(2);
+
+/// A wait for the window shorter than this is not worth telling anyone.
+const PAUSE_WORTH_TELLING: Duration = Duration::from_secs(2);
 
 /// The rate-limit headers of one answer, as far as they were present.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -122,13 +125,41 @@ struct Window {
     in_flight: u32,
     /// After a 429: nobody sends before this.
     blocked_until: Option<Instant>,
+    /// The longest reset an answer named: about the window's length.
+    longest_reset: Option<Duration>,
 }
 
 /// Shared by every request of one client.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Pacer {
     window: Mutex<Window>,
     changed: Notify,
+    /// Until when requests wait for the rate limit; `None` while they go.
+    pause: watch::Sender<Option<Instant>>,
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        Self {
+            window: Mutex::default(),
+            changed: Notify::new(),
+            pause: watch::Sender::new(None),
+        }
+    }
+}
+
+/// What the pacer knows of Calendly's budget, for an estimate of how long
+/// the calls still to make take.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Budget {
+    /// Requests a window allows.
+    pub limit: Option<u32>,
+    /// About how long a window lasts.
+    pub window: Option<Duration>,
+    /// Requests the current window still allows.
+    pub remaining: Option<u32>,
+    /// When the current window ends.
+    pub reset_at: Option<Instant>,
 }
 
 /// Leave to send one request. Report its answer's headers with
@@ -145,8 +176,32 @@ impl Pacer {
         Self::default()
     }
 
+    /// Says, while requests wait for the rate limit, until when (tokio's
+    /// clock); `None` while they go.
+    pub fn pauses(&self) -> watch::Receiver<Option<Instant>> {
+        self.pause.subscribe()
+    }
+
+    /// What the pacer knows of the budget now.
+    pub fn budget(&self) -> Budget {
+        let w = self.lock();
+        Budget {
+            limit: w.limit,
+            window: w.longest_reset,
+            remaining: w.remaining,
+            reset_at: w.reset_at,
+        }
+    }
+
     /// Waits until one more request fits in the window.
     pub async fn acquire(&self) -> Permit<'_> {
+        let permit = self.wait_for_slot().await;
+        // Requests go again: a pause told is over.
+        self.pause.send_if_modified(|until| until.take().is_some());
+        permit
+    }
+
+    async fn wait_for_slot(&self) -> Permit<'_> {
         loop {
             // Registered before the state is read, so no wake-up is missed.
             let changed = self.changed.notified();
@@ -182,6 +237,13 @@ impl Pacer {
             };
             match deadline {
                 Some(at) => {
+                    if at.saturating_duration_since(Instant::now()) >= PAUSE_WORTH_TELLING {
+                        self.pause.send_if_modified(|until| {
+                            let told = *until == Some(at);
+                            *until = Some(at);
+                            !told
+                        });
+                    }
                     tokio::select! {
                         _ = changed => {}
                         _ = tokio::time::sleep_until(at) => {}
@@ -227,6 +289,7 @@ impl Permit<'_> {
         if headers.limit.is_some() {
             w.limit = headers.limit;
         }
+        w.longest_reset = w.longest_reset.max(Some(reset));
         let ends_by = Instant::now() + reset;
         let newer_window = w
             .reset_at
@@ -427,5 +490,40 @@ mod tests {
         let start = Instant::now();
         drop(pacer.acquire().await);
         assert!(start.elapsed() >= Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_wait_for_the_window_is_told_until_requests_go_again() {
+        let pacer = Pacer::new();
+        let mut pauses = pacer.pauses();
+        let p = pacer.acquire().await;
+        p.observe(&window(10, 0, 20));
+        drop(p);
+        assert_eq!(*pauses.borrow_and_update(), None, "nothing waited yet");
+        assert_eq!(pacer.budget().limit, Some(10));
+        assert_eq!(pacer.budget().window, Some(Duration::from_secs(20)));
+
+        let start = Instant::now();
+        let waiting = tokio::spawn(async move {
+            let pacer = pacer;
+            drop(pacer.acquire().await);
+            pacer
+        });
+        pauses.changed().await.unwrap();
+        let until = pauses.borrow_and_update().expect("a pause is told");
+        assert_eq!(until, start + Duration::from_secs(20));
+        let pacer = waiting.await.unwrap();
+        assert_eq!(*pacer.pauses().borrow(), None, "over once a request went");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_short_wait_is_not_told() {
+        let pacer = Pacer::new();
+        let p = pacer.acquire().await;
+        p.observe(&window(10, 0, 1));
+        drop(p);
+        let pauses = pacer.pauses();
+        drop(pacer.acquire().await);
+        assert!(!pauses.has_changed().unwrap(), "a 1 s wait stays quiet");
     }
 }

@@ -10,6 +10,7 @@ pub(crate) mod progress;
 pub mod registry;
 mod runner;
 pub mod status;
+mod work;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,7 @@ use crate::store::{
     StoreResult, Wakeup,
 };
 pub use crate::store::{ScanId, ScanMode};
+use crate::time::Zone;
 pub use follow::{Following, LOG_LIMIT};
 use registry::Registry;
 
@@ -59,6 +61,8 @@ pub struct ScanSettings {
     pub notify: Option<crate::notify::Notifier>,
     /// Run an incremental scan on this interval (`CALSCAN_SCAN_EVERY`).
     pub every: Option<Duration>,
+    /// The zone log lines name times in (`CALSCAN_TIMEZONE`).
+    pub zone: Zone,
 }
 
 impl Default for ScanSettings {
@@ -72,6 +76,7 @@ impl Default for ScanSettings {
             db_outage: DEFAULT_DB_OUTAGE,
             notify: None,
             every: None,
+            zone: Zone::default(),
         }
     }
 }
@@ -139,6 +144,11 @@ impl Scans {
                 wakeups: std::sync::atomic::AtomicBool::new(false),
             }),
         }
+    }
+
+    /// The zone times are shown in (`CALSCAN_TIMEZONE`).
+    pub fn zone(&self) -> Zone {
+        self.inner.settings.zone
     }
 
     /// With [`ScanSettings::every`], starts an incremental scan on that
@@ -286,7 +296,7 @@ impl Scans {
         };
         let outcome = self.inner.store.start_scan(&scan).await?;
         if let StartOutcome::Started(row) = &outcome {
-            self.spawn(row.clone(), false);
+            self.spawn(ScanRow::clone(row), false);
         }
         Ok(outcome)
     }
@@ -310,7 +320,7 @@ impl Scans {
             .resume_scan(scan_id, &self.inner.instance, self.lease_until(), &[line])
             .await?;
         if let ResumeOutcome::Resumed(row) = &outcome {
-            self.spawn(row.clone(), true);
+            self.spawn(ScanRow::clone(row), true);
         }
         Ok(outcome)
     }

@@ -13,6 +13,7 @@ use tokio::sync::broadcast;
 use super::progress::Reporter;
 use super::status::Batch;
 use super::status::StatusObject;
+use super::work::Work;
 use super::{Inner, ScanId, ScanMode};
 use crate::calendly::model::Event;
 use crate::calendly::{CalendlyError, EventInvitees};
@@ -216,8 +217,9 @@ async fn heartbeat(
     }
 }
 
-/// The stages of the status object's `progress`: 10 connect, 30 events loaded, 40→70 invitees per
-/// event, 70 unique emails, 80 saved, 95 finishing, 100 done.
+/// The scan itself. Its steps are the original's, in its order; `progress`
+/// follows the Calendly calls (see [`Work`]), and a wait for the rate limit
+/// or the database is a step of its own.
 async fn scan(
     inner: &Inner,
     reporter: &mut Reporter,
@@ -226,17 +228,29 @@ async fn scan(
     resumed: bool,
 ) -> Result<(), Failure> {
     let started = Utc::now();
-    reporter.stage(10, Msg::StepConnect);
+    reporter.update(|f| {
+        f.current_step = Texts::of(&Msg::StepConnect);
+        // An estimate an earlier run left says nothing about this one.
+        f.eta_at_ms = None;
+    });
     let client = inner
         .calendly
         .as_ref()
         .ok_or(CalendlyError::NotConfigured)?;
-    let organization = client
-        .organization(inner.settings.organization.as_deref())
+    let mut paced = RateWatch::new(client, inner.settings.zone);
+    let usual_events = ride_out(inner, reporter, || inner.store.most_events_listed()).await?;
+    let mut work = Work::new(usual_events.filter(|_| mode == ScanMode::Full));
+    let organization = paced
+        .wait_for(
+            client.organization(inner.settings.organization.as_deref()),
+            reporter,
+        )
         .await?;
+    work.connected();
     reporter.log(Msg::Connected {
         organization: &organization,
     });
+    reporter.update(|f| f.progress = work.progress());
 
     let since = match mode {
         ScanMode::Full => None,
@@ -244,7 +258,7 @@ async fn scan(
     };
     let mut events: Vec<Event> = Vec::new();
     let mut pages = std::pin::pin!(client.events(&organization, since).enumerate());
-    while let Some((page, result)) = pages.next().await {
+    while let Some((page, result)) = paced.next(&mut pages, reporter).await {
         let batch = result?;
         let count = batch.len();
         events.extend(batch);
@@ -253,11 +267,10 @@ async fn scan(
             count,
             total: events.len(),
         });
-        // Loading events moves the bar a little within 10–30.
-        let progress = 10 + (page as i64 + 1).min(19);
+        work.page(count as i64, count as i64 >= crate::calendly::PAGE_SIZE);
         let total = events.len() as i64;
         reporter.update(|f| {
-            f.progress = progress;
+            f.progress = work.progress();
             f.events_total = Some(total);
         });
     }
@@ -266,15 +279,14 @@ async fn scan(
         count: events.len(),
     });
     if since.is_some()
-        && let Some(full_events) =
-            ride_out(inner, reporter, || inner.store.most_events_listed()).await?
+        && let Some(full_events) = usual_events
     {
         let saved = listing_calls(full_events) - listing_calls(total);
         if saved > 0 {
             reporter.log(Msg::CallsSaved { saved, full_events });
         }
     }
-    reporter.stage(30, Msg::StepEventsLoaded);
+    reporter.stage(work.progress(), Msg::StepEventsLoaded);
 
     let done = ride_out(inner, reporter, || inner.store.done_events(scan_id)).await?;
     if resumed {
@@ -285,6 +297,7 @@ async fn scan(
         .filter(|e| !done.contains(&e.uri))
         .collect();
     let mut scanned = total - remaining.len() as i64;
+    work.listed(total, scanned, tokio::time::Instant::now());
     let counts = ride_out(inner, reporter, || inner.store.email_counts(scan_id)).await?;
     reporter.update(|f| {
         f.events_total = Some(total);
@@ -293,14 +306,14 @@ async fn scan(
         f.new_count = counts.new_count;
         f.existing_count = counts.emails_found - counts.new_count;
     });
-    reporter.stage(40 + extract_share(scanned, total), Msg::StepExtract);
+    reporter.stage(work.progress(), Msg::StepExtract);
 
     // The customers there are now, so that only emails not among them are
     // looked up in the table (which may be the school's, with no index
     // that fits a lookup by normalized email).
     let mut known = ride_out(inner, reporter, || inner.store.known_customers()).await?;
     let mut results = std::pin::pin!(client.invitees_of(remaining));
-    while let Some(result) = results.next().await {
+    while let Some(result) = paced.next(&mut results, reporter).await {
         let EventInvitees { event, invitees } = result?;
         let mut bookings = Vec::with_capacity(invitees.len());
         for invitee in &invitees {
@@ -340,12 +353,18 @@ async fn scan(
             known.add(newer);
         }
         scanned += 1;
+        work.event_done();
+        let now = tokio::time::Instant::now();
+        let eta_at_ms = work
+            .eta(&client.budget(), now)
+            .map(|eta| crate::time::now_ms() + eta.as_millis() as i64);
         reporter.update(|f| {
-            f.progress = 40 + extract_share(scanned, total);
+            f.progress = work.progress();
             f.events_scanned = scanned;
             f.emails_found += added.emails_found;
             f.new_count += added.new_count;
             f.existing_count = f.emails_found - f.new_count;
+            f.eta_at_ms = eta_at_ms;
         });
     }
 
@@ -353,13 +372,13 @@ async fn scan(
     reporter.log(Msg::UniqueEmails {
         count: f.emails_found,
     });
-    reporter.stage(70, Msg::StepEmailsFound);
-    reporter.stage(80, Msg::StepSave);
+    reporter.stage(work.progress(), Msg::StepEmailsFound);
+    reporter.stage(work.progress(), Msg::StepSave);
     reporter.log(Msg::Saved {
         new: f.new_count,
         existing: f.existing_count,
     });
-    reporter.stage(95, Msg::StepFinish);
+    reporter.stage(work.progress(), Msg::StepFinish);
     let secs = (Utc::now() - started).num_milliseconds() as f64 / 1000.0;
     reporter.log(Msg::Completed {
         events: f.events_scanned,
@@ -367,8 +386,105 @@ async fn scan(
         new: f.new_count,
         secs,
     });
-    reporter.stage(100, Msg::StepDone);
+    reporter.update(|f| {
+        f.progress = 100;
+        f.current_step = Texts::of(&Msg::StepDone);
+        f.eta_at_ms = None;
+    });
     Ok(())
+}
+
+/// How often the step of a scan waiting for Calendly's rate limit counts
+/// down.
+const RATE_WAIT_TOLD_EVERY: Duration = Duration::from_secs(5);
+
+/// Tells the scan's watchers while Calendly's rate limit holds its calls
+/// up: a log line when a wait begins, and a step of its own that counts down
+/// to the window's end, until the calls go again.
+struct RateWatch {
+    pauses: tokio::sync::watch::Receiver<Option<tokio::time::Instant>>,
+    zone: crate::time::Zone,
+    /// While waiting: until when, and the step before the wait.
+    waiting: Option<(tokio::time::Instant, Texts)>,
+}
+
+impl RateWatch {
+    fn new(client: &crate::calendly::CalendlyClient, zone: crate::time::Zone) -> Self {
+        Self {
+            pauses: client.rate_pauses(),
+            zone,
+            waiting: None,
+        }
+    }
+
+    /// The next item of `stream`, telling of every wait on the way.
+    async fn next<S: futures::Stream + Unpin>(
+        &mut self,
+        stream: &mut S,
+        reporter: &mut Reporter,
+    ) -> Option<S::Item> {
+        self.wait_for(stream.next(), reporter).await
+    }
+
+    /// `call`'s answer, telling of every wait on the way.
+    async fn wait_for<T>(
+        &mut self,
+        call: impl std::future::Future<Output = T>,
+        reporter: &mut Reporter,
+    ) -> T {
+        let mut call = std::pin::pin!(call);
+        loop {
+            let countdown = async {
+                match self.waiting {
+                    Some(_) => tokio::time::sleep(RATE_WAIT_TOLD_EVERY).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                biased;
+                answer = &mut call => return answer,
+                Ok(()) = self.pauses.changed() => {
+                    let until = *self.pauses.borrow_and_update();
+                    self.told(until, reporter);
+                }
+                () = countdown => self.count_down(reporter),
+            }
+        }
+    }
+
+    fn told(&mut self, until: Option<tokio::time::Instant>, reporter: &mut Reporter) {
+        match (until, self.waiting.take()) {
+            (Some(until), None) => {
+                let step = reporter.figures().current_step.clone();
+                let (at, secs) = self.when(until);
+                tracing::info!(wait_s = secs, "the scan waits for Calendly's rate limit");
+                reporter.log(Msg::RateWait { at: &at, secs });
+                reporter.update(|f| f.current_step = Texts::of(&Msg::RateWait { at: &at, secs }));
+                self.waiting = Some((until, step));
+            }
+            (Some(until), Some((_, step))) => {
+                self.waiting = Some((until, step));
+                self.count_down(reporter);
+            }
+            (None, Some((_, step))) => reporter.update(|f| f.current_step = step),
+            (None, None) => {}
+        }
+    }
+
+    fn count_down(&self, reporter: &mut Reporter) {
+        if let Some((until, _)) = &self.waiting {
+            let (at, secs) = self.when(*until);
+            reporter.update(|f| f.current_step = Texts::of(&Msg::RateWait { at: &at, secs }));
+        }
+    }
+
+    /// The wall-clock time `until` is, in the school's zone, and the
+    /// seconds to it (rounded up).
+    fn when(&self, until: tokio::time::Instant) -> (String, u64) {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        let at = Utc::now() + chrono::Duration::from_std(left).unwrap_or_default();
+        (self.zone.clock(at), left.as_millis().div_ceil(1000) as u64)
+    }
 }
 
 /// Where an incremental scan starts reading events: the last completed
@@ -393,7 +509,8 @@ async fn incremental_since(
         return Ok(None);
     };
     reporter.log(Msg::IncrementalSince {
-        since: &since.format("%Y-%m-%d %H:%M UTC").to_string(),
+        since,
+        zone: inner.settings.zone,
         lookback_hours: lookback.as_secs() / 3600,
     });
     Ok(Some(since))
@@ -475,9 +592,4 @@ where
 /// invitee listing each, and the event pages.
 fn listing_calls(events: i64) -> i64 {
     events + events / crate::calendly::PAGE_SIZE + 1
-}
-
-/// The 0–30 share of the extraction stage done after `scanned` of `total`.
-fn extract_share(scanned: i64, total: i64) -> i64 {
-    if total == 0 { 30 } else { 30 * scanned / total }
 }

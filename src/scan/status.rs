@@ -27,6 +27,10 @@ pub struct StatusObject {
     pub error_message: Option<String>,
     /// Seconds since `started_at`, final once finished.
     pub duration: f64,
+    /// About how many seconds a running scan still takes, waits for
+    /// Calendly's rate limit included; `null` until it can tell and once it
+    /// is over.
+    pub eta_s: Option<i64>,
     /// RFC 3339, UTC, to the millisecond.
     #[serde(serialize_with = "serialize_millis")]
     #[schema(value_type = String, format = DateTime)]
@@ -82,6 +86,10 @@ impl StatusObject {
             error_message: row.error_message.as_ref().map(|t| t.get(lang).to_owned()),
             // One decimal, as the original showed it.
             duration: (millis / 100) as f64 / 10.0,
+            eta_s: f
+                .eta_at_ms
+                .filter(|_| row.status == ScanStatus::Running)
+                .map(|at| ((at - now.timestamp_millis()).max(0) + 999) / 1000),
             started_at: row.started_at,
             completed_at: row.completed_at,
             mode: row.mode,

@@ -372,6 +372,9 @@ pub struct Progress {
     pub existing_count: i64,
     /// The newest event id of the scan (log lines and progress share the sequence).
     pub last_event_id: i64,
+    /// When the scan expects to be done (milliseconds since the epoch), once
+    /// it can tell.
+    pub eta_at_ms: Option<i64>,
 }
 
 /// Counts for the metrics.
@@ -419,7 +422,7 @@ pub struct NewScan {
 /// What `start_scan` did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StartOutcome {
-    Started(ScanRow),
+    Started(Box<ScanRow>),
     /// Another scan holds the running slot: its id.
     AlreadyRunning(String),
 }
@@ -427,7 +430,7 @@ pub enum StartOutcome {
 /// What `resume_scan` did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ResumeOutcome {
-    Resumed(ScanRow),
+    Resumed(Box<ScanRow>),
     NotFound,
     /// The scan is in a state that cannot be resumed (running or completed).
     NotResumable(ScanStatus),

@@ -86,7 +86,7 @@ const fn figure(
 /// scanner's table lets be NULL read as it meant them (MySQL adopts that
 /// table; the others never hold NULL there).
 #[rustfmt::skip]
-pub(super) const FIGURE_COLUMNS: [FigureColumn; 9] = [
+pub(super) const FIGURE_COLUMNS: [FigureColumn; 10] = [
     figure("progress", "COALESCE(progress, 0)", |f| Value::Int(f.progress)),
     figure("current_step", "COALESCE(current_step, '')", |f| Value::Text(&f.current_step.de)),
     figure("current_step_en", "COALESCE(current_step_en, current_step, '')", |f| Value::Text(&f.current_step.en)),
@@ -96,6 +96,7 @@ pub(super) const FIGURE_COLUMNS: [FigureColumn; 9] = [
     figure("new_count", "COALESCE(new_count, 0)", |f| Value::Int(f.new_count)),
     figure("existing_count", "COALESCE(existing_count, 0)", |f| Value::Int(f.existing_count)),
     figure("last_event_id", "last_event_id", |f| Value::Int(f.last_event_id)),
+    figure("eta_at", "eta_at", |f| Value::MaybeInt(f.eta_at_ms)),
 ];
 
 /// The values of `figures`, in the order of [`FIGURE_COLUMNS`].
@@ -137,6 +138,7 @@ where
         new_count: row.try_get("new_count")?,
         existing_count: row.try_get("existing_count")?,
         last_event_id: row.try_get("last_event_id")?,
+        eta_at_ms: row.try_get("eta_at")?,
     })
 }
 
@@ -1042,7 +1044,7 @@ where
             .await?
             .ok_or_else(|| StoreError::Corrupt("inserted scan vanished".into()))?;
         tx.commit().await?;
-        Ok(StartOutcome::Started(row))
+        Ok(StartOutcome::Started(Box::new(row)))
     }
 
     #[tracing::instrument(skip_all, fields(scan_id))]
@@ -1090,7 +1092,7 @@ where
             .await?
             .ok_or_else(|| StoreError::Corrupt("resumed scan vanished".into()))?;
         tx.commit().await?;
-        Ok(ResumeOutcome::Resumed(row))
+        Ok(ResumeOutcome::Resumed(Box::new(row)))
     }
 
     async fn scan(&self, scan_id: &ScanId) -> StoreResult<Option<ScanRow>> {
@@ -1699,6 +1701,7 @@ mod tests {
             new_count: base + 5,
             existing_count: base + 6,
             last_event_id: base + 7,
+            eta_at_ms: Some(base + 8),
         }
     }
 
@@ -1779,14 +1782,25 @@ mod tests {
         }
     }
 
-    type FigureTuple = (i64, String, String, i64, Option<i64>, i64, i64, i64, i64);
+    type FigureTuple = (
+        i64,
+        String,
+        String,
+        i64,
+        Option<i64>,
+        i64,
+        i64,
+        i64,
+        i64,
+        Option<i64>,
+    );
 
     /// The figure columns of the scan, each named here rather than taken
     /// from [`FIGURE_COLUMNS`].
     async fn stored(store: &SqlStore<Sqlite>) -> FigureTuple {
         sqlx::query_as(
             "SELECT progress, current_step, current_step_en, events_scanned, events_total, \
-             emails_found, new_count, existing_count, last_event_id \
+             emails_found, new_count, existing_count, last_event_id, eta_at \
              FROM scan_progress WHERE scan_id = 'scan_figures1'",
         )
         .fetch_one(&store.writer)
@@ -1805,6 +1819,7 @@ mod tests {
             f.new_count,
             f.existing_count,
             f.last_event_id,
+            f.eta_at_ms,
         )
     }
 

@@ -54,7 +54,7 @@ fn migrate_check_changes_nothing_and_migrate_creates_the_tables_once() {
     let (code, plan) = migrate(&["--check", "--database-url", &url]);
     assert_eq!(code, 0, "{plan}");
     assert!(!file.exists(), "--check created the database");
-    assert!(plan.contains("0 migrations applied, 7 pending"), "{plan}");
+    assert!(plan.contains("0 migrations applied, 8 pending"), "{plan}");
     assert!(
         plan.contains(
             "tables to create: scan_progress, scan_logs, scan_events_done, scan_emails, \
@@ -73,7 +73,7 @@ fn migrate_check_changes_nothing_and_migrate_creates_the_tables_once() {
     assert!(first.ends_with("database is up to date\n"), "{first}");
     let (code, again) = migrate(&["--database-url", &url]);
     assert_eq!(code, 0, "{again}");
-    assert!(again.contains("7 migrations applied, 0 pending"), "{again}");
+    assert!(again.contains("8 migrations applied, 0 pending"), "{again}");
     assert!(again.contains("nothing to do"), "{again}");
     assert!(
         again.contains(

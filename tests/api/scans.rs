@@ -968,3 +968,115 @@ async fn a_scans_error_reads_wholly_in_the_readers_language_with_calendlys_words
         }
     }
 }
+
+/// 40 events, 25 calls per 3 s window: the 42 calls need two windows.
+fn rate_limited() -> AppOptions {
+    AppOptions {
+        events: 40,
+        tweak_sim: Box::new(|c| {
+            c.rate_limit = 25;
+            c.rate_window = Duration::from_secs(3);
+        }),
+        ..AppOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn a_wait_for_calendlys_limit_is_said_at_once_and_the_bar_follows_the_calls() {
+    let app = spawn_app(rate_limited()).await;
+    let scan_id = app.start_scan().await;
+    let events = app.follow(&scan_id).await;
+    assert_well_formed(&events);
+    let zone = app.state.scans.zone();
+
+    // The wait is a log line, in the school's clock.
+    let lines = log_lines(&events);
+    let waits: Vec<&(i64, String)> = lines
+        .iter()
+        .filter(|(_, m)| m.starts_with("⏳ Calendly-Limit erreicht – weiter um "))
+        .collect();
+    assert_eq!(waits.len(), 1, "{lines:#?}");
+    let (wait_id, wait_line) = waits[0];
+    let logged = events
+        .iter()
+        .find(|e| e.event == "log" && e.id == Some(*wait_id))
+        .unwrap();
+    let logged_at: chrono::DateTime<chrono::Utc> =
+        logged.data["created_at"].as_str().unwrap().parse().unwrap();
+    let rest = wait_line
+        .strip_prefix("⏳ Calendly-Limit erreicht – weiter um ")
+        .unwrap();
+    let (at, secs) = rest.split_once(" (in ").unwrap();
+    let secs: i64 = secs.strip_suffix(" s)").unwrap().parse().unwrap();
+    assert!((2..=3).contains(&secs), "{wait_line}");
+    let expected: Vec<String> = (-1..=1)
+        .map(|d| zone.clock(logged_at + chrono::Duration::seconds(secs + d)))
+        .collect();
+    assert!(
+        expected.contains(&at.to_owned()),
+        "{at} not in {expected:?}"
+    );
+
+    // The wait is the step while it lasts; the step before it comes back.
+    let steps: Vec<(&str, &Value)> = events
+        .iter()
+        .filter(|e| e.event == "progress")
+        .map(|e| (e.data["current_step"].as_str().unwrap(), &e.data))
+        .collect();
+    let waiting = steps
+        .iter()
+        .position(|(s, _)| s.starts_with("⏳ Calendly-Limit erreicht"))
+        .expect("the wait is a step");
+    let after = steps[waiting..]
+        .iter()
+        .find(|(s, _)| !s.starts_with("⏳"))
+        .unwrap();
+    assert_eq!(after.0, "Extrahiere Email-Adressen...");
+
+    // The bar follows the calls: 1 for the organization, 1 page, then one
+    // per event, 99 points for all 42; never back; 100 at the end.
+    let mut last = 0;
+    for (_, data) in &steps {
+        let progress = data["progress"].as_i64().unwrap();
+        assert!(progress >= last, "{progress} after {last}");
+        last = progress;
+        let scanned = data["events_scanned"].as_i64().unwrap();
+        if data["current_step"] == "Extrahiere Email-Adressen..." && scanned < 40 {
+            assert_eq!(data["events_total"], 40);
+            assert_eq!(progress, 99 * (2 + scanned) / 42, "{data}");
+        }
+    }
+    // Before the wait the estimate counts the window still to wait for.
+    let before_wait: Vec<i64> = steps[..waiting]
+        .iter()
+        .filter_map(|(_, d)| d["eta_s"].as_i64())
+        .collect();
+    assert!(
+        before_wait.iter().any(|&eta| eta >= 2),
+        "the estimate ignored the rate limit: {before_wait:?}"
+    );
+    let done = &events.last().unwrap().data;
+    assert_eq!(done["progress"], 100);
+    assert_eq!(done["events_scanned"], 40);
+    assert_eq!(done["eta_s"], Value::Null);
+
+    // English readers read it in English.
+    let english: Value = app
+        .get_in(&format!("/api/scans/{scan_id}"), "en")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let said = english["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("⏳ Calendly's rate limit reached – going on at ")
+        })
+        .count();
+    assert_eq!(said, 1, "{english}");
+}

@@ -255,5 +255,5 @@ fn migrations_only_add_they_never_drop_or_rewrite_data() {
         }
     }
     // sqlite 7, postgres 7, mysql 16.
-    assert_eq!(files, 30);
+    assert_eq!(files, 33);
 }

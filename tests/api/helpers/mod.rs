@@ -75,6 +75,8 @@ pub struct AppOptions {
     pub webhook_key: Option<&'static str>,
     /// `CALSCAN_CUSTOMERS_TABLE` and its columns.
     pub customers: calscan::store::CustomerSettings,
+    /// `CALSCAN_TIMEZONE`; the tests' times are Vienna's, whatever the machine's.
+    pub zone: calscan::time::Zone,
 }
 
 impl Default for AppOptions {
@@ -98,6 +100,7 @@ impl Default for AppOptions {
             scan_every: None,
             webhook_key: None,
             customers: calscan::store::CustomerSettings::default(),
+            zone: "Europe/Vienna".parse().unwrap(),
         }
     }
 }
@@ -152,6 +155,7 @@ pub async fn spawn_app(options: AppOptions) -> TestApp {
             db_outage: options.db_outage,
             notify: options.notify.map(|n| Notifier::new(n).unwrap()),
             every: options.scan_every,
+            zone: options.zone,
             ..ScanSettings::default()
         },
         auth: AuthSettings {
