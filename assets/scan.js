@@ -20,6 +20,12 @@
   let tickTimer = null;
   let watchdog = null;
   let streamErrors = 0;
+  const configured = panel.dataset.configured !== "false";
+  // Times in the school's zone, as the server writes them: 18:01:35.
+  const clock = new Intl.DateTimeFormat(document.documentElement.lang, {
+    timeZone: panel.dataset.zone || undefined,
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  });
   // The server renders the progress as a number only: the page's policy
   // allows no inline style.
   $("scan-progress-bar").style.width = ($("scan-progress").getAttribute("aria-valuenow") || "0") + "%";
@@ -27,11 +33,23 @@
   const format = (template, values) =>
     template.replace(/\{(\w+)\}/g, (_, key) => (key in values ? String(values[key]) : ""));
 
+  // The start button stays focusable while a scan runs (a disabled one
+  // would drop the focus); it only says it does nothing now.
   function setState(state) {
     panel.dataset.scanState = state;
     $("scan-cancel").hidden = state !== "running";
-    $("scan-resume").hidden = !["interrupted", "error", "cancelled"].includes(state);
-    $("scan-start").disabled = state === "running";
+    $("scan-resume").hidden = !configured || !["interrupted", "error", "cancelled"].includes(state);
+    const start = $("scan-start");
+    if (!start) return;
+    if (state === "running") start.setAttribute("aria-disabled", "true");
+    else start.removeAttribute("aria-disabled");
+  }
+
+  // "noch ca. 40 s", "noch ca. 3 min", as the server renders it.
+  function eta(secs) {
+    if (secs === null || secs === undefined) return "";
+    const about = secs < 90 ? Math.max(1, secs) + " s" : Math.round(secs / 60) + " min";
+    return format(text.eta, { about });
   }
 
   function say(message) {
@@ -46,7 +64,13 @@
       $("scan-progress-bar").style.width = progress + "%";
       $("scan-percent").textContent = progress + " %";
     }
+    const shown = bar.getAttribute("aria-valuenow");
+    bar.setAttribute("aria-valuetext", shown + " % · " + (s.current_step || ""));
     $("scan-step").textContent = s.current_step || "";
+    const running = s.status === "running";
+    $("scan-count").textContent = running && s.events_total !== null && s.events_total !== undefined
+      ? "Events " + s.events_scanned + " / " + s.events_total : "";
+    $("scan-eta").textContent = running ? eta(s.eta_s) : "";
     $("stat-events").textContent = s.events_scanned;
     $("stat-emails").textContent = s.emails_found;
     $("stat-new").textContent = s.new_count;
@@ -59,12 +83,13 @@
     if (line.id <= lastLogId) return;
     lastLogId = line.id;
     const log = $("scan-log");
+    log.hidden = false;
     const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
     const item = document.createElement("li");
     item.dataset.id = line.id;
     const time = document.createElement("time");
     time.dateTime = line.created_at;
-    time.textContent = new Date(line.created_at).toLocaleTimeString(document.documentElement.lang);
+    time.textContent = clock.format(new Date(line.created_at));
     item.append(time, " " + line.message);
     log.append(item);
     while (log.children.length > MAX_LOG_LINES) log.firstElementChild.remove();
@@ -99,19 +124,10 @@
     stopFollowing();
     showFigures(status);
     setState(status.status);
-    const messages = {
-      completed: format(text.completed, {
-        events: status.events_scanned,
-        emails: status.emails_found,
-        new: status.new_count,
-        existing: status.existing_count,
-      }),
-      error: format(text.error, { message: status.error_message || "" }),
-      cancelled: text.cancelled,
-      interrupted: text.interrupted,
-    };
-    say(messages[status.status] || "");
-    refreshCustomers();
+    const when = status.completed_at ? new Date(status.completed_at) : new Date();
+    const hhmm = clock.format(when).slice(0, 5);
+    say(format(text.last, { when: text.today + " " + hhmm, summary: status.summary || "" }));
+    refreshFromServer();
   }
 
   // The stream first; polling when no event comes in time or it keeps failing.
@@ -194,6 +210,7 @@
 
   function reset() {
     $("scan-log").replaceChildren();
+    $("scan-log").hidden = true;
     $("scan-transport-note").hidden = true;
     lastLogId = 0;
     startedAt = Date.now();
@@ -205,7 +222,9 @@
   }
 
   async function start() {
-    $("scan-start").disabled = true;
+    const button = $("scan-start");
+    if (button.getAttribute("aria-disabled") === "true") return;
+    button.setAttribute("aria-disabled", "true");
     try {
       const mode = $("scan-full").checked ? "full" : "incremental";
       const { status, body } = await post("/api/scans", { mode });
@@ -215,11 +234,11 @@
         follow(body.scan_id);
       } else {
         say(format(text.failed_request, { message: body.error || body.message || status }));
-        $("scan-start").disabled = false;
+        button.removeAttribute("aria-disabled");
       }
     } catch (error) {
       say(format(text.failed_request, { message: error.message }));
-      $("scan-start").disabled = false;
+      button.removeAttribute("aria-disabled");
     }
   }
 
@@ -238,33 +257,24 @@
     }
   }
 
-  // The customer list and total, refreshed in place after a scan.
-  async function refreshCustomers() {
-    const rows = $("customer-rows");
-    if (!rows) return;
-    const params = new URLSearchParams({ q: rows.dataset.q || "", page: rows.dataset.page || "1" });
+  // After a scan: the customer list and the last scan's line as the
+  // server renders them now, swapped in place (no second renderer here).
+  async function refreshFromServer() {
     try {
-      const response = await fetch("/api/customers?" + params, { credentials: "same-origin" });
+      const response = await fetch(location.href, { credentials: "same-origin", headers: { Accept: "text/html" } });
       if (!response.ok) return;
-      const data = await response.json();
-      $("customer-total").textContent = data.total;
-      rows.replaceChildren(...data.customers.map((c) => {
-        const tr = document.createElement("tr");
-        const cells = [c.email, c.name || "", c.bookings, (c.last_booking_at || "").slice(0, 10)];
-        cells.forEach((value, i) => {
-          const td = document.createElement("td");
-          td.textContent = value;
-          if (i === 2) td.className = "num";
-          tr.append(td);
-        });
-        return tr;
-      }));
+      const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+      const list = document.querySelector("section.customers");
+      const freshList = fresh.querySelector("section.customers");
+      if (list && freshList) list.replaceChildren(...Array.from(freshList.childNodes, (n) => document.importNode(n, true)));
+      const freshStatus = fresh.getElementById("scan-status");
+      if (freshStatus && panel.dataset.scanState !== "running") say(freshStatus.textContent.trim());
     } catch (_) {
-      // The list stays as it was; the next scan refreshes it again.
+      // The page stays as it was; a reload shows the new state.
     }
   }
 
-  $("scan-start").addEventListener("click", start);
+  if ($("scan-start")) $("scan-start").addEventListener("click", start);
   $("scan-cancel").addEventListener("click", () => act("cancel"));
   $("scan-resume").addEventListener("click", () => act("resume"));
 

@@ -90,6 +90,30 @@ pub enum Msg<'a> {
         zone: crate::time::Zone,
         lookback_hours: u64,
     },
+    /// A completed scan that found new customers.
+    SummaryNew {
+        new: i64,
+        events: i64,
+        emails: i64,
+        existing: i64,
+    },
+    /// One that read events and found only known customers; an
+    /// incremental one says since which scan (`since`).
+    SummaryNoneNew {
+        events: i64,
+        emails: i64,
+        since: Option<&'a str>,
+    },
+    /// An incremental scan that found no booking since the last scan (`since`).
+    SummaryNoBookings {
+        since: Option<&'a str>,
+    },
+    /// A scan that failed, with its error.
+    SummaryFailed {
+        error: &'a str,
+    },
+    SummaryCancelled,
+    SummaryInterrupted,
     /// Calendly's rate limit holds the calls up until `at` (the school's
     /// clock), `secs` from now.
     RateWait {
@@ -385,6 +409,66 @@ impl Lang {
                 "Ctrl-C: Der Scan wird abgebrochen und kann fortgesetzt werden",
                 "Ctrl-C: the scan is cancelled and can be resumed",
             ),
+            SummaryNew {
+                new,
+                events,
+                emails,
+                existing,
+            } => {
+                let (events, emails) = (self.events(*events), self.emails(*emails));
+                if de {
+                    let new = count(*new, "neuer Kunde", "neue Kunden");
+                    format!("{new} aus {events} ({emails}, {existing} bereits vorhanden)")
+                } else {
+                    let new = count(*new, "new customer", "new customers");
+                    format!("{new} from {events} ({emails}, {existing} already known)")
+                }
+            }
+            SummaryNoneNew {
+                events,
+                emails,
+                since,
+            } => {
+                let since = since.map_or(String::new(), |since| match self {
+                    Lang::De => format!(" seit dem letzten Scan ({since})"),
+                    Lang::En => format!(" since the last scan ({since})"),
+                });
+                let (events, emails) = (self.events(*events), self.emails(*emails));
+                if de {
+                    format!(
+                        "Keine neuen Kunden{since}: {events} gelesen, {emails} – alle bereits Kunden"
+                    )
+                } else {
+                    format!(
+                        "No new customers{since}: {events} read, {emails} – all customers already"
+                    )
+                }
+            }
+            SummaryNoBookings { since } => match (de, since) {
+                (true, Some(since)) => {
+                    format!("Keine neuen Buchungen seit dem letzten Scan ({since})")
+                }
+                (true, None) => "Keine Buchungen gefunden".to_owned(),
+                (false, Some(since)) => format!("No new bookings since the last scan ({since})"),
+                (false, None) => "No bookings found".to_owned(),
+            },
+            SummaryFailed { error } => {
+                if de {
+                    format!("Scan fehlgeschlagen: {error}")
+                } else {
+                    format!("Scan failed: {error}")
+                }
+            }
+            SummaryCancelled => pick(
+                de,
+                "Scan abgebrochen – er kann fortgesetzt werden",
+                "Scan cancelled – it can be resumed",
+            ),
+            SummaryInterrupted => pick(
+                de,
+                "Scan unterbrochen – er kann fortgesetzt werden",
+                "Scan interrupted – it can be resumed",
+            ),
             RateWait { at, secs } => {
                 if de {
                     format!("⏳ Calendly-Limit erreicht – weiter um {at} (in {secs} s)")
@@ -528,6 +612,29 @@ impl Texts {
             Lang::En => &self.en,
         }
     }
+}
+
+impl Lang {
+    /// `1 Event`, `300 Events` (German) or `1 event`, `300 events`.
+    fn events(self, n: i64) -> String {
+        match self {
+            Lang::De => count(n, "Event", "Events"),
+            Lang::En => count(n, "event", "events"),
+        }
+    }
+
+    /// `1 Email`, `2 Emails` (German) or `1 email`, `2 emails`.
+    fn emails(self, n: i64) -> String {
+        match self {
+            Lang::De => count(n, "Email", "Emails"),
+            Lang::En => count(n, "email", "emails"),
+        }
+    }
+}
+
+/// `n` and the word for one or for several.
+fn count(n: i64, one: &str, several: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { several })
 }
 
 fn pick(de: bool, german: &str, english: &str) -> String {

@@ -71,6 +71,31 @@ impl Zone {
         .to_string()
     }
 
+    /// `30.11., 18:51` or `Nov 30, 18:51`: a recent time within a summary.
+    pub fn short(&self, t: DateTime<Utc>, lang: crate::i18n::Lang) -> String {
+        let local = t.with_timezone(&self.0);
+        match lang {
+            crate::i18n::Lang::De => local.format("%d.%m., %H:%M"),
+            crate::i18n::Lang::En => local.format("%b %-d, %H:%M"),
+        }
+        .to_string()
+    }
+
+    /// `heute 18:04` / `today 18:04` when `t` is on `now`'s day, else
+    /// [`Zone::date_time`]: when the last scan ran.
+    pub fn recent(&self, t: DateTime<Utc>, now: DateTime<Utc>, lang: crate::i18n::Lang) -> String {
+        let local = t.with_timezone(&self.0);
+        if local.date_naive() == now.with_timezone(&self.0).date_naive() {
+            let today = match lang {
+                crate::i18n::Lang::De => "heute",
+                crate::i18n::Lang::En => "today",
+            };
+            format!("{today} {}", local.format("%H:%M"))
+        } else {
+            self.date_time(t, lang)
+        }
+    }
+
     /// `01.12.2026` or `2026-12-01`: a booking's day.
     pub fn date(&self, t: DateTime<Utc>, lang: crate::i18n::Lang) -> String {
         let local = t.with_timezone(&self.0);
@@ -111,6 +136,17 @@ mod tests {
         assert_eq!(zone.date_time(winter, Lang::De), "01.12.2026, 17:52 CET");
         assert_eq!(zone.date_time(summer, Lang::En), "2026-07-01 18:52 CEST");
         assert_eq!(zone.date(winter, Lang::De), "01.12.2026");
+        assert_eq!(zone.short(winter, Lang::De), "01.12., 17:52");
+        assert_eq!(zone.short(winter, Lang::En), "Dec 1, 17:52");
+        let evening = "2026-12-01T22:30:00Z".parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(zone.recent(winter, evening, Lang::De), "heute 17:52");
+        // 22:30 UTC is 23:30 in Vienna, still the same day there.
+        assert_eq!(zone.recent(evening, evening, Lang::En), "today 23:30");
+        let next_day = "2026-12-02T09:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        assert_eq!(
+            zone.recent(winter, next_day, Lang::De),
+            "01.12.2026, 17:52 CET"
+        );
         assert!("Mars/Olympus".parse::<Zone>().is_err());
     }
 }

@@ -42,7 +42,7 @@ pub fn routes() -> Router<AppState> {
     ),
     components(schemas(
         StatusObject, LogLine, ScanStatus, ScanMode, ScanId, Customer, StartBody, Answer,
-        History, CustomerPage, ErrorBody, Health, Taken, Action, SseEvent
+        History, scans::Schedule, CustomerPage, ErrorBody, Health, Taken, Action, SseEvent
     )),
     modifiers(&Security),
     security(("session" = []), ("bearer" = [])),

@@ -100,12 +100,23 @@ async fn customer_search(
                 per_page: PER_PAGE,
                 customers: &customers,
                 total,
-                latest: latest.as_ref(),
-                next_scan: state.scans.next_scheduled(),
+                panel: panel(&state, latest.as_ref()),
             },
         )
         .into_response(),
         Err(error) => page_error(&state, &headers, error),
+    }
+}
+
+/// The scan panel of the customer page for the newest scan `latest`.
+fn panel<'a>(state: &AppState, latest: Option<&'a StatusObject>) -> pages::Panel<'a> {
+    pages::Panel {
+        latest,
+        configured: state.scans.configured(),
+        next_scan: state.scans.next_scheduled(),
+        zone: state.scans.zone(),
+        now: Utc::now(),
+        controls: true,
     }
 }
 
@@ -125,13 +136,21 @@ async fn scans(State(state): State<AppState>, _: PageAdmin, headers: HeaderMap) 
             let now = Utc::now();
             let scans: Vec<StatusObject> = rows
                 .iter()
-                .map(|r| StatusObject::new(r, None, now, lang))
+                .map(|r| StatusObject::new(r, None, now, (lang, state.scans.zone())))
                 .collect();
             let setup = pages::WebhookSetup {
                 subscriptions: &subscriptions,
                 configured_key: state.webhook_key.is_some(),
             };
-            pages::scans_history(lang, &scans, &webhooks, setup).into_response()
+            let view = pages::History {
+                scans: &scans,
+                webhooks: &webhooks,
+                setup,
+                next_scan: state.scans.next_scheduled(),
+                zone: state.scans.zone(),
+                now,
+            };
+            pages::scans_history(lang, &view).into_response()
         }
         Err(error) => page_error(&state, &headers, error.into()),
     }
@@ -154,7 +173,7 @@ async fn scan(
     }
     .await;
     match result {
-        Ok(scan) => pages::scan_detail(lang, &scan).into_response(),
+        Ok(scan) => pages::scan_detail(lang, &scan, panel(&state, None)).into_response(),
         Err(error) => page_error(&state, &headers, error),
     }
 }

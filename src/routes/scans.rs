@@ -51,10 +51,24 @@ pub struct Answer {
 /// An [`Answer`] with its status.
 pub type Answered = (StatusCode, Json<Answer>);
 
-/// The newest scans, newest first.
+/// The newest scans, newest first, and the schedule when scans run on one.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct History {
     scans: Vec<StatusObject>,
+    /// With `CALSCAN_SCAN_EVERY` set: when the next scheduled scan starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule: Option<Schedule>,
+}
+
+/// The next scheduled scan and the interval (`CALSCAN_SCAN_EVERY`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Schedule {
+    /// RFC 3339, UTC, to the millisecond.
+    #[serde(serialize_with = "crate::time::serialize_millis")]
+    #[schema(value_type = String, format = DateTime)]
+    next_at: chrono::DateTime<Utc>,
+    /// Seconds between scheduled scans.
+    every_s: f64,
 }
 
 /// 202 with the scan's id, or 409 with the running one's.
@@ -150,9 +164,16 @@ pub(super) async fn history(
         .scans(HISTORY_LIMIT)
         .await?
         .iter()
-        .map(|row| StatusObject::new(row, None, now, lang))
+        .map(|row| StatusObject::new(row, None, now, (lang, state.scans.zone())))
         .collect();
-    Ok(Json(History { scans }))
+    let schedule = state
+        .scans
+        .next_scheduled()
+        .map(|(next_at, every)| Schedule {
+            next_at,
+            every_s: every.as_secs_f64(),
+        });
+    Ok(Json(History { scans, schedule }))
 }
 
 /// The status object in `lang` with the log lines after `after`.
@@ -163,7 +184,12 @@ pub async fn status_object(
     lang: Lang,
 ) -> Result<StatusObject> {
     let logs = state.scans.logs(row, after).await?;
-    Ok(StatusObject::new(row, Some(&logs), Utc::now(), lang))
+    Ok(StatusObject::new(
+        row,
+        Some(&logs),
+        Utc::now(),
+        (lang, state.scans.zone()),
+    ))
 }
 
 #[utoipa::path(get, path = "/api/scans/{scan_id}", tag = "scans",

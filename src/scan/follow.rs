@@ -23,6 +23,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::status::{Batch, EventKind, Published, StatusObject};
 use super::{ScanId, Scans};
 use crate::store::{LogRow, ScanRow, ScanStatus, StoreResult};
+use crate::time::Zone;
 
 /// A status object carries at most this many log lines.
 pub const LOG_LIMIT: i64 = 10_000;
@@ -75,7 +76,7 @@ impl Scans {
         let snapshot_id = row.figures.last_event_id - i64::from(finished);
         let now = Utc::now();
         let snapshot = Published::new(snapshot_id, EventKind::Snapshot, |lang| {
-            StatusObject::new(&row, Some(&logs), now, lang)
+            StatusObject::new(&row, Some(&logs), now, (lang, self.inner.settings.zone))
         });
         Ok(Following::Events(Box::pin(
             self.clone().events(row, snapshot, live),
@@ -105,7 +106,7 @@ impl Scans {
             let mut sent = snapshot.id;
             yield Arc::new(Batch::one(snapshot));
             if row.status != ScanStatus::Running {
-                yield Arc::new(Batch::one(done(&row)));
+                yield Arc::new(Batch::one(done(&row, self.inner.settings.zone)));
                 return;
             }
             let Some(mut live) = live else {
@@ -210,6 +211,7 @@ impl Scans {
         sent: i64,
     ) -> StoreResult<(Vec<Published>, i64, bool)> {
         let store = &self.inner.store;
+        let zone = self.inner.settings.zone;
         // The row first: every log line up to its newest id is already written.
         let row = store.scan(scan_id).await?.ok_or_else(|| {
             crate::store::StoreError::Corrupt(format!("the scan {scan_id} vanished"))
@@ -224,19 +226,26 @@ impl Scans {
             .collect();
         let finished = row.status != ScanStatus::Running;
         if finished {
-            events.push(done(&row));
+            events.push(done(&row, zone));
         } else if newest > sent && events.last().is_none_or(|e| e.id < newest) {
             events.push(Published::status(
                 newest,
                 EventKind::Progress,
                 &row,
                 Utc::now(),
+                zone,
             ));
         }
         Ok((events, newest.max(sent), finished))
     }
 }
 
-fn done(row: &ScanRow) -> Published {
-    Published::status(row.figures.last_event_id, EventKind::Done, row, Utc::now())
+fn done(row: &ScanRow, zone: Zone) -> Published {
+    Published::status(
+        row.figures.last_event_id,
+        EventKind::Done,
+        row,
+        Utc::now(),
+        zone,
+    )
 }

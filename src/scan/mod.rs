@@ -129,7 +129,7 @@ impl Scans {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
-                journal: progress::Journal::start(store.clone(), metrics),
+                journal: progress::Journal::start(store.clone(), metrics, settings.zone),
                 store,
                 registry: Registry::new(settings.stream_buffer),
                 calendly,
@@ -197,6 +197,12 @@ impl Scans {
             .schedule
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether Calendly is set up (`CALENDLY_TOKEN`): without it every scan
+    /// ends with the "not configured" error.
+    pub fn configured(&self) -> bool {
+        self.inner.calendly.is_some()
     }
 
     /// What the Calendly client has sent and received since the start.

@@ -21,6 +21,7 @@ use super::status::{Batch, EventKind, Published};
 use crate::i18n::{Msg, Texts};
 use crate::metrics::Metrics;
 use crate::store::{Finish, LogRow, Progress, ScanRow, ScanStatus, ScanWrite, Store, StoreResult};
+use crate::time::Zone;
 
 /// At most this many queued changes, of all scans, go into one transaction.
 const MAX_BATCH: usize = 1_000;
@@ -74,9 +75,10 @@ struct Open {
 
 impl Journal {
     /// Starts the writer task; it ends when the last clone and reporter are gone.
-    pub fn start(store: Arc<dyn Store>, metrics: Metrics) -> Self {
+    /// Its status events name times in `zone`.
+    pub fn start(store: Arc<dyn Store>, metrics: Metrics, zone: Zone) -> Self {
         let (sender, queue) = mpsc::unbounded_channel();
-        tokio::spawn(write_loop(store, queue, metrics));
+        tokio::spawn(write_loop(store, queue, metrics, zone));
         Self {
             sender,
             next_key: Arc::new(AtomicU64::new(0)),
@@ -205,6 +207,7 @@ async fn write_loop(
     store: Arc<dyn Store>,
     mut queue: mpsc::UnboundedReceiver<Message>,
     metrics: Metrics,
+    zone: Zone,
 ) {
     let mut scans: HashMap<u64, Open> = HashMap::new();
     let mut batch = Vec::new();
@@ -310,6 +313,7 @@ async fn write_loop(
                     EventKind::Progress,
                     &scan.row,
                     now,
+                    zone,
                 ));
             }
             let finished = p.finish.is_some();
@@ -319,7 +323,13 @@ async fn write_loop(
                 scan.row.status = status;
                 scan.row.error_message = error;
                 scan.row.completed_at = Some(now);
-                events.push(Published::status(done_id, EventKind::Done, &scan.row, now));
+                events.push(Published::status(
+                    done_id,
+                    EventKind::Done,
+                    &scan.row,
+                    now,
+                    zone,
+                ));
             }
             events.sort_by_key(|e| e.id);
             // One batch: what this write made public, in one slot of the

@@ -156,7 +156,12 @@ async fn notify(inner: &Inner, notifier: &Notifier, scan_id: &ScanId) {
     ) {
         return;
     }
-    let status = StatusObject::new(&row, None, Utc::now(), notifier.lang());
+    let status = StatusObject::new(
+        &row,
+        None,
+        Utc::now(),
+        (notifier.lang(), inner.settings.zone),
+    );
     let summary = Summary::new(&status, notifier.public_url());
     let host = notifier.host();
     let line = match notifier.send(&summary).await {
@@ -498,6 +503,8 @@ async fn incremental_since(
         reporter.log(Msg::IncrementalFirst);
         return Ok(None);
     };
+    let previous = last.started_at.timestamp_millis();
+    reporter.update(|f| f.previous_scan_ms = Some(previous));
     let lookback = inner.settings.lookback;
     let Some(since) = chrono::Duration::from_std(lookback)
         .ok()

@@ -7,9 +7,9 @@ use axum::body::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::i18n::Lang;
+use crate::i18n::{Lang, Msg};
 use crate::store::{LogRow, ScanMode, ScanRow, ScanStatus};
-use crate::time::{serialize_millis, serialize_opt_millis};
+use crate::time::{Zone, serialize_millis, serialize_opt_millis};
 
 /// The original's status keys plus `scan_id`, timestamps, `last_event_id`
 /// and the scan's mode and event total.
@@ -31,6 +31,9 @@ pub struct StatusObject {
     /// Calendly's rate limit included; `null` until it can tell and once it
     /// is over.
     pub eta_s: Option<i64>,
+    /// One sentence on how a scan that is over went (what it found, or
+    /// why it stopped); `null` while it runs.
+    pub summary: Option<String>,
     /// RFC 3339, UTC, to the millisecond.
     #[serde(serialize_with = "serialize_millis")]
     #[schema(value_type = String, format = DateTime)]
@@ -68,8 +71,14 @@ impl LogLine {
 }
 
 impl StatusObject {
-    /// The status of `row` at `now` in `lang`, with `logs` when given.
-    pub fn new(row: &ScanRow, logs: Option<&[LogRow]>, now: DateTime<Utc>, lang: Lang) -> Self {
+    /// The status of `row` at `now` for a reader of `lang` in `zone`, with
+    /// `logs` when given.
+    pub fn new(
+        row: &ScanRow,
+        logs: Option<&[LogRow]>,
+        now: DateTime<Utc>,
+        (lang, zone): (Lang, Zone),
+    ) -> Self {
         let end = row.completed_at.unwrap_or(now);
         let millis = (end - row.started_at).num_milliseconds().max(0);
         let f = &row.figures;
@@ -90,6 +99,7 @@ impl StatusObject {
                 .eta_at_ms
                 .filter(|_| row.status == ScanStatus::Running)
                 .map(|at| ((at - now.timestamp_millis()).max(0) + 999) / 1000),
+            summary: summary(row, lang, zone),
             started_at: row.started_at,
             completed_at: row.completed_at,
             mode: row.mode,
@@ -97,6 +107,38 @@ impl StatusObject {
             logs: logs.map(|logs| logs.iter().map(|l| LogLine::new(l, lang)).collect()),
         }
     }
+}
+
+/// How the scan `row` went, once it is over.
+fn summary(row: &ScanRow, lang: Lang, zone: Zone) -> Option<String> {
+    let f = &row.figures;
+    let since = f
+        .previous_scan_ms
+        .and_then(DateTime::from_timestamp_millis)
+        .map(|at| zone.short(at, lang));
+    let since = since.as_deref();
+    let msg = match row.status {
+        ScanStatus::Running => return None,
+        ScanStatus::Completed if f.new_count > 0 => Msg::SummaryNew {
+            new: f.new_count,
+            events: f.events_scanned,
+            emails: f.emails_found,
+            existing: f.existing_count,
+        },
+        ScanStatus::Completed if f.events_scanned > 0 => Msg::SummaryNoneNew {
+            events: f.events_scanned,
+            emails: f.emails_found,
+            since,
+        },
+        ScanStatus::Completed => Msg::SummaryNoBookings { since },
+        ScanStatus::Error => {
+            let error = row.error_message.as_ref().map_or("", |e| e.get(lang));
+            return Some(lang.text(&Msg::SummaryFailed { error }));
+        }
+        ScanStatus::Cancelled => Msg::SummaryCancelled,
+        ScanStatus::Interrupted => Msg::SummaryInterrupted,
+    };
+    Some(lang.text(&msg))
 }
 
 /// The event stream's event names: `snapshot`, `log`, `progress`, `done`.
@@ -189,9 +231,12 @@ impl Published {
         Self::new(log.id, EventKind::Log, |lang| LogLine::new(log, lang))
     }
 
-    /// The status object (without logs) of `row` as an event.
-    pub fn status(id: i64, kind: EventKind, row: &ScanRow, now: DateTime<Utc>) -> Self {
-        Self::new(id, kind, |lang| StatusObject::new(row, None, now, lang))
+    /// The status object (without logs) of `row` as an event, its times
+    /// in `zone`.
+    pub fn status(id: i64, kind: EventKind, row: &ScanRow, now: DateTime<Utc>, zone: Zone) -> Self {
+        Self::new(id, kind, |lang| {
+            StatusObject::new(row, None, now, (lang, zone))
+        })
     }
 
     /// The event's `data` in `lang`, as JSON.
@@ -352,9 +397,74 @@ mod tests {
             started_at: DateTime::UNIX_EPOCH,
             completed_at: Some(DateTime::UNIX_EPOCH),
         };
-        let done = Published::status(6, EventKind::Done, &row, DateTime::UNIX_EPOCH);
+        let done = Published::status(
+            6,
+            EventKind::Done,
+            &row,
+            DateTime::UNIX_EPOCH,
+            Zone::default(),
+        );
         let batch = Batch::new(vec![line(5, "last"), done]).unwrap();
         assert!(batch.ends());
         assert_eq!(batch.last_id(), 6);
+    }
+
+    #[test]
+    fn a_finished_scan_is_summed_up_in_words_that_read_right() {
+        let zone: Zone = "Europe/Vienna".parse().unwrap();
+        let previous = "2026-11-30T17:51:00Z".parse::<DateTime<Utc>>().unwrap();
+        let row = |status, f: Progress| ScanRow {
+            scan_id: crate::store::ScanId::parse("scan_cccccccc").unwrap(),
+            status,
+            mode: ScanMode::Incremental,
+            figures: f,
+            error_message: None,
+            started_at: DateTime::UNIX_EPOCH,
+            completed_at: Some(DateTime::UNIX_EPOCH),
+        };
+        let figures = |events, emails, new| Progress {
+            events_scanned: events,
+            emails_found: emails,
+            new_count: new,
+            existing_count: emails - new,
+            previous_scan_ms: Some(previous.timestamp_millis()),
+            ..Progress::default()
+        };
+        let said = |r: &ScanRow, lang| summary(r, lang, zone).unwrap();
+        let nothing = row(ScanStatus::Completed, figures(0, 0, 0));
+        assert_eq!(
+            said(&nothing, Lang::De),
+            "Keine neuen Buchungen seit dem letzten Scan (30.11., 18:51)"
+        );
+        assert_eq!(
+            said(&nothing, Lang::En),
+            "No new bookings since the last scan (Nov 30, 18:51)"
+        );
+        let one = row(ScanStatus::Completed, figures(1, 1, 1));
+        assert_eq!(
+            said(&one, Lang::De),
+            "1 neuer Kunde aus 1 Event (1 Email, 0 bereits vorhanden)"
+        );
+        let many = row(ScanStatus::Completed, figures(300, 412, 160));
+        assert_eq!(
+            said(&many, Lang::En),
+            "160 new customers from 300 events (412 emails, 252 already known)"
+        );
+        let known = row(ScanStatus::Completed, figures(2, 3, 0));
+        assert_eq!(
+            said(&known, Lang::De),
+            "Keine neuen Kunden seit dem letzten Scan (30.11., 18:51): 2 Events gelesen, 3 Emails – alle bereits Kunden"
+        );
+        let mut failed = row(ScanStatus::Error, figures(2, 3, 0));
+        failed.error_message = Some(crate::i18n::Texts {
+            de: "Calendly antwortet nicht".into(),
+            en: "Calendly does not answer".into(),
+        });
+        assert_eq!(
+            said(&failed, Lang::En),
+            "Scan failed: Calendly does not answer"
+        );
+        let running = row(ScanStatus::Running, figures(2, 3, 0));
+        assert_eq!(summary(&running, Lang::De, zone), None);
     }
 }

@@ -375,6 +375,9 @@ pub struct Progress {
     /// When the scan expects to be done (milliseconds since the epoch), once
     /// it can tell.
     pub eta_at_ms: Option<i64>,
+    /// The start of the completed scan an incremental scan reads on from
+    /// (milliseconds since the epoch), for its summary.
+    pub previous_scan_ms: Option<i64>,
 }
 
 /// Counts for the metrics.

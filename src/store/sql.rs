@@ -86,7 +86,7 @@ const fn figure(
 /// scanner's table lets be NULL read as it meant them (MySQL adopts that
 /// table; the others never hold NULL there).
 #[rustfmt::skip]
-pub(super) const FIGURE_COLUMNS: [FigureColumn; 10] = [
+pub(super) const FIGURE_COLUMNS: [FigureColumn; 11] = [
     figure("progress", "COALESCE(progress, 0)", |f| Value::Int(f.progress)),
     figure("current_step", "COALESCE(current_step, '')", |f| Value::Text(&f.current_step.de)),
     figure("current_step_en", "COALESCE(current_step_en, current_step, '')", |f| Value::Text(&f.current_step.en)),
@@ -97,6 +97,7 @@ pub(super) const FIGURE_COLUMNS: [FigureColumn; 10] = [
     figure("existing_count", "COALESCE(existing_count, 0)", |f| Value::Int(f.existing_count)),
     figure("last_event_id", "last_event_id", |f| Value::Int(f.last_event_id)),
     figure("eta_at", "eta_at", |f| Value::MaybeInt(f.eta_at_ms)),
+    figure("previous_scan_at", "previous_scan_at", |f| Value::MaybeInt(f.previous_scan_ms)),
 ];
 
 /// The values of `figures`, in the order of [`FIGURE_COLUMNS`].
@@ -139,6 +140,7 @@ where
         existing_count: row.try_get("existing_count")?,
         last_event_id: row.try_get("last_event_id")?,
         eta_at_ms: row.try_get("eta_at")?,
+        previous_scan_ms: row.try_get("previous_scan_at")?,
     })
 }
 
@@ -1702,6 +1704,7 @@ mod tests {
             existing_count: base + 6,
             last_event_id: base + 7,
             eta_at_ms: Some(base + 8),
+            previous_scan_ms: Some(base + 9),
         }
     }
 
@@ -1793,6 +1796,7 @@ mod tests {
         i64,
         i64,
         Option<i64>,
+        Option<i64>,
     );
 
     /// The figure columns of the scan, each named here rather than taken
@@ -1800,7 +1804,7 @@ mod tests {
     async fn stored(store: &SqlStore<Sqlite>) -> FigureTuple {
         sqlx::query_as(
             "SELECT progress, current_step, current_step_en, events_scanned, events_total, \
-             emails_found, new_count, existing_count, last_event_id, eta_at \
+             emails_found, new_count, existing_count, last_event_id, eta_at, previous_scan_at \
              FROM scan_progress WHERE scan_id = 'scan_figures1'",
         )
         .fetch_one(&store.writer)
@@ -1820,6 +1824,7 @@ mod tests {
             f.existing_count,
             f.last_event_id,
             f.eta_at_ms,
+            f.previous_scan_ms,
         )
     }
 

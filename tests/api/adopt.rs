@@ -84,7 +84,7 @@ async fn the_php_scanners_database_is_upgraded_in_place_and_its_customers_are_us
          webhook_deliveries, webhook_subscriptions, customer_stats",
         "tables kept as they are and used: scan_progress, scan_logs, customers",
         "table to upgrade: scan_progress, adding mode, current_step_en, events_total, owner, \
-         lease_until_ms, last_event_id, cancel_requested, running_slot, error_message_en, eta_at",
+         lease_until_ms, last_event_id, cancel_requested, running_slot, error_message_en, eta_at, previous_scan_at",
         "table to upgrade: scan_logs, adding event_id, message_en",
         "customers: table customers, email column e_mail, name columns vorname + nachname, \
          3 rows, 1 with an email another row has too",

@@ -90,4 +90,55 @@ async fn an_incremental_scan_after_a_full_one_makes_far_fewer_calls_and_finds_a_
         app.history("mode").await,
         ["full", "incremental", "incremental"]
     );
+    assert_eq!(
+        done["summary"],
+        format!(
+            "Keine neuen Kunden: 301 Events gelesen, {} Emails – alle bereits Kunden",
+            everyone.len() + 1
+        )
+    );
+
+    // An incremental scan that finds nobody new says since when, in the
+    // school's clock; the page renders the same words. (It reads the
+    // upcoming booking again: the look-back reaches it.)
+    let fourth = app.start_scan().await;
+    let (done, _) = outcome(&app.follow(&fourth).await);
+    assert_eq!(done["events_scanned"], 1, "{done}");
+    let third_started: chrono::DateTime<Utc> =
+        app.get_json(&format!("/api/scans/{third}")).await["started_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+    let since = app
+        .state
+        .scans
+        .zone()
+        .short(third_started, calscan::i18n::Lang::De);
+    let expected = format!(
+        "Keine neuen Kunden seit dem letzten Scan ({since}): 1 Event gelesen, 1 Email – alle bereits Kunden"
+    );
+    assert_eq!(done["summary"], expected);
+    let (_, html) = crate::helpers::page(&app, "/admin/customer_search", "de").await;
+    assert!(
+        html.contains("Letzter Scan: heute ") && html.contains(&expected),
+        "{html}"
+    );
+    let english = app
+        .get_in(&format!("/api/scans/{fourth}"), "en")
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let since = app
+        .state
+        .scans
+        .zone()
+        .short(third_started, calscan::i18n::Lang::En);
+    assert_eq!(
+        english["summary"],
+        format!(
+            "No new customers since the last scan ({since}): 1 event read, 1 email – all customers already"
+        )
+    );
 }

@@ -162,10 +162,28 @@ async fn the_customer_page_speaks_the_browsers_language_and_shows_an_idle_panel(
     let (status, german) = page(&app, "/admin/customer_search", "de-DE,de;q=0.9").await;
     assert_eq!(status, 200);
     assert!(german.contains("<html lang=\"de\""));
-    assert!(german.contains("Kundensuche") && german.contains("📡 Calendly Scan"));
+    assert!(german.contains("Kundensuche") && german.contains("Calendly Scan starten"));
+    // The button's icon is drawn, not an emoji a machine may lack a font for.
+    assert!(german.contains("<svg class=\"icon\" aria-hidden=\"true\""));
+    assert!(!german.contains("📡"));
     assert!(german.contains("data-scan-state=\"idle\""));
     assert!(german.contains("role=\"progressbar\"") && german.contains("aria-valuenow=\"0\""));
-    assert!(german.contains("aria-live=\"polite\""));
+    assert!(german.contains("role=\"status\""));
+    // The scan comes first, with a skip link to it; the empty list guides.
+    let panel = german.find("id=\"scan-panel\"").unwrap();
+    let list = german.find("id=\"customer-rows\"").unwrap();
+    assert!(panel < list, "the scan panel comes after the customer list");
+    assert!(
+        german.contains("<a class=\"skip\" href=\"#scan-panel\">Zum Calendly-Scan springen</a>")
+    );
+    assert!(german.contains("Noch keine Kunden – starte oben einen Calendly-Scan."));
+    assert!(german.contains("Noch kein Scan – der erste liest alle Events der Organisation."));
+    assert!(
+        german.contains("role=\"log\" tabindex=\"0\" hidden"),
+        "an empty log is hidden"
+    );
+    // Calendly is set up here: no banner.
+    assert!(!german.contains("id=\"scan-config\""));
     let (_, english) = page(&app, "/admin/customer_search", "en-US,en;q=0.8").await;
     assert!(english.contains("<html lang=\"en\"") && english.contains("Customer search"));
     // Neither named: CALSCAN_LANG (de here).

@@ -508,6 +508,28 @@ async fn without_a_calendly_token_the_scan_ends_in_error_saying_what_to_set() {
         "{done}"
     );
     assert_eq!(app.sim.stats().requests, 0);
+    assert_eq!(
+        done["summary"],
+        format!(
+            "Scan fehlgeschlagen: {}",
+            done["error_message"].as_str().unwrap()
+        )
+    );
+
+    // The page says so before anyone clicks, and offers no Resume that
+    // would fail the same way.
+    let (_, html) = crate::helpers::page(&app, "/admin/customer_search", "de").await;
+    assert!(
+        html.contains("id=\"scan-config\"><strong>Calendly ist nicht eingerichtet.</strong>"),
+        "{html}"
+    );
+    let resume = html.split("id=\"scan-resume\"").nth(1).unwrap();
+    assert!(
+        resume.split_once('>').unwrap().0.ends_with(" hidden"),
+        "Resume is offered: {resume}"
+    );
+    let (_, english) = crate::helpers::page(&app, "/admin/customer_search", "en").await;
+    assert!(english.contains("Calendly is not set up."));
 }
 
 #[tokio::test]

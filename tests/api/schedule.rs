@@ -41,6 +41,17 @@ async fn scheduled_scans_run_on_the_timer_never_overlap_and_the_page_shows_the_n
     }
     // One at a time: each started after the one before it ended.
     let history = app.get_json("/api/scans").await;
+    // The API names the schedule: every 200 ms, the next one ahead.
+    assert_eq!(history["schedule"]["every_s"], 0.2, "{history}");
+    let next_at: chrono::DateTime<chrono::Utc> = history["schedule"]["next_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        next_at > chrono::Utc::now() - chrono::Duration::seconds(5),
+        "{history}"
+    );
     let scans = history["scans"].as_array().unwrap();
     for pair in scans.windows(2) {
         let (newer, older) = (&pair[0], &pair[1]);
@@ -54,4 +65,11 @@ async fn scheduled_scans_run_on_the_timer_never_overlap_and_the_page_shows_the_n
             .any(|l| l.contains("scheduled scan skipped: a scan is running")),
         "no tick found a scan running"
     );
+}
+
+#[tokio::test]
+async fn without_a_schedule_the_history_names_none() {
+    let app = spawn_app(AppOptions::default()).await;
+    let history = app.get_json("/api/scans").await;
+    assert_eq!(history, serde_json::json!({ "scans": [] }));
 }
