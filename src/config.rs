@@ -50,8 +50,8 @@ pub enum Command {
     /// Apply pending database migrations and exit; `--check` changes
     /// nothing and prints what it found and would do.
     Migrate(MigrateArgs),
-    /// Read a password (from the terminal or standard input) and print its
-    /// Argon2id hash for CALSCAN_ADMIN_PASSWORD_HASH.
+    /// Read a password (twice from the terminal, or a line of standard
+    /// input) and print its Argon2id hash for CALSCAN_ADMIN_PASSWORD_HASH.
     HashPassword,
     /// Exit 0 when the server at CALSCAN_BIND answers /healthz (for Docker).
     Healthcheck(HealthcheckArgs),
