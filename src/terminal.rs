@@ -1,6 +1,7 @@
 //! `calscan scan`: one scan in the terminal, through the same engine and
 //! database as the server. A progress bar on a terminal, plain lines
-//! otherwise, or the scan's events as NDJSON with `--json`.
+//! otherwise, or the scan's events as NDJSON with `--json`. With `--resume`
+//! it continues a scan that stopped, as `POST /api/scans/{id}/resume` does.
 
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
@@ -16,8 +17,8 @@ use crate::config::ScanArgs;
 use crate::i18n::{Lang, Msg};
 use crate::metrics::Metrics;
 use crate::scan::status::EventKind;
-use crate::scan::{Following, ScanMode, Scans};
-use crate::store::{ScanStatus, StartOutcome};
+use crate::scan::{Following, ScanId, ScanMode, Scans};
+use crate::store::{ResumeOutcome, ScanStatus, StartOutcome};
 
 /// The scan completed.
 pub const EXIT_COMPLETED: i32 = 0;
@@ -30,6 +31,16 @@ pub const EXIT_CANCELLED: i32 = 130;
 
 /// Runs one scan to its end; returns the exit code.
 pub async fn run(args: ScanArgs) -> anyhow::Result<i32> {
+    let lang = args.lang;
+    // A malformed id is refused before the database is even opened.
+    let resume = match &args.resume {
+        None => None,
+        Some(None) => Some(None),
+        Some(Some(text)) => match ScanId::parse(text.as_str()) {
+            Ok(id) => Some(Some(id)),
+            Err(_) => return Ok(refuse(lang, &Msg::ResumeBadId { id: text })),
+        },
+    };
     let store = crate::store::connect_with(&args.database.database_url, &args.database.customers())
         .await
         .context("cannot open the database")?;
@@ -47,24 +58,28 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<i32> {
         Metrics::new(),
         shutdown.clone(),
     );
-    let mode = if args.full {
-        ScanMode::Full
-    } else {
-        ScanMode::Incremental
-    };
-    let row = match scans.start(mode).await? {
-        StartOutcome::Started(row) => row,
-        StartOutcome::AlreadyRunning(running) => {
-            eprintln!("calscan: a scan is already running on this database: {running}");
-            return Ok(EXIT_RUNNING);
+    let scan_id = match resume {
+        Some(id) => match resume_scan(&scans, id, lang).await? {
+            Ok(scan_id) => scan_id,
+            Err(code) => return Ok(code),
+        },
+        None => {
+            let mode = if args.full {
+                ScanMode::Full
+            } else {
+                ScanMode::Incremental
+            };
+            match scans.start(mode).await? {
+                StartOutcome::Started(row) => row.scan_id,
+                StartOutcome::AlreadyRunning(running) => return Ok(already_running(&running)),
+            }
         }
     };
-    let scan_id = row.scan_id;
     let mut events = match scans.follow(&scan_id, None).await? {
         Following::Events(events) => events,
         Following::Unknown | Following::UpToDate => anyhow::bail!("the scan {scan_id} vanished"),
     };
-    let mut out = Output::new(args.json, args.lang);
+    let mut out = Output::new(args.json, lang);
     let mut interrupted = false;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
@@ -72,7 +87,7 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<i32> {
         let batch = tokio::select! {
             _ = &mut ctrl_c, if !interrupted => {
                 interrupted = true;
-                out.note(&args.lang.text(&Msg::CtrlC));
+                out.note(&lang.text(&Msg::CtrlC));
                 scans.cancel(&scan_id).await?;
                 continue;
             }
@@ -97,6 +112,47 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<i32> {
         s if s == ScanStatus::Cancelled.as_str() && interrupted => EXIT_CANCELLED,
         _ => EXIT_FAILED,
     })
+}
+
+/// Resumes scan `id`, or without one the newest resumable scan, through the
+/// engine the server's resume route uses: its id, or (having said why) the
+/// exit code when there is nothing to resume.
+async fn resume_scan(
+    scans: &Scans,
+    id: Option<ScanId>,
+    lang: Lang,
+) -> anyhow::Result<Result<ScanId, i32>> {
+    let id = match id {
+        Some(id) => id,
+        None => match scans.newest_resumable().await? {
+            Some(row) => row.scan_id,
+            None => return Ok(Err(refuse(lang, &Msg::ResumeNone))),
+        },
+    };
+    Ok(match scans.resume(&id).await? {
+        ResumeOutcome::Resumed(row) => Ok(row.scan_id),
+        ResumeOutcome::NotFound => Err(refuse(lang, &Msg::ResumeUnknown { id: &id })),
+        ResumeOutcome::NotResumable(status) => Err(refuse(
+            lang,
+            &Msg::ResumeNotResumable {
+                id: &id,
+                status: status.as_str(),
+            },
+        )),
+        ResumeOutcome::AlreadyRunning(running) => Err(already_running(&running)),
+    })
+}
+
+/// Says why nothing was started; the exit code.
+fn refuse(lang: Lang, why: &Msg<'_>) -> i32 {
+    eprintln!("calscan: {}", lang.text(why));
+    EXIT_FAILED
+}
+
+/// Another scan holds the running slot; the exit code.
+fn already_running(running: &str) -> i32 {
+    eprintln!("calscan: a scan is already running on this database: {running}");
+    EXIT_RUNNING
 }
 
 /// Where the scan's events go.
