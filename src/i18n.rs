@@ -179,6 +179,10 @@ pub enum Msg<'a> {
         id: &'a str,
         status: &'a str,
     },
+    /// After Ctrl-C: the scan's id and the command that resumes it.
+    ResumeHint {
+        id: &'a str,
+    },
 }
 
 impl Lang {
@@ -442,6 +446,13 @@ impl Lang {
                     format!(
                         "Scan {id} cannot be resumed (status {status}): only interrupted, failed and cancelled scans can"
                     )
+                }
+            }
+            ResumeHint { id } => {
+                if de {
+                    format!("Scan {id} abgebrochen. Fortsetzen mit: calscan scan --resume {id}")
+                } else {
+                    format!("Scan {id} cancelled. Resume with: calscan scan --resume {id}")
                 }
             }
         }

@@ -85,6 +85,9 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<i32> {
     tokio::pin!(ctrl_c);
     let done = 'follow: loop {
         let batch = tokio::select! {
+            // Ctrl-C first: polled before any event is printed, so its
+            // handler is in place once the scan shows.
+            biased;
             _ = &mut ctrl_c, if !interrupted => {
                 interrupted = true;
                 out.note(&lang.text(&Msg::CtrlC));
@@ -109,7 +112,10 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<i32> {
     let status = done["status"].as_str().unwrap_or_default();
     Ok(match status {
         s if s == ScanStatus::Completed.as_str() => EXIT_COMPLETED,
-        s if s == ScanStatus::Cancelled.as_str() && interrupted => EXIT_CANCELLED,
+        s if s == ScanStatus::Cancelled.as_str() && interrupted => {
+            out.after(&lang.text(&Msg::ResumeHint { id: &scan_id }));
+            EXIT_CANCELLED
+        }
         _ => EXIT_FAILED,
     })
 }
@@ -228,6 +234,16 @@ impl Output {
         match self {
             Self::Json => eprintln!("calscan: {text}"),
             Self::Human { .. } => self.line(text),
+        }
+    }
+
+    /// A line once the scan has ended: on stderr beside the NDJSON or where
+    /// the bar was, else on stdout.
+    fn after(&self, text: &str) {
+        match self {
+            Self::Human { bar, .. } if bar.is_hidden() => println!("{text}"),
+            Self::Json => eprintln!("calscan: {text}"),
+            Self::Human { .. } => eprintln!("{text}"),
         }
     }
 

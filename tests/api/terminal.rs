@@ -1,4 +1,5 @@
-//! `calscan scan --resume` and what it refuses, and `calscan hash-password`
+//! `calscan scan` in the terminal beyond one scan: Ctrl-C and the command
+//! it prints, `--resume` and what it refuses, and `calscan hash-password`
 //! on a terminal.
 
 use std::process::{Output, Stdio};
@@ -6,7 +7,7 @@ use std::time::Duration;
 
 use calscan::store::{ScanStatus, Store};
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 use crate::cli::calscan;
 use crate::helpers::TestSim;
@@ -64,6 +65,75 @@ async fn scans(store: &dyn Store) -> Vec<(String, ScanStatus)> {
         .into_iter()
         .map(|row| (row.scan_id.to_string(), row.status))
         .collect()
+}
+
+#[tokio::test]
+async fn ctrl_c_prints_how_to_resume_and_the_resume_completes_the_same_scan_exactly() {
+    let sim = crate::helpers::simulator(80, |c| c.latency = Duration::from_millis(40)).await;
+    let expected = sim.expected_emails();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+
+    // Plain lines on a pipe; Ctrl-C once the invitees are being read.
+    let mut child = scan_command(&sim, &url, Some("demo-token"), &[])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        seen.push(line.clone());
+        if line.starts_with('[') && line.contains("Extrahiere Email-Adressen") {
+            break;
+        }
+    }
+    assert!(
+        seen.last().is_some_and(|l| l.contains("Extrahiere")),
+        "{seen:#?}"
+    );
+    crate::helpers::send_signal(child.id().unwrap(), "INT").await;
+    while let Some(line) = lines.next_line().await.unwrap() {
+        seen.push(line);
+    }
+    let status = child.wait().await.unwrap();
+    let text = seen.join("\n");
+    assert_eq!(status.code(), Some(130), "{text}");
+
+    let store = calscan::store::connect(&url).await.unwrap();
+    let rows = store.scans(10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    let scan_id = rows[0].scan_id.to_string();
+    assert_eq!(rows[0].status, ScanStatus::Cancelled);
+    let scanned_before = rows[0].figures.events_scanned;
+    assert!(scanned_before < 80, "{scanned_before}");
+    assert!(text.contains("Ctrl-C: Der Scan wird abgebrochen"), "{text}");
+    let hint =
+        format!("Scan {scan_id} abgebrochen. Fortsetzen mit: calscan scan --resume {scan_id}");
+    assert!(text.lines().any(|l| l == hint), "{text}");
+
+    // The printed command continues it, under the same id, to exact counts.
+    let output = scan(
+        &sim,
+        &url,
+        Some("demo-token"),
+        &["--resume", &scan_id, "--json"],
+    )
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let end = done(&output);
+    assert_eq!(end["scan_id"], scan_id.as_str());
+    assert_eq!(end["status"], "completed");
+    assert_eq!(end["events_total"], 80);
+    assert_eq!(end["events_scanned"], 80);
+    assert_eq!(end["emails_found"], expected.len() as i64);
+    assert_eq!(end["new_count"], expected.len() as i64);
+    assert_eq!(end["existing_count"], 0);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("Events bereits erledigt)"), "{stdout}");
+    assert_eq!(scans(&*store).await, [(scan_id, ScanStatus::Completed)]);
+    let (_, customers) = store.customers("", 0, 1).await.unwrap();
+    assert_eq!(customers, expected.len() as i64, "everyone once");
 }
 
 #[tokio::test]
