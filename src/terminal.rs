@@ -29,6 +29,10 @@ pub const EXIT_RUNNING: i32 = 3;
 /// Cancelled with Ctrl-C (128 + SIGINT).
 pub const EXIT_CANCELLED: i32 = 130;
 
+/// How often a status line is printed when stdout is not a terminal, so
+/// that whoever collects it sees the scan is alive.
+const HEARTBEAT: Duration = Duration::from_secs(10);
+
 /// Runs one scan to its end; returns the exit code.
 pub async fn run(args: ScanArgs) -> anyhow::Result<i32> {
     let lang = args.lang;
@@ -83,15 +87,24 @@ pub async fn run(args: ScanArgs) -> anyhow::Result<i32> {
     let mut interrupted = false;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
+    let beats = !args.json && !std::io::stdout().is_terminal();
+    let mut heartbeat =
+        tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let done = 'follow: loop {
         let batch = tokio::select! {
             // Ctrl-C first: polled before any event is printed, so its
-            // handler is in place once the scan shows.
+            // handler is in place once the scan shows. The heartbeat before
+            // the events, which a busy scan never runs out of.
             biased;
             _ = &mut ctrl_c, if !interrupted => {
                 interrupted = true;
                 out.note(&lang.text(&Msg::CtrlC));
                 scans.cancel(&scan_id).await?;
+                continue;
+            }
+            _ = heartbeat.tick(), if beats => {
+                out.heartbeat();
                 continue;
             }
             batch = events.next() => batch,
@@ -171,7 +184,29 @@ enum Output {
         lang: Lang,
         /// The step last printed, when there is no bar.
         step: String,
+        /// The latest figures as a status line, for the heartbeat.
+        status: String,
     },
+}
+
+/// The step and counts of a progress event's `data`, and its percentage.
+fn figures_text(lang: Lang, data: &Value) -> (u64, String) {
+    let progress = data["progress"].as_u64().unwrap_or(0);
+    let current = data["current_step"].as_str().unwrap_or_default();
+    let total = data["events_total"]
+        .as_i64()
+        .map_or_else(|| "?".to_owned(), |t| t.to_string());
+    let new = lang.text(&Msg::NewCount);
+    let message = format!(
+        "{current} · Events {}/{total} · Emails {} · {new} {}",
+        data["events_scanned"], data["emails_found"], data["new_count"]
+    );
+    (progress, message)
+}
+
+/// The plain status line: on a step change, and as the heartbeat.
+fn status_line(progress: u64, message: &str) -> String {
+    format!("[{progress:>3} %] {message}")
 }
 
 impl Output {
@@ -197,6 +232,7 @@ impl Output {
             bar,
             lang,
             step: String::new(),
+            status: String::new(),
         }
     }
 
@@ -247,26 +283,34 @@ impl Output {
         }
     }
 
+    /// The latest status line again, on stdout, even if nothing changed.
+    fn heartbeat(&self) {
+        if let Self::Human { status, .. } = self
+            && !status.is_empty()
+        {
+            println!("{status}");
+        }
+    }
+
     /// The bar's position and message; a plain line when the step changes.
     fn figures(&mut self, data: &Value) {
-        let Self::Human { bar, lang, step } = self else {
+        let Self::Human {
+            bar,
+            lang,
+            step,
+            status,
+        } = self
+        else {
             return;
         };
-        let progress = data["progress"].as_u64().unwrap_or(0);
+        let (progress, message) = figures_text(*lang, data);
         let current = data["current_step"].as_str().unwrap_or_default();
-        let total = data["events_total"]
-            .as_i64()
-            .map_or_else(|| "?".to_owned(), |t| t.to_string());
-        let new = lang.text(&Msg::NewCount);
-        let message = format!(
-            "{current} · Events {}/{total} · Emails {} · {new} {}",
-            data["events_scanned"], data["emails_found"], data["new_count"]
-        );
+        *status = status_line(progress, &message);
         bar.set_position(progress);
-        bar.set_message(message.clone());
+        bar.set_message(message);
         if bar.is_hidden() && current != step.as_str() {
             *step = current.to_owned();
-            println!("[{progress:>3} %] {message}");
+            println!("{status}");
         }
     }
 
@@ -286,4 +330,34 @@ fn print_json(event: &str, id: i64, data: &Value) -> anyhow::Result<()> {
     )?;
     stdout.write_all(b"\n")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(total: Value) -> Value {
+        json!({
+            "progress": 42,
+            "current_step": "Extrahiere Email-Adressen...",
+            "events_scanned": 10,
+            "events_total": total,
+            "emails_found": 8,
+            "new_count": 3,
+        })
+    }
+
+    #[test]
+    fn the_status_line_names_the_step_the_percentage_and_the_events() {
+        let (progress, message) = figures_text(Lang::De, &figures(json!(60)));
+        assert_eq!(
+            status_line(progress, &message),
+            "[ 42 %] Extrahiere Email-Adressen... · Events 10/60 · Emails 8 · neu 3"
+        );
+        let (progress, message) = figures_text(Lang::En, &figures(Value::Null));
+        assert_eq!(
+            status_line(progress, &message),
+            "[ 42 %] Extrahiere Email-Adressen... · Events 10/? · Emails 8 · new 3"
+        );
+    }
 }
