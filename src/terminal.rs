@@ -189,6 +189,17 @@ enum Output {
     },
 }
 
+/// The bar's two lines. The first fits the terminal's width, the bar taking
+/// what the figures leave; the second, the step and counts, is cut to it.
+const BAR_TEMPLATE: &str =
+    "{spinner} {elapsed_precise} [{wide_bar}] {pos:>3} % · ETA {eta}\n{wide_msg}";
+
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template(BAR_TEMPLATE)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ")
+}
+
 /// The step and counts of a progress event's `data`, and its percentage.
 fn figures_text(lang: Lang, data: &Value) -> (u64, String) {
     let progress = data["progress"].as_u64().unwrap_or(0);
@@ -216,13 +227,7 @@ impl Output {
         }
         let bar = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(Some(100), ProgressDrawTarget::stderr());
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {elapsed_precise} [{bar:30}] {pos:>3} % · ETA {eta} · {msg}",
-                )
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
+            bar.set_style(bar_style());
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         } else {
@@ -334,6 +339,10 @@ fn print_json(event: &str, id: i64, data: &Value) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use indicatif::TermLike;
+
     use super::*;
 
     fn figures(total: Value) -> Value {
@@ -359,5 +368,97 @@ mod tests {
             status_line(progress, &message),
             "[ 42 %] Extrahiere Email-Adressen... · Events 10/? · Emails 8 · new 3"
         );
+    }
+
+    /// A terminal `width` columns wide that keeps each text written to it.
+    #[derive(Debug, Clone)]
+    struct Screen {
+        width: u16,
+        written: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl TermLike for Screen {
+        fn width(&self) -> u16 {
+            self.width
+        }
+        fn move_cursor_up(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_down(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_right(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn move_cursor_left(&self, _: usize) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn write_line(&self, s: &str) -> std::io::Result<()> {
+            self.write_str(s)
+        }
+        fn write_str(&self, s: &str) -> std::io::Result<()> {
+            self.written
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(s.to_owned());
+            Ok(())
+        }
+        fn clear_line(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn flush(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The bar's lines as last drawn on a terminal `width` columns wide
+    /// (indicatif writes each line, then spaces to the line's end).
+    fn drawn(width: u16, message: &str) -> Vec<String> {
+        let screen = Screen {
+            width,
+            written: Arc::default(),
+        };
+        let bar = ProgressBar::with_draw_target(
+            Some(100),
+            ProgressDrawTarget::term_like(Box::new(screen.clone())),
+        );
+        bar.set_style(bar_style());
+        bar.set_position(42);
+        bar.set_message(message.to_owned());
+        bar.force_draw();
+        let written = screen.written.lock().unwrap_or_else(|e| e.into_inner());
+        let lines: Vec<String> = written
+            .iter()
+            .filter(|text| !text.trim().is_empty())
+            .cloned()
+            .collect();
+        lines[lines.len().saturating_sub(2)..].to_vec()
+    }
+
+    #[test]
+    fn the_bar_fits_the_terminals_width_and_cuts_the_message() {
+        let (_, message) = figures_text(Lang::De, &figures(json!(12_345)));
+        let long = format!("{message} {}", "x".repeat(80));
+        for width in [60, 100] {
+            let lines = drawn(width, &long);
+            assert_eq!(lines.len(), 2, "{lines:?}");
+            for line in &lines {
+                assert!(
+                    line.chars().count() <= usize::from(width),
+                    "wider than {width}: {line:?}"
+                );
+            }
+            assert!(lines[0].contains(" 42 % · ETA "), "{lines:?}");
+            assert!(
+                lines[1].starts_with("Extrahiere Email-Adressen... · Events 10/12345"),
+                "{lines:?}"
+            );
+        }
+        // The bar, not the figures, takes the extra width.
+        let bar_width = |width| {
+            let line = drawn(width, "step").remove(0);
+            line.find(']').unwrap() - line.find('[').unwrap()
+        };
+        assert_eq!(bar_width(100), bar_width(60) + 40);
     }
 }
