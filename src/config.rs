@@ -51,14 +51,15 @@ pub enum Command {
     /// Apply pending database migrations and exit; `--check` changes
     /// nothing and prints what it found and would do.
     Migrate(MigrateArgs),
-    /// Read a password (from the terminal or standard input) and print its
-    /// Argon2id hash for CALSCAN_ADMIN_PASSWORD_HASH.
+    /// Read a password (twice from the terminal, or a line of standard
+    /// input) and print its Argon2id hash for CALSCAN_ADMIN_PASSWORD_HASH.
     HashPassword,
     /// Exit 0 when the server at CALSCAN_BIND answers /healthz (for Docker).
     Healthcheck(HealthcheckArgs),
-    /// Run one scan in the terminal with a progress bar: the same engine and
-    /// database as the server. Exit codes: 0 completed, 1 failed, 3 a scan
-    /// is already running, 130 cancelled with Ctrl-C.
+    /// Run one scan in the terminal with a progress bar (or continue one with
+    /// `--resume`): the same engine and database as the server. Exit codes:
+    /// 0 completed, 1 failed or nothing to resume, 3 a scan is already
+    /// running, 130 cancelled with Ctrl-C.
     Scan(ScanArgs),
     /// Manage the organization's Calendly webhook subscriptions, which send
     /// new bookings to calscan at once.
@@ -408,6 +409,12 @@ pub struct ScanArgs {
     #[arg(long)]
     pub full: bool,
 
+    /// Continue a scan that was interrupted, failed or was cancelled, from
+    /// its checkpoint and under its id: scan ID, or without one the newest
+    /// such scan. Exits 1, starting nothing, when there is none to continue.
+    #[arg(long, value_name = "ID", num_args = 0..=1, conflicts_with = "full")]
+    pub resume: Option<Option<String>>,
+
     /// Print the scan's events as NDJSON (one JSON object a line, ending with
     /// `done`) instead of a progress bar.
     #[arg(long)]
@@ -739,5 +746,25 @@ mod tests {
                 .unwrap_err()
                 .contains("neither an address")
         );
+    }
+
+    #[test]
+    fn scan_resume_takes_an_optional_id_and_conflicts_with_full() {
+        let resume = |args: &[&str]| {
+            let cli = Cli::try_parse_from(["calscan", "scan"].iter().chain(args))?;
+            let Some(Command::Scan(scan)) = cli.command else {
+                panic!("not scan")
+            };
+            Ok::<_, clap::Error>((scan.resume, scan.json))
+        };
+        assert_eq!(resume(&[]).unwrap(), (None, false));
+        assert_eq!(resume(&["--resume"]).unwrap(), (Some(None), false));
+        assert_eq!(resume(&["--resume", "--json"]).unwrap(), (Some(None), true));
+        assert_eq!(
+            resume(&["--resume", "scan_0123abcd"]).unwrap(),
+            (Some(Some("scan_0123abcd".to_owned())), false)
+        );
+        let err = resume(&["--resume", "--full"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
 }

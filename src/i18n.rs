@@ -195,6 +195,25 @@ pub enum Msg<'a> {
         outage: crate::store::Outage,
         secs: u64,
     },
+    /// `calscan scan --resume` without an id, and no scan can be resumed.
+    ResumeNone,
+    /// `--resume` with a text that is not a scan id.
+    ResumeBadId {
+        id: &'a str,
+    },
+    /// `--resume` with an id the database does not know.
+    ResumeUnknown {
+        id: &'a str,
+    },
+    /// `--resume` of a scan that is neither interrupted, error nor cancelled.
+    ResumeNotResumable {
+        id: &'a str,
+        status: &'a str,
+    },
+    /// After Ctrl-C: the scan's id and the command that resumes it.
+    ResumeHint {
+        id: &'a str,
+    },
 }
 
 impl Lang {
@@ -495,6 +514,47 @@ impl Lang {
                 outage,
                 secs,
             } => db_gone(de, backend, *outage, *secs),
+            ResumeNone => pick(
+                de,
+                "Kein Scan zum Fortsetzen: fortsetzen lassen sich nur unterbrochene, fehlgeschlagene und abgebrochene Scans",
+                "No scan to resume: only interrupted, failed and cancelled scans can be resumed",
+            ),
+            ResumeBadId { id } => {
+                if de {
+                    format!(
+                        "{id:?} ist keine Scan-ID: eine Scan-ID ist scan_ gefolgt von 8 bis 40 Zeichen aus 0-9 und a-z"
+                    )
+                } else {
+                    format!(
+                        "{id:?} is not a scan id: a scan id is scan_ followed by 8 to 40 characters of 0-9 and a-z"
+                    )
+                }
+            }
+            ResumeUnknown { id } => {
+                if de {
+                    format!("Diese Datenbank kennt keinen Scan {id}")
+                } else {
+                    format!("This database has no scan {id}")
+                }
+            }
+            ResumeNotResumable { id, status } => {
+                if de {
+                    format!(
+                        "Scan {id} lässt sich nicht fortsetzen (Status {status}): fortsetzen lassen sich nur unterbrochene, fehlgeschlagene und abgebrochene Scans"
+                    )
+                } else {
+                    format!(
+                        "Scan {id} cannot be resumed (status {status}): only interrupted, failed and cancelled scans can"
+                    )
+                }
+            }
+            ResumeHint { id } => {
+                if de {
+                    format!("Scan {id} abgebrochen. Fortsetzen mit: calscan scan --resume {id}")
+                } else {
+                    format!("Scan {id} cancelled. Resume with: calscan scan --resume {id}")
+                }
+            }
         }
     }
 }

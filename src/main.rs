@@ -199,10 +199,14 @@ async fn simulate(args: SimulateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads a password without echo from a terminal, or a line from a pipe.
+/// Reads a password without echo from a terminal, twice so that a typing
+/// error is caught, or a line from a pipe.
 async fn print_hash() -> anyhow::Result<()> {
     let password = if std::io::stdin().is_terminal() {
-        rpassword::prompt_password("Password: ").context("cannot read the password")?
+        let first = rpassword::prompt_password("Password: ").context("cannot read the password")?;
+        let again = rpassword::prompt_password("Repeat the password: ")
+            .context("cannot read the password")?;
+        same_twice(first, again)?
     } else {
         let mut line = String::new();
         std::io::stdin()
@@ -213,6 +217,15 @@ async fn print_hash() -> anyhow::Result<()> {
     anyhow::ensure!(!password.is_empty(), "the password is empty");
     println!("{}", hash_password(SecretString::from(password)).await?);
     Ok(())
+}
+
+/// The password typed twice, if both are the same.
+fn same_twice(first: String, again: String) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        first == again,
+        "the two passwords differ; nothing was hashed, run `calscan hash-password` again"
+    );
+    Ok(first)
 }
 
 /// Exits 0 when `/healthz` answers 200.
@@ -253,4 +266,23 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_is_hashed_only_when_typed_the_same_twice() {
+        assert_eq!(
+            same_twice("s3cret pass".into(), "s3cret pass".into()).ok(),
+            Some("s3cret pass".to_owned())
+        );
+        for (first, again) in [("s3cret pass", "s3cret pas"), ("a", "a "), ("", "x")] {
+            let error = same_twice(first.into(), again.into()).unwrap_err();
+            let text = error.to_string();
+            assert!(text.contains("the two passwords differ"), "{text}");
+            assert!(!text.contains("s3cret"), "the password shows: {text}");
+        }
+    }
 }

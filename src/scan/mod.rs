@@ -331,6 +331,27 @@ impl Scans {
         Ok(outcome)
     }
 
+    /// The newest scan [`Scans::resume`] can continue (`interrupted`,
+    /// `error` or `cancelled`), once scans whose process died are marked
+    /// interrupted; `None` when there is none.
+    pub async fn newest_resumable(&self) -> StoreResult<Option<ScanRow>> {
+        self.interrupt_stale(false, Locked::Wait).await?;
+        // Newest first: usually among the first few; a longer list only
+        // when many scans came after it.
+        let mut limit = 64;
+        loop {
+            let rows = self.inner.store.scans(limit).await?;
+            let all_listed = (rows.len() as i64) < limit;
+            if let Some(row) = rows.into_iter().find(|r| r.status.is_resumable()) {
+                return Ok(Some(row));
+            }
+            if all_listed {
+                return Ok(None);
+            }
+            limit = limit.saturating_mul(16);
+        }
+    }
+
     /// Asks a running scan to stop, on whichever instance it runs; it
     /// records `cancelled` within a second here, and elsewhere as soon as
     /// its instance hears (a wake-up on PostgreSQL, else its next heartbeat).

@@ -342,7 +342,7 @@ async fn ctrl_c_cancels_the_terminal_scan_resumably_and_exits_130() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("t.db").display());
     let mut child = tokio::process::Command::from(calscan())
-        .args(["scan", "--json", "--database-url", &url])
+        .args(["scan", "--json", "--lang", "en", "--database-url", &url])
         .env("CALENDLY_TOKEN", "demo-token")
         .env("CALENDLY_API_BASE", sim.base_url())
         .stdout(Stdio::piped())
@@ -371,6 +371,18 @@ async fn ctrl_c_cancels_the_terminal_scan_resumably_and_exits_130() {
     assert_eq!(status.code(), Some(130));
     assert_eq!(last["event"], "done");
     assert_eq!(last["data"]["status"], "cancelled");
+    // Beside the NDJSON, on stderr: the command that resumes it.
+    let mut said = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut child.stderr.take().unwrap(), &mut said)
+        .await
+        .unwrap();
+    let id = last["data"]["scan_id"].as_str().unwrap();
+    assert!(
+        said.contains(&format!(
+            "calscan: Scan {id} cancelled. Resume with: calscan scan --resume {id}"
+        )),
+        "{said}"
+    );
     let scanned = last["data"]["events_scanned"].as_i64().unwrap();
     assert!((5..60).contains(&scanned), "{scanned}");
     let store = calscan::store::connect(&url).await.unwrap();

@@ -22,5 +22,6 @@ mod scans;
 mod schedule;
 mod simulator;
 mod start;
+mod terminal;
 mod upgrade;
 mod webhooks;
