@@ -424,6 +424,11 @@ pub struct ScanArgs {
     #[arg(long, env = "CALSCAN_LANG", default_value = "de")]
     pub lang: Lang,
 
+    /// The time zone log lines name times in (an IANA name such as
+    /// Europe/Vienna); the server's own when unset.
+    #[arg(long, env = "CALSCAN_TIMEZONE")]
+    pub timezone: Option<Zone>,
+
     /// Hours before the last completed scan's start from which an
     /// incremental scan reads events.
     #[arg(long, env = "CALSCAN_LOOKBACK_HOURS", default_value_t = crate::scan::DEFAULT_LOOKBACK.as_secs() / 3600,
@@ -440,6 +445,7 @@ impl ScanArgs {
             stream_buffer: 1 << 16,
             lookback: Duration::from_secs(self.lookback_hours * 3600),
             db_outage: self.database.db_outage(),
+            zone: self.timezone.unwrap_or_default(),
             ..ScanSettings::default()
         }
     }

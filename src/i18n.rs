@@ -114,6 +114,11 @@ pub enum Msg<'a> {
     },
     SummaryCancelled,
     SummaryInterrupted,
+    /// About how long a running scan still takes: `noch ca. 40 s`,
+    /// `noch ca. 3 min` (`scan.js` writes the same).
+    Eta {
+        secs: i64,
+    },
     /// Calendly's rate limit holds the calls up until `at` (the school's
     /// clock), `secs` from now.
     RateWait {
@@ -488,6 +493,18 @@ impl Lang {
                 "Scan unterbrochen – er kann fortgesetzt werden",
                 "Scan interrupted – it can be resumed",
             ),
+            Eta { secs } => {
+                let about = if *secs < 90 {
+                    format!("{} s", secs.max(&1))
+                } else {
+                    format!("{} min", (secs + 30) / 60)
+                };
+                if de {
+                    format!("noch ca. {about}")
+                } else {
+                    format!("about {about} left")
+                }
+            }
             RateWait { at, secs } => {
                 if de {
                     format!("⏳ Calendly-Limit erreicht – weiter um {at} (in {secs} s)")

@@ -192,7 +192,7 @@ enum Output {
 /// The bar's two lines. The first fits the terminal's width, the bar taking
 /// what the figures leave; the second, the step and counts, is cut to it.
 const BAR_TEMPLATE: &str =
-    "{spinner} {elapsed_precise} [{wide_bar}] {pos:>3} % · ETA {eta}\n{wide_msg}";
+    "{spinner} {elapsed_precise} [{wide_bar}] {pos:>3} %\n{wide_msg}";
 
 fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template(BAR_TEMPLATE)
@@ -208,10 +208,16 @@ fn figures_text(lang: Lang, data: &Value) -> (u64, String) {
         .as_i64()
         .map_or_else(|| "?".to_owned(), |t| t.to_string());
     let new = lang.text(&Msg::NewCount);
-    let message = format!(
+    let mut message = format!(
         "{current} · Events {}/{total} · Emails {} · {new} {}",
         data["events_scanned"], data["emails_found"], data["new_count"]
     );
+    // The scan's own estimate: it knows the rate limit's windows, which a
+    // bar's extrapolation cannot.
+    if let Some(secs) = data["eta_s"].as_i64() {
+        message.push_str(" · ");
+        message.push_str(&lang.text(&Msg::Eta { secs }));
+    }
     (progress, message)
 }
 
@@ -353,6 +359,7 @@ mod tests {
             "events_total": total,
             "emails_found": 8,
             "new_count": 3,
+            "eta_s": null,
         })
     }
 
@@ -368,6 +375,16 @@ mod tests {
             status_line(progress, &message),
             "[ 42 %] Extrahiere Email-Adressen... · Events 10/? · Emails 8 · new 3"
         );
+        let mut later = figures(json!(60));
+        later["eta_s"] = json!(40);
+        let (progress, message) = figures_text(Lang::De, &later);
+        assert_eq!(
+            status_line(progress, &message),
+            "[ 42 %] Extrahiere Email-Adressen... · Events 10/60 · Emails 8 · neu 3 · noch ca. 40 s"
+        );
+        later["eta_s"] = json!(200);
+        let (_, message) = figures_text(Lang::En, &later);
+        assert!(message.ends_with(" · about 3 min left"), "{message}");
     }
 
     /// A terminal `width` columns wide that keeps each text written to it.
@@ -448,7 +465,7 @@ mod tests {
                     "wider than {width}: {line:?}"
                 );
             }
-            assert!(lines[0].contains(" 42 % · ETA "), "{lines:?}");
+            assert!(lines[0].ends_with("]  42 %"), "{lines:?}");
             assert!(
                 lines[1].starts_with("Extrahiere Email-Adressen... · Events 10/12345"),
                 "{lines:?}"

@@ -6,7 +6,7 @@ use maud::{Markup, PreEscaped, html};
 use serde_json::json;
 
 use super::{Nav, json_script, layout, t};
-use crate::i18n::Lang;
+use crate::i18n::{Lang, Msg};
 use crate::scan::ScanMode;
 use crate::scan::status::StatusObject;
 use crate::store::{Customer, ScanStatus, WebhookRow, WebhookSubscriptionRow};
@@ -138,20 +138,9 @@ fn event_count(s: &StatusObject) -> String {
     }
 }
 
-/// `noch ca. 40 s`, `noch ca. 3 min`: a running scan's estimate.
+/// A running scan's estimate, when it has one.
 fn eta_text(lang: Lang, eta_s: Option<i64>) -> String {
-    let Some(secs) = eta_s else {
-        return String::new();
-    };
-    let about = if secs < 90 {
-        format!("{} s", secs.max(1))
-    } else {
-        format!("{} min", (secs + 30) / 60)
-    };
-    match lang {
-        Lang::De => format!("noch ca. {about}"),
-        Lang::En => format!("about {about} left"),
-    }
+    eta_s.map_or(String::new(), |secs| lang.text(&Msg::Eta { secs }))
 }
 
 /// The scan panel: the last scan's result, the button, progress bar,

@@ -426,6 +426,138 @@ async fn wait_for_customer_total(client: &Client, expected: usize) {
     .await;
 }
 
+/// axe-core's script (`CALSCAN_AXE_JS`, which `.ci/run` installs from npm);
+/// `None` when it is not there and the audit may be skipped. Panics when the
+/// browser tests are required and it is missing.
+fn axe_source() -> Option<&'static str> {
+    static AXE: OnceLock<Option<String>> = OnceLock::new();
+    AXE.get_or_init(|| {
+        let path = std::env::var_os("CALSCAN_AXE_JS").map(PathBuf::from);
+        match path.as_deref().map(std::fs::read_to_string) {
+            Some(Ok(source)) => Some(source),
+            found => {
+                let why = format!(
+                    "no axe-core at CALSCAN_AXE_JS ({found:?}): \
+                     npm install axe-core and point CALSCAN_AXE_JS at its axe.min.js"
+                );
+                if std::env::var("CALSCAN_BROWSER_TESTS").as_deref() == Ok("required") {
+                    panic!("CALSCAN_BROWSER_TESTS=required, but {why}");
+                }
+                eprintln!("accessibility audits skipped: {why}");
+                None
+            }
+        }
+    })
+    .as_deref()
+}
+
+/// Runs axe-core on the page as it is now and asserts it finds no
+/// violation (WCAG 2.1 A and AA, and axe's best practices).
+async fn assert_accessible(client: &Client, what: &str) {
+    let Some(axe) = axe_source() else { return };
+    let loaded = client
+        .execute("return typeof window.axe === 'object';", vec![])
+        .await
+        .unwrap();
+    if loaded != json!(true) {
+        client
+            .execute(&format!("{axe}\nreturn true;"), vec![])
+            .await
+            .unwrap();
+    }
+    let violations = client
+        .execute_async(
+            r#"
+const done = arguments[arguments.length - 1];
+axe.run(document, { resultTypes: ["violations"] })
+  .then((r) => done(r.violations.map((v) => ({
+    id: v.id, impact: v.impact, help: v.help,
+    nodes: v.nodes.slice(0, 3).map((n) => n.html),
+  }))))
+  .catch((e) => done([{ id: "axe-failed", help: String(e) }]));
+"#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        violations,
+        json!([]),
+        "axe-core on {what}: {}",
+        serde_json::to_string_pretty(&violations).unwrap()
+    );
+}
+
+/// The desktop and the phone viewport the pages are judged at.
+const VIEWPORTS: [(u32, u32); 2] = [(1280, 800), (390, 844)];
+
+/// Sets the viewport (not the window) to `width` × `height`.
+async fn set_viewport(client: &Client, (width, height): (u32, u32)) {
+    client.set_window_size(width, height).await.unwrap();
+    // The window's frame, if any, is what the viewport lacks: add it.
+    let inner = client
+        .execute("return [window.innerWidth, window.innerHeight];", vec![])
+        .await
+        .unwrap();
+    let (w, h) = (
+        inner[0].as_u64().unwrap() as u32,
+        inner[1].as_u64().unwrap() as u32,
+    );
+    if (w, h) != (width, height) {
+        client
+            .set_window_size(2 * width - w, 2 * height - h)
+            .await
+            .unwrap();
+    }
+}
+
+/// Whether the element `selector` lies wholly within the first screen.
+async fn in_first_viewport(client: &Client, selector: &str) -> bool {
+    client
+        .execute(
+            &format!(
+                "const r = document.querySelector({}).getBoundingClientRect(); \
+                 return r.top >= 0 && r.bottom <= window.innerHeight && r.right <= window.innerWidth;",
+                serde_json::to_string(selector).unwrap()
+            ),
+            vec![],
+        )
+        .await
+        .unwrap()
+        == json!(true)
+}
+
+/// Audits the page at both viewports, checking at each that `first` (if
+/// any) is on the first screen.
+async fn audit(client: &Client, what: &str, first: &[&str]) {
+    for viewport in VIEWPORTS {
+        set_viewport(client, viewport).await;
+        client
+            .execute("window.scrollTo(0, 0); return true;", vec![])
+            .await
+            .unwrap();
+        for selector in first {
+            assert!(
+                in_first_viewport(client, selector).await,
+                "{selector} is not on the first screen of {what} at {viewport:?}"
+            );
+        }
+        assert_accessible(client, &format!("{what} at {viewport:?}")).await;
+    }
+}
+
+/// The log's times by line id, as the page shows them.
+async fn log_times(client: &Client) -> Value {
+    client
+        .execute(
+            "const times = {}; document.querySelectorAll('#scan-log li').forEach((li) => { \
+             times[li.dataset.id] = li.querySelector('time').textContent; }); return times;",
+            vec![],
+        )
+        .await
+        .unwrap()
+}
+
 // ---- the tests ----------------------------------------------------------------
 
 /// Each body runs once per language, as `in_german::…` and `in_english::…`.
@@ -456,6 +588,7 @@ in_both_languages!(
     markup_in_a_name_is_shown_as_text,
     with_the_stream_blocked_the_page_finishes_by_polling,
     a_page_opened_while_a_scan_runs_shows_it_live_at_once,
+    a_rate_limited_scan_reads_true_on_every_page_at_both_widths,
 );
 
 async fn the_login_page_refuses_a_wrong_password_and_logs_in_with_the_right_one(lang: Lang) {
@@ -724,6 +857,142 @@ async fn a_page_opened_while_a_scan_runs_shows_it_live_at_once(lang: Lang) {
                 .unwrap()
                 .len()
                 >= 5
+        );
+    })
+    .await;
+}
+
+async fn a_rate_limited_scan_reads_true_on_every_page_at_both_widths(lang: Lang) {
+    // 40 events, 25 calls per 3 s: the scan waits once for Calendly's limit.
+    let app = spawn_app(AppOptions {
+        events: 40,
+        tweak_sim: Box::new(|c| {
+            c.rate_limit = 25;
+            c.rate_window = Duration::from_secs(3);
+            c.latency = Duration::from_millis(10);
+        }),
+        lang: other(lang),
+        ..Default::default()
+    })
+    .await;
+    let emails = app.sim.expected_emails().len();
+    let (wait_words, count_words, eta_words, last_words) = match lang {
+        Lang::De => ("⏳ Calendly-Limit erreicht – weiter um ", "Events ", "noch ca. ", "Letzter Scan: heute "),
+        Lang::En => ("⏳ Calendly's rate limit reached – going on at ", "Events ", "about ", "Last scan: today "),
+    };
+    in_browser(lang, |client| async move {
+        client.goto(&app.url("/login")).await.unwrap();
+        audit(&client, "the login page", &["#username"]).await;
+        open_customer_page(&client, &app).await;
+        audit(&client, "the idle customer page", &["#scan-start", "#scan-status"]).await;
+
+        // Every progress the bar shows, in order, and whether the wait and
+        // "x / y" were seen while the scan ran.
+        client
+            .execute(
+                r#"
+const waitWords = arguments[0], etaWords = arguments[1];
+window.__progress = [];
+window.__sawWait = false;
+window.__sawCount = false;
+window.__sawEta = false;
+new MutationObserver(() => {
+    const bar = document.querySelector('#scan-progress');
+    const now = Number(bar.getAttribute('aria-valuenow'));
+    if (window.__progress[window.__progress.length - 1] !== now) window.__progress.push(now);
+    const step = document.querySelector('#scan-step').textContent;
+    if (step.startsWith(waitWords) && bar.getAttribute('aria-valuetext').includes(step)) window.__sawWait = true;
+    if (/^Events \d+ \/ 40$/.test(document.querySelector('#scan-count').textContent)) window.__sawCount = true;
+    if (document.querySelector('#scan-eta').textContent.startsWith(etaWords)) window.__sawEta = true;
+}).observe(document.querySelector('#scan-panel'), { subtree: true, childList: true, attributes: true, characterData: true });
+return true;
+"#,
+                vec![json!(wait_words), json!(eta_words)],
+            )
+            .await
+            .unwrap();
+        set_viewport(&client, VIEWPORTS[1]).await;
+        click(&client, "#scan-start").await;
+        let focused = client
+            .execute("return document.activeElement && document.activeElement.id;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(focused, json!("scan-start"), "the focus left the scan button");
+
+        // The wait is said in the step and in the log, in the page's language.
+        wait_for_js(&client, "the rate-limit wait in the step", "window.__sawWait === true", SCAN_TIMEOUT).await;
+        let log = text_of(&client, "#scan-log").await;
+        assert!(log.contains(wait_words), "the log does not say the wait:\n{log}");
+        audit(&client, "the customer page during a scan", &["#scan-start", "#scan-step"]).await;
+        wait_for_the_scan_to_complete(&client).await;
+        let seen = client
+            .execute("return [window.__sawCount, window.__sawEta, window.__progress];", vec![])
+            .await
+            .unwrap();
+        assert_eq!(seen[0], json!(true), "no \"{count_words}x / 40\" while the scan ran");
+        assert_eq!(seen[1], json!(true), "no \"{eta_words}…\" while the scan ran");
+        let progress: Vec<u64> = seen[2].as_array().unwrap().iter().map(|p| p.as_u64().unwrap()).collect();
+        assert!(progress.windows(2).all(|w| w[0] <= w[1]), "the bar went back: {progress:?}");
+        assert!(progress.len() >= 10, "the bar moved in too few steps: {progress:?}");
+        assert_eq!(progress.last(), Some(&100));
+
+        // The result is announced at the top, in words the server renders.
+        wait_for_js(
+            &client,
+            "the last scan's line",
+            &format!("document.querySelector('#scan-status').textContent.startsWith({})", serde_json::to_string(last_words).unwrap()),
+            PAGE_TIMEOUT,
+        )
+        .await;
+        let status = text_of(&client, "#scan-status").await;
+        assert!(status.contains(&emails.to_string()), "{status}");
+        assert!(!status.contains("0 Events, 0 Emails"), "{status}");
+        wait_for_customer_total(&client, emails).await;
+        audit(&client, "the customer page after a scan", &["#scan-status"]).await;
+
+        // At phone width the customers are cards: the name under the email.
+        set_viewport(&client, VIEWPORTS[1]).await;
+        let stacked = client
+            .execute(
+                "const row = document.querySelector('#customer-rows tr'); \
+                 return row.querySelector('td.name').getBoundingClientRect().top \
+                   > row.querySelector('td.email').getBoundingClientRect().top;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(stacked, json!(true), "the customer rows are not cards at 390 px");
+
+        // One clock: the log's times live and after a reload are the same.
+        let live = log_times(&client).await;
+        client.refresh().await.unwrap();
+        client.wait().at_most(PAGE_TIMEOUT).for_element(Locator::Css("#scan-log li")).await.unwrap();
+        let reloaded = log_times(&client).await;
+        assert!(live.as_object().unwrap().len() >= 5, "{live}");
+        for (id, time) in live.as_object().unwrap() {
+            assert_eq!(reloaded.get(id), Some(time), "line {id}: live {time}, reloaded {reloaded}");
+            assert!(
+                time.as_str().unwrap().len() == 8 && time.as_str().unwrap().as_bytes()[2] == b':',
+                "not HH:MM:SS: {time}"
+            );
+        }
+
+        client.goto(&app.url("/admin/scans")).await.unwrap();
+        audit(&client, "the scan history", &["table.scans"]).await;
+        let badge = text_of(&client, "table.scans .badge-completed").await;
+        assert!(!badge.is_empty());
+        client.find(Locator::Css("table.scans a")).await.unwrap().click().await.unwrap();
+        client.wait().at_most(PAGE_TIMEOUT).for_element(Locator::Css("#scan-panel")).await.unwrap();
+        audit(&client, "a scan's page", &["h1"]).await;
+        let heading = text_of(&client, "h1").await;
+        let expected = match lang {
+            Lang::De => "Scan vom ",
+            Lang::En => "Scan of ",
+        };
+        assert!(heading.starts_with(expected), "{heading}");
+        assert!(
+            client.find(Locator::Css("#scan-start")).await.is_err(),
+            "a scan's page offers to start another"
         );
     })
     .await;
