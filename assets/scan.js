@@ -83,8 +83,9 @@
     if (line.id <= lastLogId) return;
     lastLogId = line.id;
     const log = $("scan-log");
-    log.hidden = false;
-    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 24;
+    const box = $("scan-log-box");
+    box.hidden = false;
+    const atBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 24;
     const item = document.createElement("li");
     item.dataset.id = line.id;
     const time = document.createElement("time");
@@ -93,7 +94,7 @@
     item.append(time, " " + line.message);
     log.append(item);
     while (log.children.length > MAX_LOG_LINES) log.firstElementChild.remove();
-    if (atBottom) log.scrollTop = log.scrollHeight;
+    if (atBottom) box.scrollTop = box.scrollHeight;
   }
 
   function tick() {
@@ -210,7 +211,7 @@
 
   function reset() {
     $("scan-log").replaceChildren();
-    $("scan-log").hidden = true;
+    $("scan-log-box").hidden = true;
     $("scan-transport-note").hidden = true;
     lastLogId = 0;
     startedAt = Date.now();

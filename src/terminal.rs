@@ -191,8 +191,7 @@ enum Output {
 
 /// The bar's two lines. The first fits the terminal's width, the bar taking
 /// what the figures leave; the second, the step and counts, is cut to it.
-const BAR_TEMPLATE: &str =
-    "{spinner} {elapsed_precise} [{wide_bar}] {pos:>3} %\n{wide_msg}";
+const BAR_TEMPLATE: &str = "{spinner} {elapsed_precise} [{wide_bar}] {pos:>3} %\n{wide_msg}";
 
 fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template(BAR_TEMPLATE)

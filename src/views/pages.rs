@@ -233,12 +233,16 @@ pub fn scan_panel(lang: Lang, panel: Panel<'_>) -> Markup {
             }
             p #scan-transport-note.note hidden {}
             @let logs = latest.and_then(|s| s.logs.as_deref()).unwrap_or_default();
-            ol #scan-log.log role="log" tabindex="0" hidden[logs.is_empty()]
+            // The box scrolls and is what a screen reader follows; the list
+            // inside keeps the lines a list.
+            div #scan-log-box.log role="log" tabindex="0" hidden[logs.is_empty()]
                 aria-label=(format!("{} ({} {})", t(lang, "Protokoll", "Log"), t(lang, "Zeiten in", "times in"), zone.name())) {
-                @for line in logs {
-                    li data-id=(line.id) {
-                        time datetime=(millis(line.created_at)) { (zone.clock(line.created_at)) }
-                        " " (line.message)
+                ol #scan-log {
+                    @for line in logs {
+                        li data-id=(line.id) {
+                            time datetime=(millis(line.created_at)) { (zone.clock(line.created_at)) }
+                            " " (line.message)
+                        }
                     }
                 }
             }

@@ -546,6 +546,51 @@ async fn audit(client: &Client, what: &str, first: &[&str]) {
     }
 }
 
+/// A Chrome DevTools command, through chromedriver's `goog/cdp/execute`.
+#[derive(Debug)]
+struct Cdp(Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (axum::http::Method::POST, Some(self.0.to_string()))
+    }
+}
+
+/// Makes the page see `prefers-color-scheme: dark` (or light again).
+async fn prefer_dark(client: &Client, dark: bool) {
+    let scheme = if dark { "dark" } else { "light" };
+    client
+        .issue_cmd(Cdp(json!({
+            "cmd": "Emulation.setEmulatedMedia",
+            "params": { "features": [{ "name": "prefers-color-scheme", "value": scheme }] },
+        })))
+        .await
+        .unwrap();
+    let matches = client
+        .execute(
+            "return window.matchMedia('(prefers-color-scheme: dark)').matches;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        matches,
+        json!(dark),
+        "the emulated colour scheme did not apply"
+    );
+}
+
 /// The log's times by line id, as the page shows them.
 async fn log_times(client: &Client) -> Value {
     client
@@ -877,8 +922,18 @@ async fn a_rate_limited_scan_reads_true_on_every_page_at_both_widths(lang: Lang)
     .await;
     let emails = app.sim.expected_emails().len();
     let (wait_words, count_words, eta_words, last_words) = match lang {
-        Lang::De => ("⏳ Calendly-Limit erreicht – weiter um ", "Events ", "noch ca. ", "Letzter Scan: heute "),
-        Lang::En => ("⏳ Calendly's rate limit reached – going on at ", "Events ", "about ", "Last scan: today "),
+        Lang::De => (
+            "⏳ Calendly-Limit erreicht – weiter um ",
+            "Events ",
+            "noch ca. ",
+            "Letzter Scan: heute ",
+        ),
+        Lang::En => (
+            "⏳ Calendly's rate limit reached – going on at ",
+            "Events ",
+            "about ",
+            "Last scan: today ",
+        ),
     };
     in_browser(lang, |client| async move {
         client.goto(&app.url("/login")).await.unwrap();
@@ -949,6 +1004,14 @@ return true;
         assert!(!status.contains("0 Events, 0 Emails"), "{status}");
         wait_for_customer_total(&client, emails).await;
         audit(&client, "the customer page after a scan", &["#scan-status"]).await;
+        prefer_dark(&client, true).await;
+        let background = client
+            .execute("return getComputedStyle(document.documentElement).backgroundColor;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(background, json!("rgb(18, 22, 28)"), "no dark theme");
+        audit(&client, "the customer page after a scan, dark", &["#scan-status"]).await;
+        prefer_dark(&client, false).await;
 
         // At phone width the customers are cards: the name under the email.
         set_viewport(&client, VIEWPORTS[1]).await;
@@ -978,7 +1041,10 @@ return true;
         }
 
         client.goto(&app.url("/admin/scans")).await.unwrap();
-        audit(&client, "the scan history", &["table.scans"]).await;
+        audit(&client, "the scan history", &["table.scans .badge"]).await;
+        prefer_dark(&client, true).await;
+        audit(&client, "the scan history, dark", &["table.scans .badge"]).await;
+        prefer_dark(&client, false).await;
         let badge = text_of(&client, "table.scans .badge-completed").await;
         assert!(!badge.is_empty());
         client.find(Locator::Css("table.scans a")).await.unwrap().click().await.unwrap();

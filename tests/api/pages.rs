@@ -179,7 +179,7 @@ async fn the_customer_page_speaks_the_browsers_language_and_shows_an_idle_panel(
     assert!(german.contains("Noch keine Kunden – starte oben einen Calendly-Scan."));
     assert!(german.contains("Noch kein Scan – der erste liest alle Events der Organisation."));
     assert!(
-        german.contains("role=\"log\" tabindex=\"0\" hidden"),
+        german.contains("id=\"scan-log-box\" role=\"log\" tabindex=\"0\" hidden"),
         "an empty log is hidden"
     );
     // Calendly is set up here: no banner.
