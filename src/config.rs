@@ -342,6 +342,12 @@ pub struct DemoArgs {
     /// Milliseconds of simulated Calendly latency, so the progress is visible.
     #[arg(long, default_value_t = 150)]
     pub latency_ms: u64,
+
+    /// How often somebody new books a lesson in the demo organization
+    /// (`90s`, `3m`, `1h`), so that a later incremental scan finds a new
+    /// customer.
+    #[arg(long, default_value = "3m", value_parser = parse_interval)]
+    pub book_every: Duration,
 }
 
 /// `calscan healthcheck`.
@@ -633,6 +639,7 @@ impl SimulateArgs {
             page_token_ttl: Duration::from_secs(self.page_token_ttl_s),
             first_invitee_name: None,
             webhooks_allowed: !self.no_webhooks,
+            uri_base: None,
         }
     }
 }

@@ -107,17 +107,16 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         args.calendly.calendly_org_uri.clone(),
         admin_password,
     )?;
-    run(settings, |addr| {
-        tracing::info!("calscan listening on http://{addr}");
-    })
-    .await
+    run(settings, |_| {}).await
 }
 
 /// Runs the server until Ctrl-C or SIGTERM.
 async fn run(settings: Settings, ready: impl FnOnce(std::net::SocketAddr)) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let app = Application::build(settings, shutdown.clone()).await?;
-    ready(app.local_addr()?);
+    let addr = app.local_addr()?;
+    tracing::info!("calscan listening on http://{addr}");
+    ready(addr);
     let stop = shutdown.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
@@ -134,10 +133,14 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         events: args.events,
         seed: 7,
         latency: Duration::from_millis(args.latency_ms),
+        // The simulator listens on a new port each time; its URIs stay the
+        // same, so a restarted demo finds the bookings it saved as its own.
+        uri_base: Some(DEMO_URI_BASE.to_owned()),
         ..SimulatorConfig::default()
     })
     .await
     .context("cannot start the Calendly simulator")?;
+    demo_bookings(&simulator, args.book_every);
     let password = random_text(16);
     let calendly = ClientSettings::new(
         simulator.base_url().parse().context("simulator URL")?,
@@ -145,7 +148,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     );
     let user = args.server.admin_user.clone();
     let database = DatabaseArgs {
-        database_url: args.database_url,
+        database_url: args.database_url.clone(),
         customers_table: calscan::store::customers::DEFAULT_TABLE.to_owned(),
         customer_email_column: None,
         customer_name_columns: None,
@@ -162,12 +165,54 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         println!("  login:    {user}");
         println!("  password: {password}");
         println!(
-            "  Calendly: simulator at {} with {} events",
+            "  Calendly: simulator at {} with {} events; somebody new books every {}",
             simulator.base_url(),
-            args.events
+            args.events,
+            calscan::time::interval(args.book_every)
+        );
+        println!(
+            "  database: {} (delete it, or pass another --database-url, to start over)",
+            args.database_url
         );
     })
     .await
+}
+
+/// Where the demo organization's URIs begin: a name of its own (`.invalid`
+/// is reserved for names that resolve nowhere), never a real Calendly's.
+const DEMO_URI_BASE: &str = "https://calendly-demo.invalid";
+
+/// Upcoming lessons, booked now, and one more by somebody new every
+/// `every`: the demo organization lives, so an incremental scan after a
+/// while finds a new customer. The same bookings on the same organization
+/// get the same ids, so a restarted demo makes the same ones again.
+fn demo_bookings(simulator: &Simulator, every: Duration) {
+    const UPCOMING: [(&str, &str); 3] = [
+        ("Lena Hofer", "lena.hofer@example.org"),
+        ("Jonas Berger", "jonas.berger@example.org"),
+        ("Mia Steiner", "mia.steiner@example.org"),
+    ];
+    let tomorrow = chrono::Utc::now().date_naive() + chrono::Days::new(1);
+    let at = move |days: u64| {
+        (tomorrow + chrono::Days::new(days))
+            .and_hms_opt(15, 0, 0)
+            .unwrap_or_default()
+            .and_utc()
+    };
+    for (day, (name, email)) in (0..).zip(UPCOMING) {
+        simulator.book(name, email, at(day));
+    }
+    let simulator = simulator.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        for n in 1u64.. {
+            tick.tick().await;
+            let name = format!("Neue Kundin {n}");
+            let email = format!("neue.kundin.{n}@example.org");
+            simulator.book(&name, &email, at(n % 14));
+        }
+    });
 }
 
 fn random_text(bytes: usize) -> String {

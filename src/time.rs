@@ -27,6 +27,18 @@ pub fn serialize_opt_millis<S: Serializer>(
     }
 }
 
+/// `90 s`, `30 min`, `6 h`, `1 d`: the largest unit that divides it.
+pub fn interval(every: std::time::Duration) -> String {
+    let s = every.as_secs();
+    match s {
+        0 => format!("{} ms", every.as_millis()),
+        _ if s.is_multiple_of(86_400) => format!("{} d", s / 86_400),
+        _ if s.is_multiple_of(3_600) => format!("{} h", s / 3_600),
+        _ if s.is_multiple_of(60) => format!("{} min", s / 60),
+        _ => format!("{s} s"),
+    }
+}
+
 /// The zone the pages, the log lines and the terminal show times in
 /// (`CALSCAN_TIMEZONE`, else the server's own), with one format for each
 /// kind of time, live and after a reload alike.

@@ -250,7 +250,7 @@ pub fn scan_panel(lang: Lang, panel: Panel<'_>) -> Markup {
                 p.hint #scan-schedule {
                     (t(lang, "Nächster geplanter Scan: ", "Next scheduled scan: "))
                     time datetime=(millis(at)) { (zone.recent(at, panel.now, lang)) }
-                    " (" (t(lang, "alle ", "every ")) (interval(every)) ")"
+                    " (" (t(lang, "alle ", "every ")) (crate::time::interval(every)) ")"
                 }
             }
             (json_script("scan-i18n", &strings))
@@ -297,7 +297,7 @@ pub fn scans_history(lang: Lang, view: &History<'_>) -> Markup {
                 p.hint #scan-schedule {
                     (t(lang, "Nächster geplanter Scan: ", "Next scheduled scan: "))
                     time datetime=(millis(at)) { (zone.recent(at, view.now, lang)) }
-                    " (" (t(lang, "alle ", "every ")) (interval(every)) ")"
+                    " (" (t(lang, "alle ", "every ")) (crate::time::interval(every)) ")"
                 }
             }
             @if view.scans.is_empty() {
@@ -394,18 +394,6 @@ pub fn scans_history(lang: Lang, view: &History<'_>) -> Markup {
             }
         },
     )
-}
-
-/// `90 s`, `30 min`, `6 h`, `1 d`: the largest unit that divides it.
-fn interval(every: std::time::Duration) -> String {
-    let s = every.as_secs();
-    match s {
-        0 => format!("{} ms", every.as_millis()),
-        _ if s.is_multiple_of(86_400) => format!("{} d", s / 86_400),
-        _ if s.is_multiple_of(3_600) => format!("{} h", s / 3_600),
-        _ if s.is_multiple_of(60) => format!("{} min", s / 60),
-        _ => format!("{s} s"),
-    }
 }
 
 fn mode_label(lang: Lang, mode: ScanMode) -> &'static str {

@@ -7,6 +7,7 @@ mod adopt;
 mod browser;
 mod calendly_client;
 mod cli;
+mod demo;
 mod faults;
 mod helpers;
 mod incremental;

@@ -48,7 +48,7 @@ pub(super) fn event_json(sim: &Shared, org: &OrgData, e: &SimEvent) -> Value {
             "user_email": host.email,
             "user_name": host.name,
         }],
-        "event_type": format!("{}/event_types/{}", sim.base_url, e.event_type),
+        "event_type": format!("{}/event_types/{}", sim.uri_base, e.event_type),
         "invitees_counter": {"active": active, "limit": e.invitee_limit, "total": e.invitees.len()},
         "location": e.location,
         "meeting_notes_html": null,
@@ -57,7 +57,7 @@ pub(super) fn event_json(sim: &Shared, org: &OrgData, e: &SimEvent) -> Value {
         "start_time": timestamp(e.start),
         "status": if e.canceled { "canceled" } else { "active" },
         "updated_at": created,
-        "uri": format!("{}/scheduled_events/{}", sim.base_url, e.uuid),
+        "uri": format!("{}/scheduled_events/{}", sim.uri_base, e.uuid),
     });
     if e.canceled {
         event["cancellation"] = json!({
@@ -71,11 +71,11 @@ pub(super) fn event_json(sim: &Shared, org: &OrgData, e: &SimEvent) -> Value {
 }
 
 pub(super) fn invitee_json(sim: &Shared, e: &SimEvent, i: &SimInvitee) -> Value {
-    let event_uri = format!("{}/scheduled_events/{}", sim.base_url, e.uuid);
+    let event_uri = format!("{}/scheduled_events/{}", sim.uri_base, e.uuid);
     let invitee_uri = |(event, invitee): &(String, String)| {
         format!(
             "{}/scheduled_events/{event}/invitees/{invitee}",
-            sim.base_url
+            sim.uri_base
         )
     };
     let created = timestamp(i.created);

@@ -62,6 +62,11 @@ pub struct SimulatorConfig {
     /// Whether the plan has webhooks; without, creating a subscription
     /// gets Calendly's 403 "Please upgrade your Calendly account".
     pub webhooks_allowed: bool,
+    /// Where the resources' URIs begin when not where the simulator listens
+    /// (a URI is an identity; the API is reached at the listening address).
+    /// The demo sets one, so that its events keep their URIs across
+    /// restarts on another port and bookings are not counted twice.
+    pub uri_base: Option<String>,
 }
 
 impl Default for SimulatorConfig {
@@ -78,6 +83,7 @@ impl Default for SimulatorConfig {
             page_token_ttl: Duration::from_secs(15 * 60),
             first_invitee_name: None,
             webhooks_allowed: true,
+            uri_base: None,
         }
     }
 }
@@ -149,6 +155,9 @@ struct Mutable {
 pub(crate) struct Shared {
     config: SimulatorConfig,
     base_url: String,
+    /// Where the resources' URIs (their identities) begin: `base_url`
+    /// unless [`SimulatorConfig::uri_base`] says otherwise.
+    uri_base: String,
     /// Page tokens age on tokio's clock from here.
     started: tokio::time::Instant,
     org: RwLock<OrgData>,
@@ -229,6 +238,7 @@ impl Simulator {
         let rng = StdRng::seed_from_u64(config.seed.wrapping_add(17));
         Self {
             shared: Arc::new(Shared {
+                uri_base: config.uri_base.clone().unwrap_or_else(|| base_url.clone()),
                 base_url,
                 started: tokio::time::Instant::now(),
                 org: RwLock::new(org),
@@ -292,7 +302,7 @@ impl Simulator {
             let shared = self.shared.clone();
             tokio::spawn(async move { hooks::deliver(&shared, record, body, signature).await });
         }
-        format!("{}/scheduled_events/{uuid}", self.shared.base_url)
+        format!("{}/scheduled_events/{uuid}", self.shared.uri_base)
     }
 
     /// Waits until `count` webhook deliveries have been made in all, and
@@ -382,15 +392,15 @@ impl Shared {
     }
 
     fn org_uri(&self, org: &OrgData) -> String {
-        format!("{}/organizations/{}", self.base_url, org.org_uuid)
+        format!("{}/organizations/{}", self.uri_base, org.org_uuid)
     }
 
     fn user_uri(&self, user: &SimUser) -> String {
-        format!("{}/users/{}", self.base_url, user.uuid)
+        format!("{}/users/{}", self.uri_base, user.uuid)
     }
 
     fn hook_uri(&self, uuid: &str) -> String {
-        format!("{}/webhook_subscriptions/{uuid}", self.base_url)
+        format!("{}/webhook_subscriptions/{uuid}", self.uri_base)
     }
 
     /// Milliseconds since the simulator started, on tokio's clock (so tests

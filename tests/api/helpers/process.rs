@@ -40,15 +40,33 @@ impl Process {
         lease_s: u64,
         env: &[(&str, &str)],
     ) -> Self {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_calscan"))
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_calscan"));
+        command
             .args(["serve", "--bind", "127.0.0.1:0"])
             .envs(env.iter().copied())
             .env("DATABASE_URL", database_url)
             .env("CALENDLY_API_BASE", calendly)
             .env("CALENDLY_TOKEN", "demo-token")
             .env("CALSCAN_ADMIN_PASSWORD", PASSWORD)
+            .env("CALSCAN_LEASE_S", lease_s.to_string());
+        Self::start(command).await
+    }
+
+    /// `calscan demo` on `database_url`: its own simulator of `events`
+    /// events, no latency.
+    pub async fn demo(database_url: &str, events: usize) -> Self {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_calscan"));
+        command
+            .args(["demo", "--bind", "127.0.0.1:0", "--latency-ms", "0"])
+            .args(["--events", &events.to_string()])
+            .args(["--database-url", database_url]);
+        Self::start(command).await
+    }
+
+    /// Starts `command` with the API token, and waits until it listens.
+    async fn start(mut command: tokio::process::Command) -> Self {
+        let mut child = command
             .env("CALSCAN_API_TOKEN", API_TOKEN)
-            .env("CALSCAN_LEASE_S", lease_s.to_string())
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
