@@ -908,12 +908,13 @@ async fn a_page_opened_while_a_scan_runs_shows_it_live_at_once(lang: Lang) {
 }
 
 async fn a_rate_limited_scan_reads_true_on_every_page_at_both_widths(lang: Lang) {
-    // 40 events, 25 calls per 3 s: the scan waits once for Calendly's limit.
+    // 40 events, 25 calls per 6 s: the scan waits once for Calendly's limit,
+    // long enough to be told however slowly the first calls go.
     let app = spawn_app(AppOptions {
         events: 40,
         tweak_sim: Box::new(|c| {
             c.rate_limit = 25;
-            c.rate_window = Duration::from_secs(3);
+            c.rate_window = Duration::from_secs(6);
             c.latency = Duration::from_millis(10);
         }),
         lang: other(lang),
@@ -1025,6 +1026,13 @@ return true;
             .await
             .unwrap();
         assert_eq!(stacked, json!(true), "the customer rows are not cards at 390 px");
+        // `CALSCAN_SCREENSHOT_DIR=docs` also takes the phone's first screen.
+        if let Ok(dir) = std::env::var("CALSCAN_SCREENSHOT_DIR") {
+            client.execute("window.scrollTo(0, 0); return true;", vec![]).await.unwrap();
+            let png = client.screenshot().await.unwrap();
+            let path = std::path::Path::new(&dir).join(format!("phone-{}.png", lang_code(lang)));
+            std::fs::write(&path, png).unwrap();
+        }
 
         // One clock: the log's times live and after a reload are the same.
         let live = log_times(&client).await;
