@@ -634,6 +634,7 @@ in_both_languages!(
     with_the_stream_blocked_the_page_finishes_by_polling,
     a_page_opened_while_a_scan_runs_shows_it_live_at_once,
     a_rate_limited_scan_reads_true_on_every_page_at_both_widths,
+    a_session_that_ended_under_the_panel_leads_to_the_login_and_back,
 );
 
 async fn the_login_page_refuses_a_wrong_password_and_logs_in_with_the_right_one(lang: Lang) {
@@ -1068,6 +1069,66 @@ return true;
             client.find(Locator::Css("#scan-start")).await.is_err(),
             "a scan's page offers to start another"
         );
+    })
+    .await;
+}
+
+async fn a_session_that_ended_under_the_panel_leads_to_the_login_and_back(lang: Lang) {
+    let app = spawn_app(AppOptions {
+        lang: other(lang),
+        ..Default::default()
+    })
+    .await;
+    let said = match lang {
+        Lang::De => "Die Sitzung ist abgelaufen.",
+        Lang::En => "Your session has ended.",
+    };
+    in_browser(lang, |client| async move {
+        log_in(&client, &app).await;
+        client
+            .goto(&app.url("/admin/customer_search?q=example"))
+            .await
+            .unwrap();
+        client
+            .wait()
+            .at_most(PAGE_TIMEOUT)
+            .for_element(Locator::Css("#scan-start"))
+            .await
+            .unwrap();
+        // The session ends while the page is open; the next click asks the API.
+        crate::helpers::exec(&app.database_url, "DELETE FROM sessions").await;
+        click(&client, "#scan-start").await;
+        wait_for_js(
+            &client,
+            "the login saying the session ended",
+            &format!(
+                "location.pathname === '/login' && document.body.innerText.includes({})",
+                serde_json::to_string(said).unwrap()
+            ),
+            PAGE_TIMEOUT,
+        )
+        .await;
+        assert_eq!(
+            app.history("scan_id").await.len(),
+            0,
+            "a scan started without a session"
+        );
+        fill(&client, "#username", "admin").await;
+        fill(&client, "#password", PASSWORD).await;
+        click(&client, "button[type=submit]").await;
+        let back = app.url("/admin/customer_search?q=example").parse().unwrap();
+        if client
+            .wait()
+            .at_most(PAGE_TIMEOUT)
+            .for_url(&back)
+            .await
+            .is_err()
+        {
+            panic!(
+                "the login did not return to {back}:\n{}",
+                page_text(&client).await
+            );
+        }
     })
     .await;
 }
