@@ -43,6 +43,15 @@ pub fn routes() -> Router<AppState> {
             }),
         )
         .route(
+            "/assets/history.js",
+            get(|| async {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../../assets/history.js"),
+                )
+            }),
+        )
+        .route(
             "/assets/scan.js",
             get(|| async {
                 asset(

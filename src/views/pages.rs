@@ -392,6 +392,7 @@ pub fn scans_history(lang: Lang, view: &History<'_>) -> Markup {
                 }
                 p.hint { (t(lang, "Zeiten in ", "Times in ")) (zone.name()) "." }
             }
+            script src="/assets/history.js" defer {}
         },
     )
 }

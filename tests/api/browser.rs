@@ -635,6 +635,7 @@ in_both_languages!(
     a_page_opened_while_a_scan_runs_shows_it_live_at_once,
     a_rate_limited_scan_reads_true_on_every_page_at_both_widths,
     a_session_that_ended_under_the_panel_leads_to_the_login_and_back,
+    the_historys_running_row_follows_its_scan_to_the_end,
 );
 
 async fn the_login_page_refuses_a_wrong_password_and_logs_in_with_the_right_one(lang: Lang) {
@@ -1129,6 +1130,51 @@ async fn a_session_that_ended_under_the_panel_leads_to_the_login_and_back(lang: 
                 page_text(&client).await
             );
         }
+    })
+    .await;
+}
+
+async fn the_historys_running_row_follows_its_scan_to_the_end(lang: Lang) {
+    let app = spawn_app(AppOptions {
+        events: 40,
+        tweak_sim: Box::new(|c| c.latency = Duration::from_millis(150)),
+        lang: other(lang),
+        ..Default::default()
+    })
+    .await;
+    in_browser(lang, |client| async move {
+        log_in(&client, &app).await;
+        let scan_id = app.start_scan().await;
+        client.goto(&app.url("/admin/scans")).await.unwrap();
+        let row = format!("table.scans tr[data-scan-id='{scan_id}']");
+        assert_eq!(
+            client
+                .find(Locator::Css(&row))
+                .await
+                .unwrap()
+                .attr("data-status")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("running"),
+            "the scan ended before the page was opened; raise the latency"
+        );
+        wait_for_js(
+            &client,
+            "the running row counting events",
+            &format!(
+                r#"/^\d+ % · .* · Events \d+ \/ 40$/.test(document.querySelector("{row} td.result").textContent)"#
+            ),
+            SCAN_TIMEOUT,
+        )
+        .await;
+        // When it ends the row shows the server's badge and summary.
+        client
+            .wait()
+            .at_most(SCAN_TIMEOUT)
+            .for_element(Locator::Css(&format!("{row} .badge-completed")))
+            .await
+            .unwrap_or_else(|e| panic!("no completed badge: {e}"));
     })
     .await;
 }
