@@ -1099,16 +1099,23 @@ async fn a_session_that_ended_under_the_panel_leads_to_the_login_and_back(lang: 
         // The session ends while the page is open; the next click asks the API.
         crate::helpers::exec(&app.database_url, "DELETE FROM sessions").await;
         click(&client, "#scan-start").await;
-        wait_for_js(
-            &client,
-            "the login saying the session ended",
-            &format!(
-                "location.pathname === '/login' && document.body.innerText.includes({})",
-                serde_json::to_string(said).unwrap()
-            ),
-            PAGE_TIMEOUT,
-        )
-        .await;
+        // WebDriver's own wait: a script waiting in the page would die with
+        // the page when the browser leaves it.
+        let saying = format!("//p[contains(., '{said}')]");
+        if client
+            .wait()
+            .at_most(PAGE_TIMEOUT)
+            .for_element(Locator::XPath(&saying))
+            .await
+            .is_err()
+        {
+            panic!(
+                "no login saying the session ended:\n{}",
+                page_text(&client).await
+            );
+        }
+        let at = client.current_url().await.unwrap();
+        assert_eq!(at.path(), "/login");
         assert_eq!(
             app.history("scan_id").await.len(),
             0,
