@@ -196,8 +196,11 @@ impl Pacer {
     /// Waits until one more request fits in the window.
     pub async fn acquire(&self) -> Permit<'_> {
         let permit = self.wait_for_slot().await;
-        // Requests go again: a pause told is over.
-        self.pause.send_if_modified(|until| until.take().is_some());
+        // Requests go again: a pause told is over. Read first: nearly every
+        // request finds none, and a read takes no write lock.
+        if self.pause.borrow().is_some() {
+            self.pause.send_if_modified(|until| until.take().is_some());
+        }
         permit
     }
 

@@ -459,15 +459,14 @@ impl RateWatch {
 
     fn told(&mut self, until: Option<tokio::time::Instant>, reporter: &mut Reporter) {
         match (until, self.waiting.take()) {
-            (Some(until), None) => {
-                let step = reporter.figures().current_step.clone();
-                let (at, secs) = self.when(until);
-                tracing::info!(wait_s = secs, "the scan waits for Calendly's rate limit");
-                reporter.log(Msg::RateWait { at: &at, secs });
-                reporter.update(|f| f.current_step = Texts::of(&Msg::RateWait { at: &at, secs }));
-                self.waiting = Some((until, step));
-            }
-            (Some(until), Some((_, step))) => {
+            (Some(until), before) => {
+                if before.is_none() {
+                    let (at, secs) = self.when(until);
+                    tracing::info!(wait_s = secs, "the scan waits for Calendly's rate limit");
+                    reporter.log(Msg::RateWait { at: &at, secs });
+                }
+                let step =
+                    before.map_or_else(|| reporter.figures().current_step.clone(), |(_, s)| s);
                 self.waiting = Some((until, step));
                 self.count_down(reporter);
             }

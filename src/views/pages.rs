@@ -246,13 +246,7 @@ pub fn scan_panel(lang: Lang, panel: Panel<'_>) -> Markup {
                     }
                 }
             }
-            @if let Some((at, every)) = panel.next_scan {
-                p.hint #scan-schedule {
-                    (t(lang, "Nächster geplanter Scan: ", "Next scheduled scan: "))
-                    time datetime=(millis(at)) { (zone.recent(at, panel.now, lang)) }
-                    " (" (t(lang, "alle ", "every ")) (crate::time::interval(every)) ")"
-                }
-            }
+            (schedule(lang, zone, panel.now, panel.next_scan))
             (json_script("scan-i18n", &strings))
             script src="/assets/scan.js" defer {}
         }
@@ -278,6 +272,24 @@ pub struct History<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// When the next scheduled scan starts (`CALSCAN_SCAN_EVERY`), if one is.
+fn schedule(
+    lang: Lang,
+    zone: Zone,
+    now: DateTime<Utc>,
+    next: Option<(DateTime<Utc>, std::time::Duration)>,
+) -> Markup {
+    html! {
+        @if let Some((at, every)) = next {
+            p.hint #scan-schedule {
+                (t(lang, "Nächster geplanter Scan: ", "Next scheduled scan: "))
+                time datetime=(millis(at)) { (zone.recent(at, now, lang)) }
+                " (" (t(lang, "alle ", "every ")) (crate::time::interval(every)) ")"
+            }
+        }
+    }
+}
+
 /// A scan's status as a badge: a word and a colour, no emoji.
 fn badge(lang: Lang, status: ScanStatus) -> Markup {
     html! { span class=(format!("badge badge-{}", status.as_str())) { (status_label(lang, status)) } }
@@ -293,13 +305,7 @@ pub fn scans_history(lang: Lang, view: &History<'_>) -> Markup {
         true,
         html! {
             h1 { (title) }
-            @if let Some((at, every)) = view.next_scan {
-                p.hint #scan-schedule {
-                    (t(lang, "Nächster geplanter Scan: ", "Next scheduled scan: "))
-                    time datetime=(millis(at)) { (zone.recent(at, view.now, lang)) }
-                    " (" (t(lang, "alle ", "every ")) (crate::time::interval(every)) ")"
-                }
-            }
+            (schedule(lang, zone, view.now, view.next_scan))
             @if view.scans.is_empty() {
                 p.empty { (t(lang, "Noch keine Scans – starte den ersten auf der ", "No scans yet – start the first one on the "))
                     a href="/admin/customer_search" { (t(lang, "Kundenseite", "customer page")) } "." }

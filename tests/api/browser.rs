@@ -603,6 +603,19 @@ async fn log_times(client: &Client) -> Value {
         .unwrap()
 }
 
+/// A test app whose simulator has 40 events, each answer `latency_ms` late,
+/// and whose fallback language is not `lang` (so the page must follow the
+/// browser's).
+async fn forty_slow_events(lang: Lang, latency_ms: u64) -> TestApp {
+    spawn_app(AppOptions {
+        events: 40,
+        tweak_sim: Box::new(move |c| c.latency = Duration::from_millis(latency_ms)),
+        lang: other(lang),
+        ..Default::default()
+    })
+    .await
+}
+
 // ---- the tests ----------------------------------------------------------------
 
 /// Each body runs once per language, as `in_german::…` and `in_english::…`.
@@ -684,13 +697,7 @@ async fn the_login_page_refuses_a_wrong_password_and_logs_in_with_the_right_one(
 }
 
 async fn a_click_on_the_scan_button_shows_the_scan_live_to_the_end(lang: Lang) {
-    let app = spawn_app(AppOptions {
-        events: 40,
-        tweak_sim: Box::new(|c| c.latency = Duration::from_millis(30)),
-        lang: other(lang),
-        ..Default::default()
-    })
-    .await;
+    let app = forty_slow_events(lang, 30).await;
     let emails = app.sim.expected_emails().len();
     in_browser(lang, |client| async move {
         open_customer_page(&client, &app).await;
@@ -868,13 +875,7 @@ async fn with_the_stream_blocked_the_page_finishes_by_polling(lang: Lang) {
 }
 
 async fn a_page_opened_while_a_scan_runs_shows_it_live_at_once(lang: Lang) {
-    let app = spawn_app(AppOptions {
-        events: 40,
-        tweak_sim: Box::new(|c| c.latency = Duration::from_millis(150)),
-        lang: other(lang),
-        ..Default::default()
-    })
-    .await;
+    let app = forty_slow_events(lang, 150).await;
     let emails = app.sim.expected_emails().len();
     in_browser(lang, |client| async move {
         open_customer_page(&client, &app).await;
@@ -1142,13 +1143,7 @@ async fn a_session_that_ended_under_the_panel_leads_to_the_login_and_back(lang: 
 }
 
 async fn the_historys_running_row_follows_its_scan_to_the_end(lang: Lang) {
-    let app = spawn_app(AppOptions {
-        events: 40,
-        tweak_sim: Box::new(|c| c.latency = Duration::from_millis(150)),
-        lang: other(lang),
-        ..Default::default()
-    })
-    .await;
+    let app = forty_slow_events(lang, 150).await;
     in_browser(lang, |client| async move {
         log_in(&client, &app).await;
         let scan_id = app.start_scan().await;
