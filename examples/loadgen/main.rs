@@ -37,6 +37,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+mod peers;
+
 const TOKEN: &str = "bench-api-token";
 
 #[tokio::main]
@@ -49,9 +51,13 @@ async fn main() -> anyhow::Result<()> {
     if what == "floor-serve" {
         return floor_serve(&args[1..]).await;
     }
+    if what == "burn" {
+        peers::burn();
+    }
     let (names, quick): (Vec<&str>, bool) = match what {
-        "quick" => (SCENARIOS.to_vec(), true),
-        "all" => (SCENARIOS.to_vec(), false),
+        // The peers are installed and measured only when asked for.
+        "quick" => (SCENARIOS[..10].to_vec(), true),
+        "all" => (SCENARIOS[..10].to_vec(), false),
         one if SCENARIOS.contains(&one) => (vec![one], args.iter().any(|a| a == "--quick")),
         other => bail!("unknown scenario {other:?}: use quick, all or one of {SCENARIOS:?}"),
     };
@@ -68,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
             "reconnect" => reconnect(quick).await?,
             "floor" => floor(quick).await?,
             "journal" => journal(quick).await?,
+            "peers" => peers::peers(quick, args.iter().any(|a| a == "--busy")).await?,
             _ => unreachable!("checked above"),
         };
         figures["scenario"] = name.into();
@@ -78,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-const SCENARIOS: [&str; 10] = [
+const SCENARIOS: [&str; 11] = [
     "watchers",
     "push",
     "polling",
@@ -89,6 +96,7 @@ const SCENARIOS: [&str; 10] = [
     "reconnect",
     "floor",
     "journal",
+    "peers",
 ];
 
 // ---------------------------------------------------------------------------
@@ -1409,42 +1417,18 @@ async fn floor_run(subscribers: usize, rounds: usize, every_ms: u64) -> anyhow::
         .strip_prefix("READY ")
         .with_context(|| format!("floor server said {ready:?}"))?
         .to_owned();
-    let mut readers = Vec::with_capacity(subscribers);
-    for _ in 0..subscribers {
-        let stream = tokio::net::TcpStream::connect(&addr).await?;
-        stream.set_nodelay(true)?;
-        readers.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(rounds);
-            let mut lines = BufReader::new(stream).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some((_, at)) = line.strip_prefix("data: ").and_then(parse_probe) {
-                    latencies.push(unix_micros() - at);
-                }
-            }
-            latencies
-        }));
-    }
+    // The floor starts once every reader is in, so do not wait for bytes.
+    let readers =
+        peers::Readers::connect(&format!("http://{addr}/sub"), subscribers, rounds, false).await?;
     let done = lines.next_line().await?.context("the floor server ended")?;
     let cpu_s: f64 = done
         .strip_prefix("DONE ")
         .with_context(|| format!("floor server said {done:?}"))?
         .parse()?;
-    let mut latencies = Vec::new();
-    let mut short = 0;
-    for reader in readers {
-        let seen = reader.await?;
-        short += rounds.saturating_sub(seen.len());
-        latencies.extend(seen);
-    }
+    readers.wait_for_probes(subscribers * rounds).await;
+    let seen = readers.results().await?;
     child.wait().await?;
-    let deliveries = (subscribers * rounds) as f64;
-    Ok(json!({
-        "subscribers": subscribers, "rounds": rounds, "every_ms": every_ms,
-        "missing": short,
-        "server_cpu_s": round(cpu_s, 2),
-        "server_cpu_us_per_delivery": round(cpu_s * 1e6 / deliveries, 2),
-        "latency": latency_ms(&mut latencies),
-    }))
+    Ok(peers::figures(cpu_s, subscribers * rounds, &seen, rounds))
 }
 
 /// `loadgen floor-serve SUBSCRIBERS ROUNDS EVERY_MS`: accepts the
@@ -1463,8 +1447,22 @@ async fn floor_serve(args: &[String]) -> anyhow::Result<()> {
     println!("READY {}", listener.local_addr()?);
     let mut sockets = Vec::with_capacity(subscribers);
     while sockets.len() < subscribers {
-        let (socket, _) = listener.accept().await?;
+        let (mut socket, _) = listener.accept().await?;
         socket.set_nodelay(true)?;
+        // The request's head, then a head of our own: the client is the
+        // same HTTP client as the other servers'. The body ends at close.
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = tokio::io::AsyncReadExt::read(&mut socket, &mut buf).await?;
+            anyhow::ensure!(n > 0, "a reader left before its request");
+            head.extend_from_slice(&buf[..n]);
+        }
+        socket
+            .write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n",
+            )
+            .await?;
         sockets.push(socket);
     }
     let cpu_before = ProcStats::read(std::process::id())?.cpu_s;
