@@ -1,4 +1,4 @@
-//! Synthetic scans for the load generator (`examples/loadgen.rs`, feature
+//! Synthetic scans for the load generator (`examples/loadgen/`, feature
 //! `bench`; never part of a release build).
 //!
 //! A benchmark needs many scans live at once, which the one-running-scan

@@ -15,7 +15,7 @@
 //! `peers/setup.sh` installs the peers; their programs and nginx's config
 //! are beside it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
@@ -94,53 +94,41 @@ struct Size {
 /// CPU during each run (see [`burn`]).
 pub(crate) async fn peers(quick: bool, busy: bool) -> anyhow::Result<Value> {
     let dir = install()?;
-    let sizes: &[Size] = if quick {
+    // (subscribers, events, every ms); no subscriber: what an event costs
+    // before it is delivered.
+    let sizes: &[(usize, usize, u64)] = if quick {
         &[
-            Size {
-                subscribers: 100,
-                events: 300,
-                every_ms: 10,
-            },
-            Size {
-                subscribers: 1_000,
-                events: 300,
-                every_ms: 10,
-            },
-            Size {
-                subscribers: 2_000,
-                events: 50,
-                every_ms: 100,
-            },
+            (0, 300, 10),
+            (100, 300, 10),
+            (1_000, 300, 10),
+            (2_000, 50, 100),
         ]
     } else {
         &[
-            Size {
-                subscribers: 100,
-                events: 3_000,
-                every_ms: 10,
-            },
-            Size {
-                subscribers: 1_000,
-                events: 3_000,
-                every_ms: 10,
-            },
-            Size {
-                subscribers: 5_000,
-                events: 300,
-                every_ms: 100,
-            },
+            (0, 3_000, 10),
+            (100, 3_000, 10),
+            (1_000, 3_000, 10),
+            (5_000, 300, 100),
         ]
     };
+    // CALSCAN_PEERS_SIZES=100,1000: only those sizes.
+    let sizes: Vec<Size> = sizes
+        .iter()
+        .map(|&(subscribers, events, every_ms)| Size {
+            subscribers,
+            events,
+            every_ms,
+        })
+        .filter(|size| listed("CALSCAN_PEERS_SIZES", &size.subscribers.to_string()))
+        .collect();
     let idle = if quick { 2_000 } else { 10_000 };
-    let only: Option<HashSet<String>> = std::env::var("CALSCAN_PEERS")
-        .ok()
-        .map(|list| list.split(',').map(str::to_owned).collect());
+    // CALSCAN_PEERS=calscan,nginx_nchan: only those servers.
     let chosen: Vec<Peer> = Peer::ALL
         .into_iter()
-        .filter(|p| only.as_ref().is_none_or(|o| o.contains(p.name())))
+        .filter(|p| listed("CALSCAN_PEERS", p.name()))
         .collect();
     let mut runs = Vec::new();
-    for size in sizes {
+    for size in &sizes {
         let mut results = serde_json::Map::new();
         for &peer in &chosen {
             let burner = if busy { Some(Burner::start()?) } else { None };
@@ -173,6 +161,12 @@ pub(crate) async fn peers(quick: bool, busy: bool) -> anyhow::Result<Value> {
     });
     eprintln!("{}", table(&out, &chosen));
     Ok(out)
+}
+
+/// Whether `name` is in the comma-separated list in `var`; all are when
+/// it is not set.
+fn listed(var: &str, name: &str) -> bool {
+    std::env::var(var).map_or(true, |list| list.split(',').any(|n| n == name))
 }
 
 /// Runs `setup.sh`, which installs what is missing, and copies the Node
@@ -555,7 +549,8 @@ pub(crate) fn figures(cpu_s: f64, deliveries: usize, seen: &[Seen], events: usiz
     let (mut latencies, verdict) = check(seen, events);
     json!({
         "server_cpu_s": round(cpu_s, 2),
-        "server_cpu_us_per_delivery": round(cpu_s * 1e6 / deliveries as f64, 2),
+        "server_cpu_us_per_event": round(cpu_s * 1e6 / events as f64, 1),
+        "server_cpu_us_per_delivery": (deliveries > 0).then(|| round(cpu_s * 1e6 / deliveries as f64, 2)),
         "latency": latency_ms(&mut latencies),
         "check": verdict,
     })
@@ -658,6 +653,10 @@ fn table(out: &Value, chosen: &[Peer]) -> String {
         ));
         for peer in chosen {
             let r = &run["results"][peer.name()];
+            if run["subscribers"] == 0 {
+                text.push_str(&format!(" {} µs per event |", r["server_cpu_us_per_event"]));
+                continue;
+            }
             let exact = r["check"]["missing"] == 0 && r["check"]["duplicated_or_out_of_order"] == 0;
             text.push_str(&format!(
                 " {} µs, p50 {} / p99 {} ms{} |",

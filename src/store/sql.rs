@@ -192,14 +192,16 @@ fn sql<D: Dialect>(text: &str) -> AssertSqlSafe<String> {
 /// still in one when it comes back to the pool (its rollback failed, as a
 /// rollback may when the disk is full) is closed, and the pool opens a
 /// fresh one. `flush` first waits for a rollback queued on the connection
-/// to run (SQLite runs it on the connection's thread, later).
+/// to run (SQLite runs it on the connection's thread, later, and counts the
+/// transaction open until then); a connection that shows none has none
+/// queued, and costs no round trip.
 pub(super) fn never_inside_a_transaction<D: Database>(
     options: sqlx::pool::PoolOptions<D>,
     flush: bool,
 ) -> sqlx::pool::PoolOptions<D> {
     options.after_release(move |conn, _| {
         Box::pin(async move {
-            if flush {
+            if flush && conn.is_in_transaction() {
                 conn.ping().await?;
             }
             let clean = !conn.is_in_transaction();

@@ -109,7 +109,10 @@ impl SqlStore<Sqlite> {
             .busy_timeout(Duration::from_secs(5));
         let file = options.get_filename().to_owned();
         super::reach::sqlite_file(&file)?;
+        // A file's connection does not go away under it: no ping before
+        // each write (a round trip to the connection's thread).
         let writer = super::sql::never_inside_a_transaction(SqlitePoolOptions::new(), true)
+            .test_before_acquire(false)
             .max_connections(1)
             .connect_with(options.clone())
             .await
