@@ -2,7 +2,9 @@
 //! and the server that runs until it is told to stop.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{self, Poll, Waker};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -11,7 +13,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::IntoResponse;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tower_http::LatencyUnit;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -262,12 +264,23 @@ async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) 
             tower::ServiceExt::oneshot(app.clone(), request.map(axum::body::Body::new))
         });
         let connection = http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
-        let shutdown = shutdown.clone();
+        let mut stopping = ShutdownWatch::new(&shutdown);
         connections.spawn(async move {
             let mut connection = std::pin::pin!(connection);
-            let ended = tokio::select! {
-                ended = connection.as_mut() => ended,
-                _ = shutdown.cancelled() => {
+            let served = std::future::poll_fn(|cx| {
+                if let Poll::Ready(ended) = connection.as_mut().poll(cx) {
+                    return Poll::Ready(Some(ended));
+                }
+                if stopping.poll_stopping(cx) {
+                    Poll::Ready(None)
+                } else {
+                    Poll::Pending
+                }
+            })
+            .await;
+            let ended = match served {
+                Some(ended) => ended,
+                None => {
                     connection.as_mut().graceful_shutdown();
                     connection.await
                 }
@@ -279,6 +292,44 @@ async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) 
     }
     connections.close();
     connections.wait().await;
+}
+
+/// Watches the server's shutdown from a task that is woken often (an
+/// event stream and its connection: every event wakes each). The token's
+/// future is polled only to hand it a new waker; otherwise the token is
+/// asked, once. It is the server's token, shared: a child token for each
+/// would be one more cold allocation touched at every wake-up.
+pub(crate) struct ShutdownWatch {
+    token: CancellationToken,
+    ended: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// The waker `ended` holds.
+    armed: Option<Waker>,
+}
+
+impl ShutdownWatch {
+    pub(crate) fn new(token: &CancellationToken) -> Self {
+        Self {
+            token: token.clone(),
+            ended: Box::pin(token.clone().cancelled_owned()),
+            armed: None,
+        }
+    }
+
+    /// Whether the server is shutting down; if not, `cx` is woken when it
+    /// does.
+    pub(crate) fn poll_stopping(&mut self, cx: &mut task::Context<'_>) -> bool {
+        if self.token.is_cancelled() {
+            return true;
+        }
+        if self.armed.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            return false;
+        }
+        if self.ended.as_mut().poll(cx).is_ready() {
+            return true;
+        }
+        self.armed = Some(cx.waker().clone());
+        false
+    }
 }
 
 /// The kernel's send buffer of every connection (accepted sockets inherit

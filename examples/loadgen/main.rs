@@ -599,6 +599,13 @@ impl Crowd {
         self.drop.send_modify(|g| *g += 1);
     }
 
+    /// Ends the scans `scan_ids` and collects what every subscriber saw:
+    /// each stream ends with its scan's `done`.
+    async fn finish(self, server: &Server, scan_ids: &[String]) -> anyhow::Result<Vec<Seen>> {
+        server.finish(scan_ids).await?;
+        self.results().await
+    }
+
     async fn results(self) -> anyhow::Result<Vec<Seen>> {
         let mut all = Vec::with_capacity(self.tasks.len());
         for task in self.tasks {
@@ -689,8 +696,7 @@ async fn watchers(quick: bool) -> anyhow::Result<Value> {
     )
     .await?;
     let all_had_it = probe_sent.elapsed();
-    server.finish(&ids).await?;
-    let seen = crowd.results().await?;
+    let seen = crowd.finish(&server, &ids).await?;
     let (mut latencies, verdict) = check(&seen, 1);
     server.stop().await;
     let per = |p: ProcStats, k: usize| (p.rss_kib as f64 - base.rss_kib as f64) / k as f64;
@@ -752,8 +758,7 @@ async fn polling(quick: bool) -> anyhow::Result<Value> {
     let cpu_before = server.proc()?.cpu_s;
     server.emit(&ids, 0, lines, 1, every).await?;
     let sse_cpu = server.proc()?.cpu_s - cpu_before;
-    server.finish(&ids).await?;
-    let seen = crowd.results().await?;
+    let seen = crowd.finish(&server, &ids).await?;
     let (mut sse_staleness, sse_check) = check(&seen, lines);
     server.stop().await;
 
@@ -846,8 +851,7 @@ async fn start(quick: bool) -> anyhow::Result<Value> {
     let mut crowd = Crowd::new()?;
     crowd.join(&server, &ids, idle, 0).await?;
     let with = start_cycles(&server, cycles).await?;
-    server.finish(&ids).await?;
-    let (_, verdict) = check(&crowd.results().await?, 0);
+    let (_, verdict) = check(&crowd.finish(&server, &ids).await?, 0);
     server.stop().await;
     let (mut without, mut with) = (without, with);
     let p99 = |v: &Value| v["p99_ms"].as_f64().unwrap_or(f64::NAN);
@@ -1054,8 +1058,7 @@ async fn logs(quick: bool) -> anyhow::Result<Value> {
     )
     .await?;
     let delivered = t.elapsed();
-    server.finish(&ids).await?;
-    let seen = crowd.results().await?;
+    let seen = crowd.finish(&server, &ids).await?;
     let (_, verdict) = check(&seen, lines);
     let baseline = server.baseline(baseline_lines).await?;
     server.stop().await;
@@ -1359,8 +1362,7 @@ async fn reconnect(quick: bool) -> anyhow::Result<Value> {
     let (flowed, back) = tokio::join!(server.emit(&ids, 0, rounds, 1, per_scan_every), storm);
     flowed?;
     let back = back?;
-    server.finish(&ids).await?;
-    let seen = crowd.results().await?;
+    let seen = crowd.finish(&server, &ids).await?;
     let (_, verdict) = check(&seen, rounds);
     let reconnected = seen.iter().filter(|s| s.connects >= 2).count();
     server.stop().await;

@@ -6,6 +6,9 @@
 //! the keep-alive comments and the end at shutdown.
 
 use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use axum::Router;
@@ -14,13 +17,20 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use hyper::body::{Body as HttpBody, Frame};
 use rand::RngExt;
+use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
 
 use super::extract::{Admin, ScanIdPath, parse_event_id};
+use crate::app::ShutdownWatch;
 use crate::error::{AppError, ErrorBody, Result};
+use crate::i18n::Lang;
+use crate::metrics::OpenStream;
 use crate::scan::Following;
-use crate::scan::status::SseEvent;
+use crate::scan::status::{Batch, SseEvent};
 use crate::state::AppState;
 use crate::store::ScanId;
 
@@ -72,16 +82,12 @@ pub(super) async fn events(
         // The browser has everything: 204 stops its reconnecting.
         Following::UpToDate => return Ok(StatusCode::NO_CONTENT.into_response()),
     };
-    let lang = state.lang_for(&headers);
-    let frames = events.map(move |batch| batch.frame(lang));
-    let body = with_keep_alive(frames).take_until(state.shutdown.clone().cancelled_owned());
-    // Counted as open until hyper drops the body: the stream ended or the
-    // client went away.
-    let open = state.metrics.stream_opened();
-    let body = body.map(move |frame| {
-        let _counted = &open;
-        Ok::<Bytes, Infallible>(frame)
-    });
+    let body = EventBody::new(
+        events,
+        state.lang_for(&headers),
+        &state.shutdown,
+        state.metrics.stream_opened(),
+    );
     Ok((
         [
             (
@@ -94,29 +100,153 @@ pub(super) async fn events(
                 HeaderValue::from_static("no"),
             ),
         ],
-        Body::from_stream(body),
+        Body::new(body),
     )
         .into_response())
 }
 
-/// The frames, and a comment every [`KEEP_ALIVE`] so that no proxy takes
-/// a quiet stream for a dead one; ends with the frames. Each frame is
-/// encoded once per language and shared by every subscriber.
-fn with_keep_alive(frames: impl Stream<Item = Bytes>) -> impl Stream<Item = Bytes> {
-    async_stream::stream! {
-        let mut frames = std::pin::pin!(frames);
+/// An event stream's body: the frames of `events` in the client's
+/// language (each encoded once and shared by every subscriber), a comment
+/// every [`KEEP_ALIVE`] so that no proxy takes a quiet stream for a dead
+/// one, and the end with the events or at shutdown.
+///
+/// One state machine rather than a stack of stream adapters, and what
+/// does not change between polls is not polled again: an event wakes
+/// every open stream, and what a wake-up touches is what a delivery costs.
+struct EventBody {
+    events: BoxStream<'static, Arc<Batch>>,
+    lang: Lang,
+    stopping: ShutdownWatch,
+    /// The next keep-alive comment, when `beat_at` has passed.
+    beat: Pin<Box<Sleep>>,
+    beat_at: Instant,
+    /// The waker `beat` holds: it needs no poll until it is due or the
+    /// waker changes.
+    armed: Option<Waker>,
+    /// Counted as open until hyper drops the body: the stream ended or the
+    /// client went away.
+    _open: OpenStream,
+}
+
+impl EventBody {
+    fn new(
+        events: BoxStream<'static, Arc<Batch>>,
+        lang: Lang,
+        shutdown: &CancellationToken,
+        open: OpenStream,
+    ) -> Self {
         // A random first beat: streams opened together do not all beat together.
-        let first = KEEP_ALIVE.mul_f64(rand::rng().random_range(0.5..1.0));
-        let mut quiet = tokio::time::interval_at(tokio::time::Instant::now() + first, KEEP_ALIVE);
-        loop {
-            tokio::select! {
-                biased;
-                frame = frames.next() => match frame {
-                    Some(frame) => yield frame,
-                    None => return,
-                },
-                _ = quiet.tick() => yield Bytes::from_static(b":\n\n"),
-            }
+        let beat_at = Instant::now() + KEEP_ALIVE.mul_f64(rand::rng().random_range(0.5..1.0));
+        Self {
+            events,
+            lang,
+            stopping: ShutdownWatch::new(shutdown),
+            beat: Box::pin(tokio::time::sleep_until(beat_at)),
+            beat_at,
+            armed: None,
+            _open: open,
         }
+    }
+}
+
+impl HttpBody for EventBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        if this.stopping.poll_stopping(cx) {
+            return Poll::Ready(None);
+        }
+        let frame = match this.events.poll_next_unpin(cx) {
+            Poll::Ready(Some(batch)) => batch.frame(this.lang),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return this.poll_beat(cx).map(|()| Some(Ok(Frame::data(BEAT)))),
+        };
+        Poll::Ready(Some(Ok(Frame::data(frame))))
+    }
+}
+
+/// The keep-alive comment.
+const BEAT: Bytes = Bytes::from_static(b":\n\n");
+
+impl EventBody {
+    /// Ready when a keep-alive comment is due.
+    fn poll_beat(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let armed = self.armed.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if armed && Instant::now() < self.beat_at {
+            return Poll::Pending;
+        }
+        if self.beat.as_mut().poll(cx).is_ready() {
+            self.beat_at = Instant::now() + KEEP_ALIVE;
+            self.beat.as_mut().reset(self.beat_at);
+            // Polled again at the next Pending, which arms the new beat.
+            self.armed = None;
+            return Poll::Ready(());
+        }
+        self.armed = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use futures::channel::mpsc;
+
+    use super::*;
+    use crate::i18n::Texts;
+    use crate::metrics::Metrics;
+    use crate::scan::status::Published;
+    use crate::store::LogRow;
+
+    async fn next(body: &mut EventBody) -> Option<Bytes> {
+        let frame = std::future::poll_fn(|cx| Pin::new(&mut *body).poll_frame(cx)).await?;
+        frame.ok()?.into_data().ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_sends_its_frames_beats_when_quiet_and_ends_at_shutdown() {
+        let shutdown = CancellationToken::new();
+        let (events, live) = mpsc::unbounded::<Arc<Batch>>();
+        let metrics = Metrics::new();
+        let mut body = EventBody::new(live.boxed(), Lang::En, &shutdown, metrics.stream_opened());
+        let opened = Instant::now();
+
+        // The first beat comes at random within the first period, then one each period.
+        assert_eq!(next(&mut body).await, Some(BEAT));
+        let first = opened.elapsed();
+        assert!(first >= KEEP_ALIVE / 2 && first <= KEEP_ALIVE, "{first:?}");
+        assert_eq!(next(&mut body).await, Some(BEAT));
+        assert_eq!(opened.elapsed() - first, KEEP_ALIVE);
+
+        let line = Published::log(&LogRow {
+            id: 1,
+            message: Texts::same("probe"),
+            created_at: Utc::now(),
+        });
+        let batch = Arc::new(Batch::one(line));
+        events.unbounded_send(batch.clone()).unwrap();
+        assert_eq!(next(&mut body).await, Some(batch.frame(Lang::En)));
+
+        shutdown.cancel();
+        assert_eq!(next(&mut body).await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_ends_with_its_events() {
+        let shutdown = CancellationToken::new();
+        let (events, live) = mpsc::unbounded::<Arc<Batch>>();
+        let mut body = EventBody::new(
+            live.boxed(),
+            Lang::De,
+            &shutdown,
+            Metrics::new().stream_opened(),
+        );
+        drop(events);
+        assert_eq!(next(&mut body).await, None);
     }
 }

@@ -75,7 +75,7 @@ pub trait Dialect: Database {
              WHERE scan_progress.scan_id = v.v_scan_id AND scan_progress.owner = v.v_owner \
              AND scan_progress.status = 'running'",
             figure_value_names().join(", "),
-            figure_assignments::<Self>(""),
+            figure_assignments::<Self>("", ""),
         )
     }
 
@@ -120,6 +120,12 @@ pub trait Dialect: Database {
     /// A statement that, run in a transaction, wakes the other instances
     /// with its one argument when the transaction commits.
     const NOTIFY: Option<&'static str> = None;
+
+    /// Whether the writer's connections have the journal view
+    /// ([`JOURNAL`](super::sql::JOURNAL), SQLite's, see `sqlite.rs`): the
+    /// figures and lines of scans inserted into it are written by one
+    /// statement. Only where nothing is to be notified.
+    const JOURNAL_VIEW: bool = false;
 
     /// The wake-ups other instances send, where the database carries them.
     fn wakeups(

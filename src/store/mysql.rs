@@ -104,7 +104,7 @@ impl Dialect for MySql {
              ON s.scan_id = v.v_scan_id AND s.owner = v.v_owner \
              SET {} WHERE s.status = 'running'",
             other.repeat(scans.saturating_sub(1)),
-            figure_assignments::<Self>("s."),
+            figure_assignments::<Self>("s.", ""),
         )
     }
 }

@@ -55,6 +55,35 @@ const FOREIGN_PENDING: &str = "p.owner IS NULL AND (p.status = 'running' \
 /// about five minutes at the most.
 const LEASELESS_SCAN_LIMIT: chrono::TimeDelta = chrono::TimeDelta::minutes(15);
 
+/// The journal view of a writer connection where [`Dialect::JOURNAL_VIEW`]
+/// says it has one: a row inserted into it is a scan's figures, bound as
+/// [`figure_row`] with the line's columns NULL, or one of its lines, the
+/// scan id and [`JOURNAL_LINE_COLUMNS`] bound and the rest NULL.
+pub(super) const JOURNAL: &str = "calscan_journal";
+
+/// The journal view's columns after the figures' [`figure_value_names`].
+pub(super) const JOURNAL_LINE_COLUMNS: [&str; 4] =
+    ["l_id", "l_message", "l_message_en", "l_created_at"];
+
+/// What the journal's statement fails with when a figures row finds its
+/// scan no longer running under its owner: then it wrote nothing.
+pub(super) const LEASE_GONE: &str = "calscan: a lease is gone";
+
+/// Rows at most in one journal statement: with at most [`FIGURE_VALUES`]
+/// values a row, far below SQLite's 32,766 parameters.
+const JOURNAL_ROWS: usize = 2_000;
+
+/// A figures row and a line row of the journal's statement.
+static JOURNAL_FIGURES_ROW: LazyLock<String> = LazyLock::new(|| {
+    let nulls = vec!["NULL"; JOURNAL_LINE_COLUMNS.len()].join(", ");
+    format!("({}, {nulls})", vec!["?"; FIGURE_VALUES].join(", "))
+});
+static JOURNAL_LINE_ROW: LazyLock<String> = LazyLock::new(|| {
+    let nulls = "NULL, ".repeat(FIGURE_VALUES - 1);
+    let line = vec!["?"; JOURNAL_LINE_COLUMNS.len()].join(", ");
+    format!("(?, {nulls}{line})")
+});
+
 /// A value bound to a statement's next `?`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Value<'a> {
@@ -156,16 +185,17 @@ pub(super) fn figure_value_names() -> Vec<String> {
 
 /// `progress = GREATEST(progress, v_progress), current_step = v_current_step,
 /// …`: progress and the event id never go down. `target` qualifies the
-/// assigned columns (`s.` where the database needs it).
-pub(super) fn figure_assignments<D: Dialect>(target: &str) -> String {
+/// assigned columns (`s.` where the database needs it), `source` the
+/// values (`NEW.` in a trigger).
+pub(super) fn figure_assignments<D: Dialect>(target: &str, source: &str) -> String {
     FIGURE_COLUMNS
         .iter()
         .map(|c| c.name)
         .map(|c| match c {
             "progress" | "last_event_id" => {
-                format!("{target}{c} = {}({target}{c}, v_{c})", D::GREATEST)
+                format!("{target}{c} = {}({target}{c}, {source}v_{c})", D::GREATEST)
             }
-            _ => format!("{target}{c} = v_{c}"),
+            _ => format!("{target}{c} = {source}v_{c}"),
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -556,6 +586,36 @@ where
             insert.execute(&mut *conn).await?;
         }
         Ok(())
+    }
+
+    /// Writes the figures and lines of `writes` in one statement into the
+    /// [`JOURNAL`] view, whose trigger puts each where it belongs, all in
+    /// the statement's own transaction. `false`: a lease is gone, and
+    /// nothing was written.
+    async fn write_journal(&self, writes: &[ScanWrite<'_>]) -> StoreResult<bool> {
+        let mut rows: Vec<&str> = Vec::new();
+        for w in writes {
+            rows.push(&JOURNAL_FIGURES_ROW);
+            rows.extend(std::iter::repeat_n(JOURNAL_LINE_ROW.as_str(), w.logs.len()));
+        }
+        let text = format!("INSERT INTO {JOURNAL} VALUES {}", rows.join(", "));
+        let mut insert = sqlx::query(sql::<D>(&text));
+        for w in writes {
+            insert = Self::bind_all(insert, figure_row(w));
+            for log in w.logs {
+                insert = insert
+                    .bind(w.scan_id)
+                    .bind(log.id)
+                    .bind(log.message.de.as_str())
+                    .bind(log.message.en.as_str())
+                    .bind(D::to_db(log.created_at));
+            }
+        }
+        match insert.execute(&self.writer).await {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(error)) if error.message() == LEASE_GONE => Ok(false),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Sets the newest event id of a scan.
@@ -1320,6 +1380,17 @@ where
     }
 
     async fn write_scans(&self, writes: &[ScanWrite<'_>]) -> StoreResult<Vec<bool>> {
+        // The journal's one statement where the database has it: no scan
+        // ends, and every lease is held (else the long way says whose).
+        let rows = writes.len() + writes.iter().map(|w| w.logs.len()).sum::<usize>();
+        if D::JOURNAL_VIEW
+            && D::NOTIFY.is_none()
+            && rows <= JOURNAL_ROWS
+            && writes.iter().all(|w| w.finish.is_none())
+            && self.write_journal(writes).await?
+        {
+            return Ok(vec![true; writes.len()]);
+        }
         // A few statements for any number of scans: the figures of all in
         // one UPDATE, their lines in multi-row INSERTs. A statement is a
         // round trip (to SQLite's worker thread, or over the network).
@@ -1830,16 +1901,20 @@ mod tests {
         )
     }
 
-    #[tokio::test]
-    async fn figures_land_in_their_columns_and_read_back() {
-        let pool = sqlx::sqlite::SqlitePoolOptions::new()
-            .max_connections(1)
+    /// A store in memory, its one connection the writer's as `open` makes it.
+    async fn in_memory() -> SqlStore<Sqlite> {
+        let pool = SqlStore::<Sqlite>::writer_options()
             .connect("sqlite::memory:")
             .await
             .unwrap();
-        let store = SqlStore::<Sqlite>::assemble(pool.clone(), pool, &CustomerSettings::default())
+        SqlStore::<Sqlite>::assemble(pool.clone(), pool, &CustomerSettings::default())
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn figures_land_in_their_columns_and_read_back() {
+        let store = in_memory().await;
 
         let started = figures(0);
         let StartOutcome::Started(row) =
@@ -1870,5 +1945,87 @@ mod tests {
             store.write_scans(&[write("elsewhere")]).await.unwrap(),
             [false]
         );
+    }
+
+    fn line(id: i64, text: &str) -> LogRow {
+        LogRow {
+            id,
+            message: Texts::same(text),
+            created_at: Utc::now(),
+        }
+    }
+
+    async fn lines_of(store: &SqlStore<Sqlite>, scan_id: &str) -> Vec<(i64, String)> {
+        sqlx::query_as("SELECT id, message FROM scan_logs WHERE scan_id = ? ORDER BY id")
+            .bind(scan_id)
+            .fetch_all(&store.writer)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_journal_writes_figures_and_lines_at_once_or_nothing() {
+        let store = in_memory().await;
+        // Two running scans: one of ours, one another instance holds.
+        store.start_scan(&new_scan(figures(0))).await.unwrap();
+        sqlx::raw_sql(
+            "DROP INDEX scan_progress_one_running; \
+             INSERT INTO scan_progress (scan_id, status, mode, progress, current_step, \
+             current_step_en, started_at, owner, last_event_id) \
+             VALUES ('scan_figures2', 'running', 'full', 0, '', '', '', 'there', 0)",
+        )
+        .execute(&store.writer)
+        .await
+        .unwrap();
+
+        let later = figures(10);
+        let ours_lines = [line(1, "eins"), line(2, "zwei")];
+        let ours = ScanWrite {
+            scan_id: "scan_figures1",
+            owner: "here",
+            figures: &later,
+            logs: &ours_lines,
+            finish: None,
+        };
+        assert!(store.write_journal(&[ours]).await.unwrap());
+        assert_eq!(stored(&store).await, as_tuple(&later));
+        let written = vec![(1, "eins".to_owned()), (2, "zwei".to_owned())];
+        assert_eq!(lines_of(&store, "scan_figures1").await, written);
+
+        // Written again (its answer lost): nothing doubles.
+        assert!(store.write_journal(&[ours]).await.unwrap());
+        assert_eq!(lines_of(&store, "scan_figures1").await, written);
+
+        // A lease gone fails the whole statement: ours is not written either.
+        let more = [line(3, "drei")];
+        let ours = ScanWrite {
+            logs: &more,
+            ..ours
+        };
+        let not_ours = ScanWrite {
+            scan_id: "scan_figures2",
+            owner: "here",
+            figures: &later,
+            logs: &more,
+            finish: None,
+        };
+        assert!(!store.write_journal(&[ours, not_ours]).await.unwrap());
+        assert_eq!(lines_of(&store, "scan_figures1").await, written);
+        assert_eq!(lines_of(&store, "scan_figures2").await, []);
+
+        // The long way then writes ours and says whose was gone.
+        assert_eq!(
+            store.write_scans(&[ours, not_ours]).await.unwrap(),
+            [true, false]
+        );
+        assert_eq!(lines_of(&store, "scan_figures1").await.len(), 3);
+        assert_eq!(lines_of(&store, "scan_figures2").await, []);
+        let (progress, last_event_id): (i64, i64) = sqlx::query_as(
+            "SELECT progress, last_event_id FROM scan_progress WHERE scan_id = 'scan_figures2'",
+        )
+        .fetch_one(&store.writer)
+        .await
+        .unwrap();
+        assert_eq!((progress, last_event_id), (0, 0));
     }
 }

@@ -10,10 +10,12 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
     SqliteSynchronous,
 };
-use sqlx::{Pool, Sqlite};
+use sqlx::{AssertSqlSafe, Pool, Sqlite};
 
 use super::dialect::Dialect;
-use super::sql::SqlStore;
+use super::sql::{
+    JOURNAL, JOURNAL_LINE_COLUMNS, LEASE_GONE, SqlStore, figure_assignments, figure_value_names,
+};
 use super::{StoreError, StoreResult};
 use crate::time::millis;
 
@@ -33,6 +35,8 @@ impl Dialect for Sqlite {
     // transaction that read first and then finds another process writing
     // fails at once instead.
     const BEGIN_WRITE: Option<&'static str> = Some("BEGIN IMMEDIATE");
+    // Made on each writer connection (`writer_options`).
+    const JOURNAL_VIEW: bool = true;
 
     type Time = String;
 
@@ -68,7 +72,54 @@ impl Dialect for Sqlite {
     }
 }
 
+/// The journal view and its trigger, in the connection's temporary schema
+/// (see [`JOURNAL`]): one statement writes what a scan's event changed,
+/// where a transaction of an UPDATE and an INSERT is four round trips to
+/// the connection's thread, two of them (sqlx's BEGIN and COMMIT) waiting
+/// on each other; those hand-overs were most of an event's cost. The
+/// trigger's statements find the tables when it runs, so it can be made
+/// before the migrations.
+fn journal_view() -> String {
+    let names = figure_value_names();
+    let columns: Vec<&str> = names
+        .iter()
+        .map(String::as_str)
+        .chain(JOURNAL_LINE_COLUMNS)
+        .collect();
+    format!(
+        "CREATE TEMP VIEW {JOURNAL} ({}) AS SELECT {} WHERE 0; \
+         CREATE TEMP TRIGGER {JOURNAL}_write INSTEAD OF INSERT ON {JOURNAL} BEGIN \
+         UPDATE scan_progress SET {} WHERE NEW.l_id IS NULL AND scan_id = NEW.v_scan_id \
+         AND owner = NEW.v_owner AND status = 'running'; \
+         SELECT RAISE(ABORT, '{LEASE_GONE}') WHERE NEW.l_id IS NULL AND changes() = 0; \
+         INSERT OR IGNORE INTO scan_logs (scan_id, id, message, message_en, created_at) \
+         SELECT NEW.v_scan_id, NEW.l_id, NEW.l_message, NEW.l_message_en, NEW.l_created_at \
+         WHERE NEW.l_id IS NOT NULL; \
+         END",
+        columns.join(", "),
+        vec!["NULL"; columns.len()].join(", "),
+        figure_assignments::<Sqlite>("", "NEW."),
+    )
+}
+
 impl SqlStore<Sqlite> {
+    /// The pool of the one writer connection, each connection with the
+    /// journal view. A file's connection does not go away under it: no
+    /// ping before each write (a round trip to the connection's thread).
+    pub(super) fn writer_options() -> SqlitePoolOptions {
+        super::sql::never_inside_a_transaction(SqlitePoolOptions::new(), true)
+            .test_before_acquire(false)
+            .max_connections(1)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql(AssertSqlSafe(journal_view()))
+                        .execute(conn)
+                        .await?;
+                    Ok(())
+                })
+            })
+    }
+
     /// Opens (creating if missing) and migrates the database at `url`, with
     /// calscan's own customer table.
     pub async fn connect(url: &str) -> StoreResult<Self> {
@@ -109,11 +160,7 @@ impl SqlStore<Sqlite> {
             .busy_timeout(Duration::from_secs(5));
         let file = options.get_filename().to_owned();
         super::reach::sqlite_file(&file)?;
-        // A file's connection does not go away under it: no ping before
-        // each write (a round trip to the connection's thread).
-        let writer = super::sql::never_inside_a_transaction(SqlitePoolOptions::new(), true)
-            .test_before_acquire(false)
-            .max_connections(1)
+        let writer = Self::writer_options()
             .connect_with(options.clone())
             .await
             .map_err(|error| super::reach::sqlite_refused(&file, error))?;
