@@ -76,9 +76,9 @@ impl Dialect for Sqlite {
 /// (see [`JOURNAL`]): one statement writes what a scan's event changed,
 /// where a transaction of an UPDATE and an INSERT is four round trips to
 /// the connection's thread, two of them (sqlx's BEGIN and COMMIT) waiting
-/// on each other; those hand-overs were most of an event's cost. The
-/// trigger's statements find the tables when it runs, so it can be made
-/// before the migrations.
+/// on each other. A statement that fails (a full disk) rolls itself back
+/// and leaves no transaction open. The trigger's statements find the
+/// tables when it runs, so it can be made before the migrations.
 fn journal_view() -> String {
     let names = figure_value_names();
     let columns: Vec<&str> = names
