@@ -147,7 +147,27 @@ impl EventBody {
             _open: open,
         }
     }
+
+    /// Ready when a keep-alive comment is due.
+    fn poll_beat(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let armed = self.armed.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+        if armed && Instant::now() < self.beat_at {
+            return Poll::Pending;
+        }
+        if self.beat.as_mut().poll(cx).is_ready() {
+            self.beat_at = Instant::now() + KEEP_ALIVE;
+            self.beat.as_mut().reset(self.beat_at);
+            // Polled again at the next Pending, which arms the new beat.
+            self.armed = None;
+            return Poll::Ready(());
+        }
+        self.armed = Some(cx.waker().clone());
+        Poll::Pending
+    }
 }
+
+/// The keep-alive comment.
+const BEAT: Bytes = Bytes::from_static(b":\n\n");
 
 impl HttpBody for EventBody {
     type Data = Bytes;
@@ -167,28 +187,6 @@ impl HttpBody for EventBody {
             Poll::Pending => return this.poll_beat(cx).map(|()| Some(Ok(Frame::data(BEAT)))),
         };
         Poll::Ready(Some(Ok(Frame::data(frame))))
-    }
-}
-
-/// The keep-alive comment.
-const BEAT: Bytes = Bytes::from_static(b":\n\n");
-
-impl EventBody {
-    /// Ready when a keep-alive comment is due.
-    fn poll_beat(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let armed = self.armed.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
-        if armed && Instant::now() < self.beat_at {
-            return Poll::Pending;
-        }
-        if self.beat.as_mut().poll(cx).is_ready() {
-            self.beat_at = Instant::now() + KEEP_ALIVE;
-            self.beat.as_mut().reset(self.beat_at);
-            // Polled again at the next Pending, which arms the new beat.
-            self.armed = None;
-            return Poll::Ready(());
-        }
-        self.armed = Some(cx.waker().clone());
-        Poll::Pending
     }
 }
 

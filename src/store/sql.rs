@@ -87,6 +87,15 @@ static JOURNAL_LINE_ROW: LazyLock<String> = LazyLock::new(|| {
     format!("(?, {nulls}{line})")
 });
 
+/// `scan_logs (scan_id, id, message, message_en, created_at)`: the table
+/// and columns a line is inserted into, its values bound in this order.
+pub(super) fn log_columns<D: Dialect>() -> String {
+    format!(
+        "scan_logs (scan_id, {}, message, message_en, created_at)",
+        D::LOG_ID
+    )
+}
+
 /// A value bound to a statement's next `?`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Value<'a> {
@@ -464,6 +473,20 @@ where
         })
     }
 
+    /// Binds a line's values, in the order of [`log_columns`].
+    fn bind_line<'q>(
+        query: Query<'q, D, D::Arguments>,
+        scan_id: &'q str,
+        log: &'q LogRow,
+    ) -> Query<'q, D, D::Arguments> {
+        query
+            .bind(scan_id)
+            .bind(log.id)
+            .bind(log.message.de.as_str())
+            .bind(log.message.en.as_str())
+            .bind(D::to_db(log.created_at))
+    }
+
     /// The update of the figures of `writes`, bound.
     fn figures_update(writes: &[ScanWrite<'_>]) -> Query<'static, D, D::Arguments> {
         let update = sqlx::query(sql::<D>(&D::update_figures(writes.len())));
@@ -573,18 +596,10 @@ where
                     ", (?, ?, ?, ?, ?)"
                 });
             }
-            let text = D::insert_ignore(&format!(
-                "scan_logs (scan_id, {}, message, message_en, created_at) VALUES {values}",
-                D::LOG_ID
-            ));
+            let text = D::insert_ignore(&format!("{} VALUES {values}", log_columns::<D>()));
             let mut insert = sqlx::query(sql::<D>(&text));
             for (scan_id, log) in chunk {
-                insert = insert
-                    .bind(*scan_id)
-                    .bind(log.id)
-                    .bind(log.message.de.as_str())
-                    .bind(log.message.en.as_str())
-                    .bind(D::to_db(log.created_at));
+                insert = Self::bind_line(insert, scan_id, log);
             }
             insert.execute(&mut *conn).await?;
         }
@@ -606,12 +621,7 @@ where
         for w in writes {
             insert = Self::bind_all(insert, figure_row(w));
             for log in w.logs {
-                insert = insert
-                    .bind(w.scan_id)
-                    .bind(log.id)
-                    .bind(log.message.de.as_str())
-                    .bind(log.message.en.as_str())
-                    .bind(D::to_db(log.created_at));
+                insert = Self::bind_line(insert, w.scan_id, log);
             }
         }
         match insert.execute(&self.writer).await {
@@ -1385,10 +1395,9 @@ where
     async fn write_scans(&self, writes: &[ScanWrite<'_>]) -> StoreResult<Vec<bool>> {
         // The journal's one statement where the database has it: no scan
         // ends, and every lease is held (else the long way says whose).
-        let rows = writes.len() + writes.iter().map(|w| w.logs.len()).sum::<usize>();
         if D::JOURNAL_VIEW
             && D::NOTIFY.is_none()
-            && rows <= JOURNAL_ROWS
+            && writes.len() + writes.iter().map(|w| w.logs.len()).sum::<usize>() <= JOURNAL_ROWS
             && writes.iter().all(|w| w.finish.is_none())
             && self.write_journal(writes).await?
         {

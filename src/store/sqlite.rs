@@ -15,6 +15,7 @@ use sqlx::{AssertSqlSafe, Pool, Sqlite};
 use super::dialect::Dialect;
 use super::sql::{
     JOURNAL, JOURNAL_LINE_COLUMNS, LEASE_GONE, SqlStore, figure_assignments, figure_value_names,
+    log_columns,
 };
 use super::{StoreError, StoreResult};
 use crate::time::millis;
@@ -92,13 +93,15 @@ fn journal_view() -> String {
          UPDATE scan_progress SET {} WHERE NEW.l_id IS NULL AND scan_id = NEW.v_scan_id \
          AND owner = NEW.v_owner AND status = 'running'; \
          SELECT RAISE(ABORT, '{LEASE_GONE}') WHERE NEW.l_id IS NULL AND changes() = 0; \
-         INSERT OR IGNORE INTO scan_logs (scan_id, id, message, message_en, created_at) \
-         SELECT NEW.v_scan_id, NEW.l_id, NEW.l_message, NEW.l_message_en, NEW.l_created_at \
-         WHERE NEW.l_id IS NOT NULL; \
-         END",
+         {}; END",
         columns.join(", "),
         vec!["NULL"; columns.len()].join(", "),
         figure_assignments::<Sqlite>("", "NEW."),
+        Sqlite::insert_ignore(&format!(
+            "{} SELECT NEW.v_scan_id, NEW.l_id, NEW.l_message, NEW.l_message_en, \
+             NEW.l_created_at WHERE NEW.l_id IS NOT NULL",
+            log_columns::<Sqlite>()
+        )),
     )
 }
 
