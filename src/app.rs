@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{self, Poll, Waker};
 use std::time::Duration;
 
@@ -12,6 +12,7 @@ use axum::Router;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::IntoResponse;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tower_http::LatencyUnit;
@@ -256,42 +257,109 @@ async fn serve(listener: TcpListener, app: Router, shutdown: CancellationToken) 
         if let Err(error) = tcp.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
         }
-        let app = app.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
-            request
-                .extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
-            tower::ServiceExt::oneshot(app.clone(), request.map(axum::body::Body::new))
-        });
-        let connection = http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
+        let taken = Arc::new(Mutex::new(None));
+        let service = Serve {
+            app: app.clone(),
+            peer,
+            taken: taken.clone(),
+        };
+        // Boxed: hyper's state (its two 8 KiB buffers, its dispatcher) is
+        // let go whole when an event stream takes the socket over.
+        let mut connection = Box::new(http.serve_connection(TokioIo::new(tcp), service));
         let mut stopping = ShutdownWatch::new(&shutdown);
         connections.spawn(async move {
-            let mut connection = std::pin::pin!(connection);
-            let served = std::future::poll_fn(|cx| {
-                if let Poll::Ready(ended) = connection.as_mut().poll(cx) {
-                    return Poll::Ready(Some(ended));
-                }
-                if stopping.poll_stopping(cx) {
-                    Poll::Ready(None)
-                } else {
-                    Poll::Pending
+            let mut shutting_down = false;
+            let ended = std::future::poll_fn(|cx| {
+                loop {
+                    if let Poll::Ready(ended) = connection.poll_without_shutdown(cx) {
+                        return Poll::Ready(ended);
+                    }
+                    if shutting_down || !stopping.poll_stopping(cx) {
+                        return Poll::Pending;
+                    }
+                    // Answers the request in hand, if any, and closes.
+                    Pin::new(&mut *connection).graceful_shutdown();
+                    shutting_down = true;
                 }
             })
             .await;
-            let ended = match served {
-                Some(ended) => ended,
-                None => {
-                    connection.as_mut().graceful_shutdown();
-                    connection.await
+            drop(stopping);
+            let mut socket = connection.into_parts().io.into_inner();
+            let stream = taken.lock().unwrap_or_else(PoisonError::into_inner).take();
+            match (ended, stream) {
+                (Ok(()), Some(stream)) => routes::events::write_out(socket, stream).await,
+                (ended, _) => {
+                    if let Err(error) = ended {
+                        tracing::debug!(%error, %peer, "connection ended with an error");
+                    }
+                    let _ = tokio::io::AsyncWriteExt::shutdown(&mut socket).await;
                 }
-            };
-            if let Err(error) = ended {
-                tracing::debug!(%error, %peer, "connection ended with an error");
             }
         });
     }
     connections.close();
     connections.wait().await;
+}
+
+/// A connection's service: the router, told the client's address. An
+/// event stream's answer goes to hyper as its head alone, close-delimited
+/// (HTTP/1.0 framing, `connection: close`), and the stream itself to
+/// `taken`, for the connection's task to write once hyper is done.
+struct Serve {
+    app: Router,
+    peer: SocketAddr,
+    taken: Arc<Mutex<Option<routes::events::EventBody>>>,
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Serve {
+    type Response = axum::response::Response;
+    type Error = std::convert::Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    fn call(&self, mut request: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
+        // A HEAD has no body to write.
+        let get = request.method() == axum::http::Method::GET;
+        let answer =
+            tower::ServiceExt::oneshot(self.app.clone(), request.map(axum::body::Body::new));
+        let taken = self.taken.clone();
+        Box::pin(async move {
+            let mut response = answer.await?;
+            let takeover = response
+                .extensions_mut()
+                .remove::<routes::events::Takeover>()
+                .filter(|_| get)
+                .and_then(|takeover| takeover.take());
+            if let Some(stream) = takeover {
+                *taken.lock().unwrap_or_else(PoisonError::into_inner) = Some(stream);
+                *response.version_mut() = axum::http::Version::HTTP_10;
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                *response.body_mut() = axum::body::Body::new(HeadOnly);
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// A body of unknown length that ends at once: hyper writes the head,
+/// declares no length (the body is the rest of the connection), and is
+/// done.
+struct HeadOnly;
+
+impl hyper::body::Body for HeadOnly {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut task::Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        Poll::Ready(None)
+    }
 }
 
 /// Watches the server's shutdown from a task that is woken often (an

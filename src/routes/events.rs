@@ -7,7 +7,7 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
@@ -21,6 +21,8 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use hyper::body::{Body as HttpBody, Frame};
 use rand::RngExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 
@@ -88,7 +90,8 @@ pub(super) async fn events(
         &state.shutdown,
         state.metrics.stream_opened(),
     );
-    Ok((
+    let takeover = Takeover(Arc::new(Mutex::new(Some(body))));
+    let mut response = (
         [
             (
                 header::CONTENT_TYPE,
@@ -100,9 +103,107 @@ pub(super) async fn events(
                 HeaderValue::from_static("no"),
             ),
         ],
-        Body::new(body),
+        Body::new(StreamBody::Waiting(takeover.clone())),
     )
-        .into_response())
+        .into_response();
+    response.extensions_mut().insert(takeover);
+    Ok(response)
+}
+
+/// An event stream the server may write itself, straight to the socket,
+/// once hyper has written the answer's head: see [`Takeover::take`]. Under
+/// any other server the answer's body writes the stream through hyper.
+#[derive(Clone)]
+pub(crate) struct Takeover(Arc<Mutex<Option<EventBody>>>);
+
+impl Takeover {
+    /// The stream, unless the body has begun to write it.
+    pub(crate) fn take(&self) -> Option<EventBody> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// The answer's body: the stream, unless the server took it over.
+enum StreamBody {
+    Waiting(Takeover),
+    Writing(EventBody),
+}
+
+impl HttpBody for StreamBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = &mut *self;
+        if let StreamBody::Waiting(takeover) = this {
+            match takeover.take() {
+                Some(body) => *this = StreamBody::Writing(body),
+                None => return Poll::Ready(None),
+            }
+        }
+        match this {
+            StreamBody::Writing(body) => Pin::new(body).poll_frame(cx),
+            StreamBody::Waiting(_) => Poll::Ready(None),
+        }
+    }
+}
+
+/// Writes an event stream taken over from hyper (its head is written, its
+/// body is the rest of the connection) to its socket, until the stream
+/// ends, the server stops or the client goes; then closes the socket.
+///
+/// What a delivery costs is what the task touches when an event wakes it:
+/// here that is the stream, one `write` and the socket's readiness, not
+/// hyper's dispatcher, its buffers and its write queue. And an idle stream
+/// holds no buffer: hyper's two 8 KiB ones go with hyper.
+pub(crate) async fn write_out(mut socket: TcpStream, mut body: EventBody) {
+    let mut unsent = Bytes::new();
+    let ended = std::future::poll_fn(|cx| {
+        loop {
+            // A client that closes or resets its end has left: the stream
+            // ends now, not at the next write that fails.
+            if let Poll::Ready(ready) = socket.poll_read_ready(cx) {
+                let mut discard = [0u8; 64];
+                match ready.and_then(|()| socket.try_read(&mut discard)) {
+                    Ok(0) => return Poll::Ready(Ended::ClientLeft),
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(_) => return Poll::Ready(Ended::ClientLeft),
+                }
+            }
+            while !unsent.is_empty() {
+                match Pin::new(&mut socket).poll_write(cx, &unsent) {
+                    Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Ended::ClientLeft),
+                    Poll::Ready(Ok(n)) => unsent = unsent.slice(n..),
+                    // Not one more event until the client has taken this
+                    // one: what it misses meanwhile is read back later.
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+            match Pin::new(&mut body).poll_frame(cx) {
+                Poll::Ready(Some(Ok(frame))) => {
+                    unsent = frame.into_data().unwrap_or_default();
+                }
+                Poll::Ready(None) => return Poll::Ready(Ended::Stream),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    })
+    .await;
+    drop(body);
+    if ended == Ended::Stream {
+        // The end of the body: the client reads it as the stream's end.
+        let _ = socket.shutdown().await;
+    }
+}
+
+#[derive(PartialEq)]
+enum Ended {
+    Stream,
+    ClientLeft,
 }
 
 /// An event stream's body: the frames of `events` in the client's
@@ -113,7 +214,7 @@ pub(super) async fn events(
 /// One state machine rather than a stack of stream adapters, and what
 /// does not change between polls is not polled again: an event wakes
 /// every open stream, and what a wake-up touches is what a delivery costs.
-struct EventBody {
+pub(crate) struct EventBody {
     events: BoxStream<'static, Arc<Batch>>,
     lang: Lang,
     stopping: ShutdownWatch,
@@ -246,5 +347,45 @@ mod tests {
         );
         drop(events);
         assert_eq!(next(&mut body).await, None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_body_writes_the_stream_unless_the_server_took_it_over() {
+        let shutdown = CancellationToken::new();
+        let metrics = Metrics::new();
+        let open = |events: mpsc::UnboundedReceiver<Arc<Batch>>| {
+            let body = EventBody::new(events.boxed(), Lang::En, &shutdown, metrics.stream_opened());
+            Takeover(Arc::new(Mutex::new(Some(body))))
+        };
+        let frame = |body: &mut StreamBody| {
+            let mut cx = Context::from_waker(Waker::noop());
+            match Pin::new(body).poll_frame(&mut cx) {
+                Poll::Ready(Some(Ok(frame))) => Some(frame.into_data().unwrap()),
+                Poll::Ready(None) => None,
+                other => panic!("{other:?}"),
+            }
+        };
+        let batch = Arc::new(Batch::one(Published::log(&LogRow {
+            id: 7,
+            message: Texts::same("probe"),
+            created_at: Utc::now(),
+        })));
+
+        // Under another server: the body writes it.
+        let (events, live) = mpsc::unbounded();
+        let takeover = open(live);
+        let mut body = StreamBody::Waiting(takeover.clone());
+        events.unbounded_send(batch.clone()).unwrap();
+        assert_eq!(frame(&mut body), Some(batch.frame(Lang::En)));
+        assert!(takeover.take().is_none(), "the body has it");
+
+        // Taken over: the body is empty and the stream is the server's.
+        let (events, live) = mpsc::unbounded();
+        let takeover = open(live);
+        let mut body = StreamBody::Waiting(takeover.clone());
+        let mut taken = takeover.take().expect("not yet written");
+        assert_eq!(frame(&mut body), None);
+        events.unbounded_send(batch.clone()).unwrap();
+        assert_eq!(next(&mut taken).await, Some(batch.frame(Lang::En)));
     }
 }

@@ -154,3 +154,30 @@ async fn metrics_count_streams_scans_calls_retries_and_customers_as_their_source
         Some(writes)
     );
 }
+
+#[tokio::test]
+async fn a_stream_whose_client_leaves_closes_while_its_scan_runs() {
+    // Each Calendly call takes 500 ms: the scan outlasts the test's steps.
+    let app = spawn_app(AppOptions {
+        tweak_sim: Box::new(|c| c.latency = Duration::from_millis(500)),
+        ..AppOptions::default()
+    })
+    .await;
+    let scan_id = app.start_scan().await;
+    let mut staying = app.stream(&scan_id, None).await;
+    let mut leaving = app.stream(&scan_id, None).await;
+    assert_eq!(staying.next().await.unwrap().event, "snapshot");
+    assert_eq!(leaving.next().await.unwrap().event, "snapshot");
+    wait_for_sample(&app, "calscan_open_streams", 2.0).await;
+
+    // The client closes its socket between two events: its stream is
+    // closed then, not at the next event that fails to go out.
+    drop(leaving);
+    wait_for_sample(&app, "calscan_open_streams", 1.0).await;
+    let status = app.get_json(&format!("/api/scans/{scan_id}")).await;
+    assert_eq!(status["status"], "running", "{status}");
+
+    let events = staying.until_done().await;
+    assert_eq!(events.last().unwrap().data["status"], "completed");
+    wait_for_sample(&app, "calscan_open_streams", 0.0).await;
+}

@@ -641,10 +641,35 @@ async fn assert_has_every_stored_line_once(
     assert_eq!(streamed, stored, "every line once, in order");
 }
 
+/// Reads an answer's head, a byte at a time so that nothing past it is
+/// taken from the socket.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        assert_eq!(
+            stream.read(&mut byte).await.unwrap(),
+            1,
+            "closed in the head"
+        );
+        head.push(byte[0]);
+    }
+    String::from_utf8(head).unwrap().to_ascii_lowercase()
+}
+
+/// A request for `path` in HTTP/1.1 (kept alive), with the API token.
+fn raw_request(method: &str, path: &str, addr: &str) -> String {
+    format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\r\n",
+        crate::helpers::API_TOKEN
+    )
+}
+
 /// A watcher whose socket takes 4 KiB and then nothing: it asks for the
 /// stream and never reads past the answer's head.
 async fn stalled_watcher(app: &crate::helpers::TestApp, scan_id: &str) -> tokio::net::TcpStream {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     let addr: std::net::SocketAddr = app.base.trim_start_matches("http://").parse().unwrap();
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
@@ -656,19 +681,79 @@ async fn stalled_watcher(app: &crate::helpers::TestApp, scan_id: &str) -> tokio:
         crate::helpers::API_TOKEN
     );
     stream.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut byte = [0u8];
-        assert_eq!(
-            stream.read(&mut byte).await.unwrap(),
-            1,
-            "closed in the head"
-        );
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
-    assert!(head.starts_with("HTTP/1.0 200"), "{head}");
+    let head = read_head(&mut stream).await;
+    assert!(head.starts_with("http/1.0 200"), "{head}");
     stream
+}
+
+#[tokio::test]
+async fn a_stream_asked_for_on_a_kept_alive_connection_takes_it_over_and_ends_with_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app(AppOptions::default()).await;
+    let scan_id = app.start_scan().await;
+    let addr = app.base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+
+    // First an answer of the API, kept alive, in HTTP/1.1's framing.
+    let status = raw_request("GET", &format!("/api/scans/{scan_id}"), addr);
+    socket.write_all(status.as_bytes()).await.unwrap();
+    let head = read_head(&mut socket).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length: "))
+        .expect("a JSON answer has its length")
+        .parse()
+        .unwrap();
+    let mut json = vec![0; length];
+    socket.read_exact(&mut json).await.unwrap();
+    let json: Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(json["scan_id"], scan_id.as_str());
+
+    // Then the stream on the same connection: its head says the body is
+    // the rest of the connection (no length, no chunks), and it is.
+    let events = raw_request("GET", &format!("/api/scans/{scan_id}/events"), addr);
+    socket.write_all(events.as_bytes()).await.unwrap();
+    let head = read_head(&mut socket).await;
+    assert!(head.starts_with("http/1.0 200 ok\r\n"), "{head}");
+    assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+    assert!(
+        head.contains("\r\ncontent-type: text/event-stream\r\n"),
+        "{head}"
+    );
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    assert!(!head.contains("content-length"), "{head}");
+    // `until_done` also asserts that the connection closes after `done`.
+    let events = crate::helpers::SseStream::from_reader(reqwest::StatusCode::OK, socket)
+        .until_done()
+        .await;
+    assert_well_formed(&events);
+    assert_eq!(events.last().unwrap().data["status"], "completed");
+    assert_has_every_stored_line_once(&app, &scan_id, &events).await;
+}
+
+#[tokio::test]
+async fn a_head_request_for_the_stream_gets_the_head_and_keeps_its_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app(slow(200)).await;
+    let scan_id = app.start_scan().await;
+    let addr = app.base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = raw_request("HEAD", &format!("/api/scans/{scan_id}/events"), addr);
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let head = read_head(&mut socket).await;
+    assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
+    assert!(
+        head.contains("\r\ncontent-type: text/event-stream\r\n"),
+        "{head}"
+    );
+    // Nothing of the stream follows: the next bytes are the next answer.
+    let metrics = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    socket.write_all(metrics.as_bytes()).await.unwrap();
+    let mut rest = String::new();
+    socket.read_to_string(&mut rest).await.unwrap();
+    assert!(rest.starts_with("HTTP/1.1 200 OK\r\n"), "{rest}");
+    assert!(rest.contains("calscan_open_streams 0\n"), "{rest}");
 }
 
 #[tokio::test]
