@@ -338,27 +338,14 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Serve {
                 response
                     .headers_mut()
                     .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                *response.body_mut() = axum::body::Body::new(HeadOnly);
+                // No frame and no length: hyper writes the head alone, and
+                // the body is the rest of the connection.
+                *response.body_mut() = axum::body::Body::from_stream(futures::stream::empty::<
+                    Result<axum::body::Bytes, std::convert::Infallible>,
+                >());
             }
             Ok(response)
         })
-    }
-}
-
-/// A body of unknown length that ends at once: hyper writes the head,
-/// declares no length (the body is the rest of the connection), and is
-/// done.
-struct HeadOnly;
-
-impl hyper::body::Body for HeadOnly {
-    type Data = axum::body::Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _: &mut task::Context<'_>,
-    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
-        Poll::Ready(None)
     }
 }
 

@@ -658,12 +658,17 @@ async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
     String::from_utf8(head).unwrap().to_ascii_lowercase()
 }
 
-/// A request for `path` in HTTP/1.1 (kept alive), with the API token.
-fn raw_request(method: &str, path: &str, addr: &str) -> String {
-    format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\r\n",
+/// Sends a request for `path` in HTTP/1.1 (kept alive), with the API
+/// token, and returns the answer's head.
+async fn ask(socket: &mut tokio::net::TcpStream, method: &str, path: &str) -> String {
+    use tokio::io::AsyncWriteExt;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n",
+        socket.peer_addr().unwrap(),
         crate::helpers::API_TOKEN
-    )
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    read_head(socket).await
 }
 
 /// A watcher whose socket takes 4 KiB and then nothing: it asks for the
@@ -688,16 +693,14 @@ async fn stalled_watcher(app: &crate::helpers::TestApp, scan_id: &str) -> tokio:
 
 #[tokio::test]
 async fn a_stream_asked_for_on_a_kept_alive_connection_takes_it_over_and_ends_with_it() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::io::AsyncReadExt;
     let app = spawn_app(AppOptions::default()).await;
     let scan_id = app.start_scan().await;
     let addr = app.base.trim_start_matches("http://");
     let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
 
     // First an answer of the API, kept alive, in HTTP/1.1's framing.
-    let status = raw_request("GET", &format!("/api/scans/{scan_id}"), addr);
-    socket.write_all(status.as_bytes()).await.unwrap();
-    let head = read_head(&mut socket).await;
+    let head = ask(&mut socket, "GET", &format!("/api/scans/{scan_id}")).await;
     assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
     let length: usize = head
         .lines()
@@ -712,9 +715,7 @@ async fn a_stream_asked_for_on_a_kept_alive_connection_takes_it_over_and_ends_wi
 
     // Then the stream on the same connection: its head says the body is
     // the rest of the connection (no length, no chunks), and it is.
-    let events = raw_request("GET", &format!("/api/scans/{scan_id}/events"), addr);
-    socket.write_all(events.as_bytes()).await.unwrap();
-    let head = read_head(&mut socket).await;
+    let head = ask(&mut socket, "GET", &format!("/api/scans/{scan_id}/events")).await;
     assert!(head.starts_with("http/1.0 200 ok\r\n"), "{head}");
     assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
     assert!(
@@ -739,9 +740,7 @@ async fn a_head_request_for_the_stream_gets_the_head_and_keeps_its_connection() 
     let scan_id = app.start_scan().await;
     let addr = app.base.trim_start_matches("http://");
     let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = raw_request("HEAD", &format!("/api/scans/{scan_id}/events"), addr);
-    socket.write_all(head.as_bytes()).await.unwrap();
-    let head = read_head(&mut socket).await;
+    let head = ask(&mut socket, "HEAD", &format!("/api/scans/{scan_id}/events")).await;
     assert!(head.starts_with("http/1.1 200 ok\r\n"), "{head}");
     assert!(
         head.contains("\r\ncontent-type: text/event-stream\r\n"),
