@@ -82,9 +82,17 @@ impl Registry {
         }
     }
 
-    /// Forgets a finished scan; its watchers see the channel close.
-    pub fn remove(&self, scan_id: &str) {
-        self.lock().remove(scan_id);
+    /// Forgets a finished run of a scan, the one publishing on `sender`; its
+    /// watchers see the channel close. A run registered since (the scan was
+    /// resumed while this one was ending) stays.
+    pub fn remove(&self, scan_id: &str, sender: &broadcast::Sender<Arc<Batch>>) {
+        let mut live = self.lock();
+        if live
+            .get(scan_id)
+            .is_some_and(|l| l.sender.same_channel(sender))
+        {
+            live.remove(scan_id);
+        }
     }
 
     /// Wake-ups for a scan running elsewhere: the receiver changes when
@@ -117,5 +125,26 @@ impl Registry {
             .iter()
             .map(|(id, live)| (id.clone(), live.sender.receiver_count()))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_that_ends_forgets_only_itself() {
+        let registry = Registry::new(8);
+        let first = registry.register("s1", CancellationToken::new());
+        // Resumed before the first run had gone: the new run takes the name.
+        let second = registry.register("s1", CancellationToken::new());
+        registry.remove("s1", &first);
+        assert_eq!(registry.live(), vec!["s1".to_owned()]);
+        let _watcher = registry.subscribe("s1").expect("the resumed run is live");
+        assert_eq!((first.receiver_count(), second.receiver_count()), (0, 1));
+
+        registry.remove("s1", &second);
+        assert!(registry.live().is_empty());
+        assert!(registry.subscribe("s1").is_none());
     }
 }

@@ -53,6 +53,7 @@ pub(super) async fn run(
     let started_at = row.started_at;
     tracing::info!(mode = mode.as_str(), resumed, "scan started");
     let lost = CancellationToken::new();
+    let own = channel.clone();
     let mut reporter = Reporter::start(
         &inner.journal,
         row,
@@ -129,7 +130,8 @@ pub(super) async fn run(
             "scan ended"
         );
     }
-    inner.registry.remove(&scan_id);
+    inner.registry.remove(&scan_id, &own);
+    drop(own);
     if let Some(notifier) = &inner.settings.notify {
         tokio::select! {
             // A notification still retrying does not hold up a shutdown.
