@@ -378,6 +378,9 @@ struct ProcStats {
     peak_rss_kib: u64,
     /// User and system CPU time, in seconds.
     cpu_s: f64,
+    /// Context switches of all its threads, voluntary (a thread went to
+    /// sleep: each is a wake-up later) and not.
+    switches: u64,
 }
 
 impl ProcStats {
@@ -406,7 +409,27 @@ impl ProcStats {
             peak_rss_kib: field("VmHWM:")?,
             // USER_HZ is 100 on Linux.
             cpu_s: ticks as f64 / 100.0,
+            switches: Self::switches(pid)?,
         })
+    }
+
+    fn switches(pid: u32) -> anyhow::Result<u64> {
+        let mut total = 0;
+        for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+            // A thread that ended meanwhile took its count with it.
+            let Ok(status) = std::fs::read_to_string(task?.path().join("status")) else {
+                continue;
+            };
+            total += status
+                .lines()
+                .filter_map(|l| {
+                    l.strip_prefix("voluntary_ctxt_switches:")
+                        .or_else(|| l.strip_prefix("nonvoluntary_ctxt_switches:"))
+                })
+                .filter_map(|v| v.trim().parse::<u64>().ok())
+                .sum::<u64>();
+        }
+        Ok(total)
     }
 }
 
@@ -1423,19 +1446,24 @@ async fn floor_run(subscribers: usize, rounds: usize, every_ms: u64) -> anyhow::
     let readers =
         peers::Readers::connect(&format!("http://{addr}/sub"), subscribers, rounds, false).await?;
     let done = lines.next_line().await?.context("the floor server ended")?;
-    let cpu_s: f64 = done
+    let (cpu_s, switches) = done
         .strip_prefix("DONE ")
-        .with_context(|| format!("floor server said {done:?}"))?
-        .parse()?;
+        .and_then(|d| d.split_once(' '))
+        .with_context(|| format!("floor server said {done:?}"))?;
+    let used = peers::Used {
+        cpu_s: cpu_s.parse()?,
+        switches: switches.parse()?,
+    };
     readers.wait_for_probes(subscribers * rounds).await;
     let seen = readers.results().await?;
     child.wait().await?;
-    Ok(peers::figures(cpu_s, subscribers * rounds, &seen, rounds))
+    Ok(peers::figures(used, subscribers * rounds, &seen, rounds))
 }
 
 /// `loadgen floor-serve SUBSCRIBERS ROUNDS EVERY_MS`: accepts the
 /// subscribers, writes ROUNDS probe frames to each, one round every
-/// EVERY_MS, then prints its own CPU time and closes them all.
+/// EVERY_MS, then prints its own CPU time and context switches and closes
+/// them all.
 async fn floor_serve(args: &[String]) -> anyhow::Result<()> {
     use tokio::io::AsyncWriteExt;
     let number = |i: usize| -> anyhow::Result<u64> {
@@ -1467,7 +1495,7 @@ async fn floor_serve(args: &[String]) -> anyhow::Result<()> {
             .await?;
         sockets.push(socket);
     }
-    let cpu_before = ProcStats::read(std::process::id())?.cpu_s;
+    let before = ProcStats::read(std::process::id())?;
     let mut tick = tokio::time::interval(Duration::from_millis(every_ms));
     for n in 0..rounds as usize {
         tick.tick().await;
@@ -1478,7 +1506,7 @@ async fn floor_serve(args: &[String]) -> anyhow::Result<()> {
             socket.write_all(&frame).await?;
         }
     }
-    let cpu = ProcStats::read(std::process::id())?.cpu_s - cpu_before;
-    println!("DONE {cpu}");
+    let used = peers::Used::between(before, ProcStats::read(std::process::id())?);
+    println!("DONE {} {}", used.cpu_s, used.switches);
     Ok(())
 }

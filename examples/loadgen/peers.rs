@@ -336,6 +336,7 @@ fn tree(pid: u32) -> anyhow::Result<ProcStats> {
             total.rss_kib += s.rss_kib;
             total.peak_rss_kib += s.peak_rss_kib;
             total.cpu_s += s.cpu_s;
+            total.switches += s.switches;
         }
         todo.extend(children.get(&p).cloned().unwrap_or_default());
     }
@@ -519,38 +520,58 @@ async fn run(peer: Peer, size: Size, dir: &Path) -> anyhow::Result<Value> {
             let url = format!("{}/api/scans/{}/events", server.app, ids[0]);
             let readers = Readers::connect(&url, subscribers, events, true).await?;
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let before = server.proc()?.cpu_s;
+            let before = server.proc()?;
             server.emit(&ids, 0, events, 1, every).await?;
             readers.wait_for_probes(deliveries).await;
-            let cpu = server.proc()?.cpu_s - before;
+            let used = Used::between(before, server.proc()?);
             let seen = readers.results().await?;
             server.finish(&ids).await?;
             server.stop().await;
-            Ok(figures(cpu, deliveries, &seen, events))
+            Ok(figures(used, deliveries, &seen, events))
         }
         _ => {
             let process = PeerProcess::start(peer, dir).await?;
             let url = format!("{}/sub", process.base);
             let readers = Readers::connect(&url, subscribers, events, true).await?;
             tokio::time::sleep(Duration::from_millis(500)).await;
-            let before = tree(process.pid)?.cpu_s;
+            let before = tree(process.pid)?;
             publish(&format!("{}/pub", process.base), events, every).await?;
             readers.wait_for_probes(deliveries).await;
-            let cpu = tree(process.pid)?.cpu_s - before;
+            let used = Used::between(before, tree(process.pid)?);
             let seen = readers.results().await?;
             process.stop().await;
-            Ok(figures(cpu, deliveries, &seen, events))
+            Ok(figures(used, deliveries, &seen, events))
         }
     }
 }
 
-/// The figures of one run: CPU per delivery, latency, and the check.
-pub(crate) fn figures(cpu_s: f64, deliveries: usize, seen: &[Seen], events: usize) -> Value {
+/// What a server used over a run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Used {
+    pub(crate) cpu_s: f64,
+    /// Context switches of its threads: the wake-ups its work took.
+    pub(crate) switches: u64,
+}
+
+impl Used {
+    pub(crate) fn between(before: ProcStats, after: ProcStats) -> Self {
+        Self {
+            cpu_s: after.cpu_s - before.cpu_s,
+            switches: after.switches.saturating_sub(before.switches),
+        }
+    }
+}
+
+/// The figures of one run: CPU per delivery, context switches per event,
+/// latency, and the check.
+pub(crate) fn figures(used: Used, deliveries: usize, seen: &[Seen], events: usize) -> Value {
     let (mut latencies, verdict) = check(seen, events);
+    let Used { cpu_s, switches } = used;
     json!({
         "server_cpu_s": round(cpu_s, 2),
         "server_cpu_us_per_event": round(cpu_s * 1e6 / events as f64, 1),
         "server_cpu_us_per_delivery": (deliveries > 0).then(|| round(cpu_s * 1e6 / deliveries as f64, 2)),
+        "server_switches_per_event": round(switches as f64 / events as f64, 2),
         "latency": latency_ms(&mut latencies),
         "check": verdict,
     })
@@ -638,7 +659,8 @@ pub(crate) fn burn() -> ! {
     spin()
 }
 
-/// The comparison as a Markdown table: CPU per delivery, p50/p99.
+/// The comparison as a Markdown table: CPU per delivery, p50/p99; with no
+/// subscriber, CPU and context switches per event.
 fn table(out: &Value, chosen: &[Peer]) -> String {
     let mut text = String::from("| subscribers × events |");
     for peer in chosen {
@@ -654,7 +676,10 @@ fn table(out: &Value, chosen: &[Peer]) -> String {
         for peer in chosen {
             let r = &run["results"][peer.name()];
             if run["subscribers"] == 0 {
-                text.push_str(&format!(" {} µs per event |", r["server_cpu_us_per_event"]));
+                text.push_str(&format!(
+                    " {} µs, {} switches per event |",
+                    r["server_cpu_us_per_event"], r["server_switches_per_event"]
+                ));
                 continue;
             }
             let exact = r["check"]["missing"] == 0 && r["check"]["duplicated_or_out_of_order"] == 0;
