@@ -135,13 +135,16 @@ mod tests {
     #[test]
     fn a_run_that_ends_forgets_only_itself() {
         let registry = Registry::new(8);
-        let first = registry.register("s1", CancellationToken::new());
+        let (first_cancel, second_cancel) = (CancellationToken::new(), CancellationToken::new());
+        let first = registry.register("s1", first_cancel.clone());
         // Resumed before the first run had gone: the new run takes the name.
-        let second = registry.register("s1", CancellationToken::new());
+        let second = registry.register("s1", second_cancel.clone());
         registry.remove("s1", &first);
         assert_eq!(registry.live(), vec!["s1".to_owned()]);
         let _watcher = registry.subscribe("s1").expect("the resumed run is live");
         assert_eq!((first.receiver_count(), second.receiver_count()), (0, 1));
+        assert!(registry.cancel("s1"));
+        assert!(second_cancel.is_cancelled() && !first_cancel.is_cancelled());
 
         registry.remove("s1", &second);
         assert!(registry.live().is_empty());
