@@ -131,6 +131,7 @@ pub(super) async fn run(
         );
     }
     inner.registry.remove(&scan_id, &own);
+    // Not held while a notification retries: the channel can close.
     drop(own);
     if let Some(notifier) = &inner.settings.notify {
         tokio::select! {
